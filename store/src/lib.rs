@@ -1,0 +1,178 @@
+//! Persistence. [`Store`] is the one interface the rest of aednet writes and reads through; it
+//! has two sqlx backends, SQLite (the embedded default: one file, WAL) and PostgreSQL
+//! (production), chosen by the database URL. Each backend embeds its own migrations from
+//! `migrations/sqlite` and `migrations/postgres` and runs them at start-up.
+//!
+//! Writes are all-or-nothing (one transaction per call); constraint violations come back as
+//! [`StoreError::Conflict`], never as an opaque database error, so the HTTP layer can answer 409.
+
+use aednet_core::aed::{Access, Aed, AedData, Readiness, ReadinessStatus};
+use aednet_core::district::{District, DistrictData};
+use aednet_core::geo_util::{BBox, LatLon};
+use aednet_core::rescuer::{Rescuer, RescuerData};
+use aednet_core::station::{Station, StationData, StationKind};
+use aednet_core::Role;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+use std::sync::Arc;
+
+mod sql;
+pub use sql::connect;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique, foreign-key or check constraint rejected the write. `field` names the input
+    /// field when the constraint maps to one.
+    #[error("conflict: {message}")]
+    Conflict { field: Option<String>, message: String },
+    /// A row in the database does not decode into a domain value (should never happen).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error("unsupported database url: {0}")]
+    UnsupportedUrl(String),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Database(sqlx::Error),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Filters and keyset pagination for list endpoints. Results are ordered by id; `after_id` is
+/// the cursor (the last id of the previous page).
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub bbox: Option<BBox>,
+    pub district_id: Option<i64>,
+    pub status: Option<ReadinessStatus>,
+    pub kind: Option<StationKind>,
+    pub source: Option<String>,
+    pub after_id: Option<i64>,
+    /// 1..=1000; callers clamp.
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `after_id` (the API's `cursor`) to get the next page; `None` on the last page.
+    pub next_after: Option<i64>,
+}
+
+/// What an import did with one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", content = "id", rename_all = "snake_case")]
+pub enum UpsertOutcome {
+    Inserted(i64),
+    Updated(i64),
+    Unchanged(i64),
+}
+
+/// The columns the in-memory indexes need, loaded in one pass at start-up. Kept narrow on
+/// purpose: loading 10^6 of these from SQLite is a start-up cost budgeted at < 2 s.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AedIndexRow {
+    pub id: i64,
+    pub location: LatLon,
+    pub access: Access,
+    pub status: ReadinessStatus,
+    pub indoor: Option<bool>,
+    pub opening_hours: Option<String>,
+    pub time_zone: Tz,
+    pub cabinet_locked: bool,
+    pub district_id: Option<i64>,
+}
+
+/// A bearer token as stored: only the SHA-256 of the secret is kept.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenRecord {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    /// The rescuer or device this token belongs to, for those roles.
+    pub subject_id: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub name: String,
+    pub role: Role,
+    pub subject_id: Option<i64>,
+    /// Lower-case hex SHA-256 of the token secret.
+    pub token_hash: String,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    fn backend(&self) -> Backend;
+    /// Cheap round trip for `/readyz`.
+    async fn ping(&self) -> Result<()>;
+
+    // ---- AEDs
+    async fn create_aed(&self, data: &AedData) -> Result<Aed>;
+    async fn get_aed(&self, id: i64) -> Result<Option<Aed>>;
+    /// Replaces every field (readiness included); `None` if there is no such AED.
+    async fn replace_aed(&self, id: i64, data: &AedData) -> Result<Option<Aed>>;
+    async fn delete_aed(&self, id: i64) -> Result<bool>;
+    async fn list_aeds(&self, q: &ListQuery) -> Result<Page<Aed>>;
+    async fn count_aeds(&self) -> Result<i64>;
+    /// Sets readiness only; `None` if there is no such AED.
+    async fn set_aed_readiness(&self, id: i64, readiness: &Readiness) -> Result<Option<Aed>>;
+    /// Import path, one transaction: records are matched on (source, external_ref); a record
+    /// equal in source content ([`AedData::same_source_content`]) is `Unchanged`, a changed one
+    /// is updated keeping its readiness, a new one inserted. Records without an external_ref
+    /// are always inserted. Outcomes are in input order.
+    async fn upsert_aeds(&self, batch: &[AedData]) -> Result<Vec<UpsertOutcome>>;
+    /// Fast path for generated data (demo, benchmarks): plain multi-row inserts, one transaction.
+    async fn insert_aeds_bulk(&self, batch: &[AedData]) -> Result<u64>;
+    /// Everything the in-memory indexes need, for all AEDs, ordered by id.
+    async fn load_aed_index(&self) -> Result<Vec<AedIndexRow>>;
+    /// Sets `district_id` of every AED and station from its location (point in polygon) for
+    /// those whose district is unset; returns how many changed.
+    async fn assign_districts(&self, locate: &(dyn Fn(LatLon) -> Option<i64> + Sync)) -> Result<u64>;
+
+    // ---- Stations
+    async fn create_station(&self, data: &StationData) -> Result<Station>;
+    async fn get_station(&self, id: i64) -> Result<Option<Station>>;
+    async fn replace_station(&self, id: i64, data: &StationData) -> Result<Option<Station>>;
+    async fn delete_station(&self, id: i64) -> Result<bool>;
+    async fn list_stations(&self, q: &ListQuery) -> Result<Page<Station>>;
+    async fn upsert_stations(&self, batch: &[StationData]) -> Result<Vec<UpsertOutcome>>;
+
+    // ---- Rescuers (personal data)
+    async fn create_rescuer(&self, data: &RescuerData) -> Result<Rescuer>;
+    async fn get_rescuer(&self, id: i64) -> Result<Option<Rescuer>>;
+    async fn replace_rescuer(&self, id: i64, data: &RescuerData) -> Result<Option<Rescuer>>;
+    async fn delete_rescuer(&self, id: i64) -> Result<bool>;
+    async fn list_rescuers(&self, q: &ListQuery) -> Result<Page<Rescuer>>;
+    async fn insert_rescuers_bulk(&self, batch: &[RescuerData]) -> Result<u64>;
+
+    // ---- Districts
+    async fn create_district(&self, data: &DistrictData) -> Result<District>;
+    async fn get_district(&self, id: i64) -> Result<Option<District>>;
+    async fn replace_district(&self, id: i64, data: &DistrictData) -> Result<Option<District>>;
+    async fn delete_district(&self, id: i64) -> Result<bool>;
+    async fn list_districts(&self, q: &ListQuery) -> Result<Page<District>>;
+    /// Matched on (source, external_ref) like [`Store::upsert_aeds`].
+    async fn upsert_districts(&self, batch: &[DistrictData]) -> Result<Vec<UpsertOutcome>>;
+
+    // ---- API tokens
+    async fn create_token(&self, token: &NewToken) -> Result<TokenRecord>;
+    /// A live (not revoked) token by hash.
+    async fn find_token(&self, token_hash: &str) -> Result<Option<TokenRecord>>;
+    async fn revoke_token(&self, id: i64) -> Result<bool>;
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>>;
+}
+
+pub type DynStore = Arc<dyn Store>;
