@@ -1,5 +1,16 @@
-//! In-memory spatial indexes (no I/O): an R-tree (rstar) over AEDs and stations carrying what
-//! the nearest-AED filters need (readiness, access, kind, compiled opening hours, time zone),
-//! an H3 (h3o) cell index for ring queries, and a TTL index of live rescuer positions.
+//! In-memory spatial indexes (no I/O): an R-tree (rstar) over AEDs carrying what the
+//! nearest-AED filters need (readiness, access, indoor, compiled opening hours in the AED's own
+//! zone), queried for the k nearest that pass the filters.
 //!
-//! Filled by the geoindex issue; the foundation only reserves the crate.
+//! Points are stored as unit vectors on the sphere (x, y, z). The straight-line (chord)
+//! distance between two unit vectors grows monotonically with the great-circle distance, so
+//! Euclidean nearest-neighbour search in 3-D gives exact spherical nearest neighbours — across
+//! the antimeridian and near the poles, where nearest-by-degrees is wrong.
+//!
+//! The foundation provides the AED index; the geoindex issue adds stations, H3 cells, live
+//! rescuers with a TTL, and concurrent incremental updates from store events.
+
+pub mod aed_index;
+pub mod sphere;
+
+pub use aed_index::{AedEntry, AedIndex, Filters, Nearest, ReadinessFilter};

@@ -1,0 +1,369 @@
+//! The command line: `serve`, `demo`, `migrate`, `import`, `token`.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use aednet_api::AppState;
+use aednet_core::event::LocalBus;
+use aednet_core::{Role, SystemClock};
+use aednet_store::DynStore;
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::net::TcpListener;
+
+use crate::config::{redact_url, Config, LogFormat, Overrides};
+
+#[derive(Debug, Parser)]
+#[command(name = "aednet", version, about = "Open AED network and emergency-response dispatch service")]
+pub struct Cli {
+    /// TOML configuration file (default: ./aednet.toml if it exists).
+    #[arg(long, global = true, env = "AEDNET_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Database URL: sqlite://FILE (default sqlite://aednet-data/aednet.db) or postgres://…
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API.
+    Serve(ServeArgs),
+    /// Create a synthetic Quzhou-like demo city (if the database is empty) and serve it.
+    Demo(DemoArgs),
+    /// Run database migrations and exit.
+    Migrate,
+    /// Import AEDs, stations and districts from a file.
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Manage API bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ServeArgs {
+    /// Public HTTP address (default 127.0.0.1:8080; port 0 picks a free port).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Prometheus metrics address (default 127.0.0.1:9090).
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Seed of the synthetic city; the same seed gives the same city.
+    #[arg(long, default_value_t = crate::bootstrap::DEFAULT_SEED)]
+    pub seed: u64,
+    /// Generate the city and exit instead of serving.
+    #[arg(long)]
+    pub no_serve: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CommonImportArgs {
+    /// The file to import.
+    pub file: PathBuf,
+    /// Source name recorded on each record (default: osm, csv:<file stem>, geojson:<file stem>).
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Reject the whole file if any record is rejected.
+    #[arg(long)]
+    pub strict: bool,
+    /// IANA time zone for opening hours, instead of looking it up from each record's position.
+    #[arg(long)]
+    pub tz: Option<chrono_tz::Tz>,
+    /// Write the full import report as JSON to this file.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// OpenStreetMap PBF: emergency=defibrillator nodes/ways, first-aid posts, districts.
+    Osm {
+        #[command(flatten)]
+        common: CommonImportArgs,
+        /// admin_level of the boundary relations imported as districts.
+        #[arg(long, default_value_t = 8)]
+        admin_level: u8,
+    },
+    /// A municipal AED list in CSV (columns, separator and encoding detected).
+    Csv {
+        #[command(flatten)]
+        common: CommonImportArgs,
+        #[arg(long)]
+        lat_col: Option<String>,
+        #[arg(long)]
+        lon_col: Option<String>,
+        #[arg(long)]
+        name_col: Option<String>,
+        #[arg(long)]
+        address_col: Option<String>,
+        #[arg(long)]
+        id_col: Option<String>,
+        /// Field separator (detected from , ; and tab if not given).
+        #[arg(long)]
+        delimiter: Option<char>,
+        /// Text encoding, e.g. utf-8, gbk, gb18030 (detected if not given).
+        #[arg(long)]
+        encoding: Option<String>,
+    },
+    /// GeoJSON FeatureCollection of AEDs, stations or districts.
+    Geojson {
+        #[command(flatten)]
+        common: CommonImportArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; its secret is printed once and only its hash is stored.
+    Create {
+        #[arg(long)]
+        role: Role,
+        #[arg(long)]
+        name: String,
+        /// The rescuer or device the token belongs to.
+        #[arg(long)]
+        subject_id: Option<i64>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by id.
+    Revoke { id: i64 },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let serve_args = match &cli.command {
+        Command::Serve(a) => Some(a.clone()),
+        Command::Demo(d) => Some(d.serve.clone()),
+        _ => None,
+    };
+    let mut overrides = Overrides {
+        database_url: cli.database_url.clone(),
+        log_format: cli.log_format,
+        ..Default::default()
+    };
+    if let Some(a) = &serve_args {
+        overrides.listen = a.listen;
+        overrides.metrics_listen = a.metrics_listen;
+    }
+    if matches!(cli.command, Command::Demo(_)) && overrides.database_url.is_none() && std::env::var("AEDNET_DATABASE_URL").is_err() {
+        overrides.database_url = Some(crate::bootstrap::DEFAULT_DATABASE_URL.to_string());
+    }
+    let config = Config::load(cli.config.as_deref(), &overrides)?;
+    init_tracing(&config);
+    tracing::debug!(?config, "configuration");
+
+    match cli.command {
+        Command::Serve(_) => {
+            let store = open_store(&config).await?;
+            serve(config, store).await
+        }
+        Command::Demo(args) => {
+            let store = open_store(&config).await?;
+            crate::bootstrap::ensure_demo(store.as_ref(), args.seed, &demo_dir(&config.database_url)).await?;
+            if args.no_serve {
+                return Ok(());
+            }
+            serve(config, store).await
+        }
+        Command::Migrate => {
+            open_store(&config).await?;
+            println!("migrations applied to {}", redact_url(&config.database_url));
+            Ok(())
+        }
+        Command::Import(cmd) => {
+            let store = open_store(&config).await?;
+            run_import(store.as_ref(), cmd).await
+        }
+        Command::Token(cmd) => {
+            let store = open_store(&config).await?;
+            run_token(store.as_ref(), cmd).await
+        }
+    }
+}
+
+/// Where the demo keeps its side files (the tokens it printed): beside the SQLite file.
+fn demo_dir(database_url: &str) -> PathBuf {
+    database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))
+        .map(|p| Path::new(p.split('?').next().unwrap_or(p)).parent().unwrap_or(Path::new(".")).to_path_buf())
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn init_tracing(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log_level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // A second init (tests calling run twice) is harmless: keep the first subscriber.
+    let _ = match config.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+}
+
+pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
+    if let Some(path) = config.database_url.strip_prefix("sqlite://") {
+        let path = Path::new(path.split('?').next().unwrap_or(path));
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+    }
+    aednet_store::connect(&config.database_url)
+        .await
+        .with_context(|| format!("opening database {}", redact_url(&config.database_url)))
+}
+
+/// Builds the full application router over `state`.
+pub fn app(state: AppState) -> axum::Router {
+    aednet_api::finish(aednet_api::routes().merge(aednet_web::router()), state)
+}
+
+pub async fn serve(config: Config, store: DynStore) -> anyhow::Result<()> {
+    let state = AppState::new(store, Arc::new(LocalBus::default()), Arc::new(SystemClock));
+    state.metrics.aeds.set(state.store.count_aeds().await?);
+    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let metrics_listener = TcpListener::bind(config.metrics_listen)
+        .await
+        .with_context(|| format!("binding {}", config.metrics_listen))?;
+    let addr = listener.local_addr()?;
+    let maddr = metrics_listener.local_addr()?;
+    // Tests and scripts read this line to learn the ports chosen for `--listen …:0`.
+    println!("aednet listening on http://{addr} (metrics on http://{maddr}/metrics)");
+    tracing::info!(%addr, metrics = %maddr, backend = ?state.store.backend(), "serving");
+
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let metrics_app = aednet_api::metrics_router(state.clone());
+    let mut mrx = rx.clone();
+    let metrics_task = tokio::spawn(aednet_api::serve(metrics_listener, metrics_app, async move {
+        let _ = mrx.changed().await;
+    }));
+    let mut arx = rx;
+    let api = aednet_api::serve(listener, app(state), async move {
+        let _ = arx.changed().await;
+    });
+    let signal = async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = tx.send(true);
+    };
+    let (res, ()) = tokio::join!(api, signal);
+    res?;
+    metrics_task.await??;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+fn progress_bar() -> ProgressBar {
+    if std::io::stderr().is_terminal() {
+        let pb = ProgressBar::new_spinner();
+        pb.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed_precise} {msg} {pos}/{len}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        pb
+    } else {
+        ProgressBar::hidden()
+    }
+}
+
+async fn run_import(store: &dyn aednet_store::Store, cmd: ImportCommand) -> anyhow::Result<()> {
+    use aednet_import::CsvOptions;
+    let pb = progress_bar();
+    let (common, report) = match cmd {
+        ImportCommand::Osm { common, admin_level } => {
+            let opts = import_options(&common, admin_level);
+            let r = aednet_import::import_osm(store, &common.file, &opts, &pb).await?;
+            (common, r)
+        }
+        ImportCommand::Csv { common, lat_col, lon_col, name_col, address_col, id_col, delimiter, encoding } => {
+            let mut opts = import_options(&common, 8);
+            opts.csv = CsvOptions { lat_col, lon_col, name_col, address_col, id_col, delimiter, encoding };
+            let bytes = std::fs::read(&common.file).with_context(|| format!("reading {}", common.file.display()))?;
+            let name = file_stem(&common.file);
+            let r = aednet_import::import_csv(store, &bytes, &name, &opts, &pb).await?;
+            (common, r)
+        }
+        ImportCommand::Geojson { common } => {
+            let opts = import_options(&common, 8);
+            let bytes = std::fs::read(&common.file).with_context(|| format!("reading {}", common.file.display()))?;
+            let name = file_stem(&common.file);
+            let r = aednet_import::import_geojson(store, &bytes, &name, &opts, &pb).await?;
+            (common, r)
+        }
+    };
+    pb.finish_and_clear();
+    println!("{report}");
+    if let Some(path) = &common.report {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
+        println!("full report written to {}", path.display());
+    }
+    Ok(())
+}
+
+fn import_options(common: &CommonImportArgs, admin_level: u8) -> aednet_import::ImportOptions {
+    aednet_import::ImportOptions {
+        source: common.source.clone(),
+        strict: common.strict,
+        tz: common.tz,
+        admin_level,
+        ..Default::default()
+    }
+}
+
+fn file_stem(p: &Path) -> String {
+    p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "file".into())
+}
+
+async fn run_token(store: &dyn aednet_store::Store, cmd: TokenCommand) -> anyhow::Result<()> {
+    match cmd {
+        TokenCommand::Create { role, name, subject_id } => {
+            anyhow::ensure!(role != Role::Public, "the public role needs no token");
+            let (secret, new) = aednet_api::auth::new_token(&name, role, subject_id);
+            let rec = store.create_token(&new).await?;
+            println!("token {} ({}, role {}): {secret}", rec.id, rec.name, rec.role.as_str());
+            println!("Store it now: it is shown only once.");
+        }
+        TokenCommand::List => {
+            for t in store.list_tokens().await? {
+                let state = if t.revoked_at.is_some() { "revoked" } else { "active" };
+                println!("{}\t{}\t{}\t{}\t{state}", t.id, t.role.as_str(), t.name, t.created_at.to_rfc3339());
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            anyhow::ensure!(store.revoke_token(id).await?, "no active token with id {id}");
+            println!("token {id} revoked");
+        }
+    }
+    Ok(())
+}

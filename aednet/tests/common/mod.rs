@@ -1,0 +1,149 @@
+//! Test harness: a real aednet server on a real socket (port 0) over a fresh database —
+//! a temporary SQLite file or a fresh PostgreSQL database created for the test.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use aednet_api::AppState;
+use aednet_core::event::LocalBus;
+use aednet_core::{Role, SystemClock};
+use aednet_store::DynStore;
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+pub const PG_ADMIN_URL_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestServer {
+    pub base: String,
+    pub metrics: String,
+    pub client: reqwest::Client,
+    pub store: DynStore,
+    pub tokens: std::collections::HashMap<Role, String>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+    pg_db: Option<String>,
+}
+
+/// Creates a fresh PostgreSQL database; fails loudly (never skips) if the server is not there.
+pub async fn fresh_pg_database() -> (String, String) {
+    use sqlx::Connection;
+    let admin = std::env::var("AEDNET_TEST_PG_URL").unwrap_or_else(|_| PG_ADMIN_URL_DEFAULT.to_string());
+    let name = format!("aednet_api_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("PostgreSQL must be reachable at AEDNET_TEST_PG_URL (default 127.0.0.1:5432) for these tests");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
+    let (base, _) = admin.rsplit_once('/').expect("database URL has a path");
+    (format!("{base}/{name}"), name)
+}
+
+async fn drop_pg_database(name: &str) {
+    use sqlx::Connection;
+    let admin = std::env::var("AEDNET_TEST_PG_URL").unwrap_or_else(|_| PG_ADMIN_URL_DEFAULT.to_string());
+    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+    }
+}
+
+impl TestServer {
+    pub async fn start(db: Db) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, pg_db) = match db {
+            Db::Sqlite => (format!("sqlite://{}", dir.path().join("t.db").display()), None),
+            Db::Postgres => {
+                let (url, name) = fresh_pg_database().await;
+                (url, Some(name))
+            }
+        };
+        let store = aednet_store::connect(&url).await.expect("connect store");
+        let mut tokens = std::collections::HashMap::new();
+        for role in [Role::Admin, Role::Dispatcher, Role::Maintenance, Role::Planner, Role::Rescuer] {
+            let (secret, new) = aednet_api::auth::new_token("test", role, None);
+            store.create_token(&new).await.unwrap();
+            tokens.insert(role, secret);
+        }
+        let state = AppState::new(store.clone(), Arc::new(LocalBus::default()), Arc::new(SystemClock));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mlistener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let metrics = format!("http://{}/metrics", mlistener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let app = aednet::cli::app(state.clone());
+        let mapp = aednet_api::metrics_router(state);
+        tokio::spawn(async move {
+            let (mtx, mrx) = tokio::sync::oneshot::channel::<()>();
+            let m = tokio::spawn(aednet_api::serve(mlistener, mapp, async move {
+                let _ = mrx.await;
+            }));
+            aednet_api::serve(listener, app, async move {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+            let _ = mtx.send(());
+            let _ = m.await;
+        });
+        TestServer {
+            base,
+            metrics,
+            client: reqwest::Client::new(),
+            store,
+            tokens,
+            shutdown: Some(tx),
+            _dir: dir,
+            pg_db,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn get(&self, path: &str, role: Option<Role>) -> reqwest::RequestBuilder {
+        self.auth(self.client.get(self.url(path)), role)
+    }
+    pub fn post(&self, path: &str, role: Option<Role>, body: &Value) -> reqwest::RequestBuilder {
+        self.auth(self.client.post(self.url(path)).json(body), role)
+    }
+    pub fn put(&self, path: &str, role: Option<Role>, body: &Value) -> reqwest::RequestBuilder {
+        self.auth(self.client.put(self.url(path)).json(body), role)
+    }
+    pub fn delete(&self, path: &str, role: Option<Role>) -> reqwest::RequestBuilder {
+        self.auth(self.client.delete(self.url(path)), role)
+    }
+
+    fn auth(&self, rb: reqwest::RequestBuilder, role: Option<Role>) -> reqwest::RequestBuilder {
+        match role {
+            Some(r) => rb.bearer_auth(&self.tokens[&r]),
+            None => rb,
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(name) = self.pg_db.take() {
+            drop_pg_database(&name).await;
+        }
+    }
+}
+
+/// Sends a request and returns (status, JSON body).
+pub async fn send(rb: reqwest::RequestBuilder) -> (u16, Value) {
+    let resp = rb.send().await.expect("request sent");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    (status, body)
+}
+
+pub fn aed_body(lat: f64, lon: f64, name: &str) -> Value {
+    serde_json::json!({"lat": lat, "lon": lon, "name": name, "access": "yes", "opening_hours": "24/7"})
+}

@@ -1,0 +1,39 @@
+//! The OpenAPI 3.1 document served at `/api/openapi.json`, generated from the handlers'
+//! annotations so it cannot drift from the code.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::{aeds, districts, error, import, rescuers, stations, tokens};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "aednet API", description = "AED registry, stations, rescuers and districts. Public reads need no token; writes need a bearer token with a suitable role."),
+    paths(
+        aeds::list_aeds, aeds::get_aed, aeds::create_aed, aeds::replace_aed, aeds::delete_aed, aeds::set_readiness,
+        stations::list_stations, stations::get_station, stations::create_station, stations::replace_station,
+        stations::delete_station,
+        rescuers::list_rescuers, rescuers::get_rescuer, rescuers::create_rescuer, rescuers::replace_rescuer,
+        rescuers::delete_rescuer,
+        districts::list_districts, districts::get_district, districts::create_district, districts::replace_district,
+        districts::delete_district,
+        tokens::create_token, tokens::list_tokens, tokens::revoke_token,
+        import::import,
+    ),
+    components(schemas(error::ErrorBody, aednet_core::LatLon)),
+    modifiers(&BearerAuth),
+    tags((name = "aeds"), (name = "stations"), (name = "rescuers"), (name = "districts"), (name = "tokens"), (name = "import"))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}

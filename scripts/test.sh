@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: installs what the tests need, makes sure
+# PostgreSQL is up (the store and API suites run against it as well as SQLite, and fail rather
+# than skip without it), then runs every test in the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v cargo >/dev/null; then
+  echo "cargo not found: install Rust (https://rustup.rs) first" >&2
+  exit 1
+fi
+
+export AEDNET_TEST_PG_URL="${AEDNET_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  echo "PostgreSQL is not answering on 127.0.0.1:5432; trying to start the local cluster" >&2
+  if command -v pg_ctlcluster >/dev/null; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  fi
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+
+# ../shared/data holds the real OSM extract the import tests read; say so plainly if absent.
+if [ ! -f ../shared/data/liechtenstein.osm.pbf ]; then
+  echo "warning: ../shared/data/liechtenstein.osm.pbf not found; the OSM import tests will fail" >&2
+fi
+
+cargo test --workspace --locked "$@"
