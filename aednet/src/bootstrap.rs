@@ -25,12 +25,21 @@ pub async fn ensure_demo(store: &dyn Store, seed: u64, dir: &Path) -> anyhow::Re
     }
     let now = chrono::Utc::now();
     let city = crate::demo::generate(seed, now);
-    let summary = crate::demo::load(store, &city).await.context("loading the demo city")?;
+    let summary = crate::demo::load(store, &city)
+        .await
+        .context("loading the demo city")?;
     println!("demo city loaded: {}", serde_json::to_string(&summary)?);
 
-    let mut lines = vec!["# aednet demo tokens (demo data only; shown once at creation)".to_string()];
-    for role in [Role::Admin, Role::Dispatcher, Role::Maintenance, Role::Planner] {
-        let (secret, new) = aednet_api::auth::new_token(&format!("demo {}", role.as_str()), role, None);
+    let mut lines =
+        vec!["# aednet demo tokens (demo data only; shown once at creation)".to_string()];
+    for role in [
+        Role::Admin,
+        Role::Dispatcher,
+        Role::Maintenance,
+        Role::Planner,
+    ] {
+        let (secret, new) =
+            aednet_api::auth::new_token(&format!("demo {}", role.as_str()), role, None);
         store.create_token(&new).await?;
         lines.push(format!("{}\t{secret}", role.as_str()));
     }
@@ -48,7 +57,12 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?;
         f.write_all(text.as_bytes())
     }
     #[cfg(not(unix))]

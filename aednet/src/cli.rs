@@ -17,7 +17,11 @@ use tokio::net::TcpListener;
 use crate::config::{redact_url, Config, LogFormat, Overrides};
 
 #[derive(Debug, Parser)]
-#[command(name = "aednet", version, about = "Open AED network and emergency-response dispatch service")]
+#[command(
+    name = "aednet",
+    version,
+    about = "Open AED network and emergency-response dispatch service"
+)]
 pub struct Cli {
     /// TOML configuration file (default: ./aednet.toml if it exists).
     #[arg(long, global = true, env = "AEDNET_CONFIG")]
@@ -159,7 +163,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         overrides.listen = a.listen;
         overrides.metrics_listen = a.metrics_listen;
     }
-    if matches!(cli.command, Command::Demo(_)) && overrides.database_url.is_none() && std::env::var("AEDNET_DATABASE_URL").is_err() {
+    if matches!(cli.command, Command::Demo(_))
+        && overrides.database_url.is_none()
+        && std::env::var("AEDNET_DATABASE_URL").is_err()
+    {
         overrides.database_url = Some(crate::bootstrap::DEFAULT_DATABASE_URL.to_string());
     }
     let config = Config::load(cli.config.as_deref(), &overrides)?;
@@ -173,7 +180,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo(args) => {
             let store = open_store(&config).await?;
-            crate::bootstrap::ensure_demo(store.as_ref(), args.seed, &demo_dir(&config.database_url)).await?;
+            crate::bootstrap::ensure_demo(
+                store.as_ref(),
+                args.seed,
+                &demo_dir(&config.database_url),
+            )
+            .await?;
             if args.no_serve {
                 return Ok(());
             }
@@ -200,14 +212,22 @@ fn demo_dir(database_url: &str) -> PathBuf {
     database_url
         .strip_prefix("sqlite://")
         .or_else(|| database_url.strip_prefix("sqlite:"))
-        .map(|p| Path::new(p.split('?').next().unwrap_or(p)).parent().unwrap_or(Path::new(".")).to_path_buf())
+        .map(|p| {
+            Path::new(p.split('?').next().unwrap_or(p))
+                .parent()
+                .unwrap_or(Path::new("."))
+                .to_path_buf()
+        })
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
 fn init_tracing(config: &Config) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log_level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     // A second init (tests calling run twice) is harmless: keep the first subscriber.
     let _ = match config.log_format {
         LogFormat::Json => builder.json().try_init(),
@@ -235,7 +255,9 @@ pub fn app(state: AppState) -> axum::Router {
 pub async fn serve(config: Config, store: DynStore) -> anyhow::Result<()> {
     let state = AppState::new(store, Arc::new(LocalBus::default()), Arc::new(SystemClock));
     state.metrics.aeds.set(state.store.count_aeds().await?);
-    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
     let metrics_listener = TcpListener::bind(config.metrics_listen)
         .await
         .with_context(|| format!("binding {}", config.metrics_listen))?;
@@ -248,9 +270,13 @@ pub async fn serve(config: Config, store: DynStore) -> anyhow::Result<()> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     let metrics_app = aednet_api::metrics_router(state.clone());
     let mut mrx = rx.clone();
-    let metrics_task = tokio::spawn(aednet_api::serve(metrics_listener, metrics_app, async move {
-        let _ = mrx.changed().await;
-    }));
+    let metrics_task = tokio::spawn(aednet_api::serve(
+        metrics_listener,
+        metrics_app,
+        async move {
+            let _ = mrx.changed().await;
+        },
+    ));
     let mut arx = rx;
     let api = aednet_api::serve(listener, app(state), async move {
         let _ = arx.changed().await;
@@ -301,22 +327,44 @@ async fn run_import(store: &dyn aednet_store::Store, cmd: ImportCommand) -> anyh
     use aednet_import::CsvOptions;
     let pb = progress_bar();
     let (common, report) = match cmd {
-        ImportCommand::Osm { common, admin_level } => {
+        ImportCommand::Osm {
+            common,
+            admin_level,
+        } => {
             let opts = import_options(&common, admin_level);
             let r = aednet_import::import_osm(store, &common.file, &opts, &pb).await?;
             (common, r)
         }
-        ImportCommand::Csv { common, lat_col, lon_col, name_col, address_col, id_col, delimiter, encoding } => {
+        ImportCommand::Csv {
+            common,
+            lat_col,
+            lon_col,
+            name_col,
+            address_col,
+            id_col,
+            delimiter,
+            encoding,
+        } => {
             let mut opts = import_options(&common, 8);
-            opts.csv = CsvOptions { lat_col, lon_col, name_col, address_col, id_col, delimiter, encoding };
-            let bytes = std::fs::read(&common.file).with_context(|| format!("reading {}", common.file.display()))?;
+            opts.csv = CsvOptions {
+                lat_col,
+                lon_col,
+                name_col,
+                address_col,
+                id_col,
+                delimiter,
+                encoding,
+            };
+            let bytes = std::fs::read(&common.file)
+                .with_context(|| format!("reading {}", common.file.display()))?;
             let name = file_stem(&common.file);
             let r = aednet_import::import_csv(store, &bytes, &name, &opts, &pb).await?;
             (common, r)
         }
         ImportCommand::Geojson { common } => {
             let opts = import_options(&common, 8);
-            let bytes = std::fs::read(&common.file).with_context(|| format!("reading {}", common.file.display()))?;
+            let bytes = std::fs::read(&common.file)
+                .with_context(|| format!("reading {}", common.file.display()))?;
             let name = file_stem(&common.file);
             let r = aednet_import::import_geojson(store, &bytes, &name, &opts, &pb).await?;
             (common, r)
@@ -342,26 +390,50 @@ fn import_options(common: &CommonImportArgs, admin_level: u8) -> aednet_import::
 }
 
 fn file_stem(p: &Path) -> String {
-    p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "file".into())
+    p.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".into())
 }
 
 async fn run_token(store: &dyn aednet_store::Store, cmd: TokenCommand) -> anyhow::Result<()> {
     match cmd {
-        TokenCommand::Create { role, name, subject_id } => {
+        TokenCommand::Create {
+            role,
+            name,
+            subject_id,
+        } => {
             anyhow::ensure!(role != Role::Public, "the public role needs no token");
             let (secret, new) = aednet_api::auth::new_token(&name, role, subject_id);
             let rec = store.create_token(&new).await?;
-            println!("token {} ({}, role {}): {secret}", rec.id, rec.name, rec.role.as_str());
+            println!(
+                "token {} ({}, role {}): {secret}",
+                rec.id,
+                rec.name,
+                rec.role.as_str()
+            );
             println!("Store it now: it is shown only once.");
         }
         TokenCommand::List => {
             for t in store.list_tokens().await? {
-                let state = if t.revoked_at.is_some() { "revoked" } else { "active" };
-                println!("{}\t{}\t{}\t{}\t{state}", t.id, t.role.as_str(), t.name, t.created_at.to_rfc3339());
+                let state = if t.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{}\t{}\t{}\t{}\t{state}",
+                    t.id,
+                    t.role.as_str(),
+                    t.name,
+                    t.created_at.to_rfc3339()
+                );
             }
         }
         TokenCommand::Revoke { id } => {
-            anyhow::ensure!(store.revoke_token(id).await?, "no active token with id {id}");
+            anyhow::ensure!(
+                store.revoke_token(id).await?,
+                "no active token with id {id}"
+            );
             println!("token {id} revoked");
         }
     }

@@ -57,8 +57,12 @@ impl std::fmt::Debug for Config {
 
 /// `postgres://user:secret@host/db` → `postgres://user:[REDACTED]@host/db`.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else { return url.to_string() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
     match userinfo.split_once(':') {
         Some((user, _)) => format!("{scheme}://{user}:[REDACTED]@{host}"),
         None => url.to_string(),
@@ -84,13 +88,19 @@ impl Config {
         let default_file = PathBuf::from("aednet.toml");
         match file {
             Some(path) => {
-                anyhow::ensure!(path.exists(), "config file {} does not exist", path.display());
+                anyhow::ensure!(
+                    path.exists(),
+                    "config file {} does not exist",
+                    path.display()
+                );
                 fig = fig.merge(Toml::file(path));
             }
             None if default_file.exists() => fig = fig.merge(Toml::file(default_file)),
             None => {}
         }
-        fig = fig.merge(Env::prefixed("AEDNET_").ignore(&["config"])).merge(Serialized::defaults(overrides));
+        fig = fig
+            .merge(Env::prefixed("AEDNET_").ignore(&["config"]))
+            .merge(Serialized::defaults(overrides));
         Ok(fig.extract()?)
     }
 }
@@ -103,21 +113,35 @@ mod tests {
     fn layers_apply_in_order_and_debug_redacts() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:1111\"\ndatabase_url = \"postgres://u:pw@h/db\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:1111\"\ndatabase_url = \"postgres://u:pw@h/db\"\n",
+        )
+        .unwrap();
         let c = Config::load(Some(&file), &Overrides::default()).unwrap();
         assert_eq!(c.listen.port(), 1111);
-        let over = Overrides { listen: Some("127.0.0.1:2222".parse().unwrap()), ..Default::default() };
+        let over = Overrides {
+            listen: Some("127.0.0.1:2222".parse().unwrap()),
+            ..Default::default()
+        };
         let c2 = Config::load(Some(&file), &over).unwrap();
         assert_eq!(c2.listen.port(), 2222);
         let dbg = format!("{c2:?}");
         assert!(dbg.contains("[REDACTED]") && !dbg.contains("pw"), "{dbg}");
-        assert!(Config::load(Some(&dir.path().join("missing.toml")), &Overrides::default()).is_err());
+        assert!(Config::load(
+            Some(&dir.path().join("missing.toml")),
+            &Overrides::default()
+        )
+        .is_err());
     }
 
     #[test]
     fn redacts_only_passwords() {
         assert_eq!(redact_url("sqlite://a.db"), "sqlite://a.db");
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact_url("postgres://u:p@ss@h/db"), "postgres://u:[REDACTED]@h/db");
+        assert_eq!(
+            redact_url("postgres://u:p@ss@h/db"),
+            "postgres://u:[REDACTED]@h/db"
+        );
     }
 }

@@ -39,7 +39,12 @@ const DISTRICTS: &[DistrictSpec] = &[
         name: "柯城区",
         code: "330802",
         population: 440_000,
-        ring: &[(118.60, 28.85), (118.90, 28.85), (118.90, 29.40), (118.60, 29.40)],
+        ring: &[
+            (118.60, 28.85),
+            (118.90, 28.85),
+            (118.90, 29.40),
+            (118.60, 29.40),
+        ],
         seat: (28.970, 118.870),
         built: 0.95,
         towns: &["府山街道", "荷花街道", "信安街道", "航埠镇"],
@@ -48,7 +53,12 @@ const DISTRICTS: &[DistrictSpec] = &[
         name: "衢江区",
         code: "330803",
         population: 400_000,
-        ring: &[(118.90, 28.85), (119.05, 28.85), (119.05, 29.40), (118.90, 29.40)],
+        ring: &[
+            (118.90, 28.85),
+            (119.05, 28.85),
+            (119.05, 29.40),
+            (118.90, 29.40),
+        ],
         seat: (28.980, 118.960),
         built: 0.80,
         towns: &["樟潭街道", "浮石街道", "上方镇", "莲花镇"],
@@ -57,7 +67,12 @@ const DISTRICTS: &[DistrictSpec] = &[
         name: "龙游县",
         code: "330825",
         population: 400_000,
-        ring: &[(119.05, 28.85), (119.40, 28.85), (119.40, 29.40), (119.05, 29.40)],
+        ring: &[
+            (119.05, 28.85),
+            (119.40, 28.85),
+            (119.40, 29.40),
+            (119.05, 29.40),
+        ],
         seat: (29.030, 119.170),
         built: 0.75,
         towns: &["龙洲街道", "东华街道", "湖镇镇", "溪口镇"],
@@ -66,7 +81,14 @@ const DISTRICTS: &[DistrictSpec] = &[
         name: "江山市",
         code: "330881",
         population: 610_000,
-        ring: &[(118.20, 28.40), (119.40, 28.40), (119.40, 28.85), (118.60, 28.85), (118.60, 28.70), (118.20, 28.70)],
+        ring: &[
+            (118.20, 28.40),
+            (119.40, 28.40),
+            (119.40, 28.85),
+            (118.60, 28.85),
+            (118.60, 28.70),
+            (118.20, 28.70),
+        ],
         seat: (28.740, 118.630),
         built: 0.85,
         towns: &["双塔街道", "虎山街道", "贺村镇", "石门镇"],
@@ -75,7 +97,12 @@ const DISTRICTS: &[DistrictSpec] = &[
         name: "常山县",
         code: "330822",
         population: 340_000,
-        ring: &[(118.20, 28.70), (118.60, 28.70), (118.60, 29.00), (118.20, 29.00)],
+        ring: &[
+            (118.20, 28.70),
+            (118.60, 28.70),
+            (118.60, 29.00),
+            (118.20, 29.00),
+        ],
         seat: (28.900, 118.510),
         built: 0.72,
         towns: &["天马街道", "紫港街道", "球川镇", "辉埠镇"],
@@ -84,7 +111,12 @@ const DISTRICTS: &[DistrictSpec] = &[
         name: "开化县",
         code: "330824",
         population: 360_000,
-        ring: &[(118.20, 29.00), (118.60, 29.00), (118.60, 29.40), (118.20, 29.40)],
+        ring: &[
+            (118.20, 29.00),
+            (118.60, 29.00),
+            (118.60, 29.40),
+            (118.20, 29.40),
+        ],
         seat: (29.140, 118.410),
         built: 0.78,
         towns: &["芹阳办事处", "华埠镇", "马金镇", "池淮镇"],
@@ -104,48 +136,143 @@ struct Site {
 }
 
 const SITES: &[Site] = &[
-    Site { names: &["{t}户外AED急救柜", "{r}公交站AED柜", "{t}文化广场AED柜"], hours: "24/7", indoor: false,
-        where_: &["广场东侧公交站旁", "便利店门口", "路口报刊亭旁"], weight: 30, restricted: 0.0 },
-    Site { names: &["{d}人民医院门诊楼", "{d}中医院急诊科", "{t}社区卫生服务中心"], hours: "24/7", indoor: true,
-        where_: &["门诊大厅导医台旁", "急诊科入口", "一楼挂号处旁"], weight: 10, restricted: 0.0 },
-    Site { names: &["衢州站候车大厅", "{d}汽车客运站", "{t}公交枢纽站"], hours: "Mo-Su 05:30-23:00", indoor: true,
-        where_: &["候车大厅安检口旁", "售票厅服务台旁"], weight: 8, restricted: 0.0 },
-    Site { names: &["{t}万达广场", "{t}银泰百货", "{r}购物中心"], hours: "Mo-Su 10:00-22:00", indoor: true,
-        where_: &["一楼服务台旁", "二楼扶梯口", "地下一层停车场电梯厅"], weight: 12, restricted: 0.2 },
-    Site { names: &["{d}政务服务中心", "{t}便民服务中心", "{d}图书馆"], hours: "Mo-Fr 08:30-12:00,14:00-17:30; PH off", indoor: true,
-        where_: &["一楼大厅咨询台旁", "入口安检处"], weight: 10, restricted: 0.0 },
-    Site { names: &["{d}第一中学体育馆", "{t}中心小学", "衢州学院体育馆"], hours: "Mo-Fr 07:00-17:30; PH off", indoor: true,
-        where_: &["体育馆入口左侧", "教学楼一楼医务室"], weight: 10, restricted: 0.5 },
-    Site { names: &["{d}体育中心", "{t}全民健身中心"], hours: "Mo-Su 06:00-21:00", indoor: true,
-        where_: &["游泳馆前台", "健身房入口"], weight: 6, restricted: 0.1 },
-    Site { names: &["{t}工业园区管委会", "{r}写字楼"], hours: "Mo-Fr 08:00-18:00", indoor: true,
-        where_: &["一楼前台", "电梯厅"], weight: 8, restricted: 0.6 },
-    Site { names: &["{t}社区居委会", "{t}老年活动中心"], hours: "Mo-Su 08:00-20:00", indoor: true,
-        where_: &["一楼活动室门口", "值班室"], weight: 6, restricted: 0.0 },
+    Site {
+        names: &["{t}户外AED急救柜", "{r}公交站AED柜", "{t}文化广场AED柜"],
+        hours: "24/7",
+        indoor: false,
+        where_: &["广场东侧公交站旁", "便利店门口", "路口报刊亭旁"],
+        weight: 30,
+        restricted: 0.0,
+    },
+    Site {
+        names: &[
+            "{d}人民医院门诊楼",
+            "{d}中医院急诊科",
+            "{t}社区卫生服务中心",
+        ],
+        hours: "24/7",
+        indoor: true,
+        where_: &["门诊大厅导医台旁", "急诊科入口", "一楼挂号处旁"],
+        weight: 10,
+        restricted: 0.0,
+    },
+    Site {
+        names: &["衢州站候车大厅", "{d}汽车客运站", "{t}公交枢纽站"],
+        hours: "Mo-Su 05:30-23:00",
+        indoor: true,
+        where_: &["候车大厅安检口旁", "售票厅服务台旁"],
+        weight: 8,
+        restricted: 0.0,
+    },
+    Site {
+        names: &["{t}万达广场", "{t}银泰百货", "{r}购物中心"],
+        hours: "Mo-Su 10:00-22:00",
+        indoor: true,
+        where_: &["一楼服务台旁", "二楼扶梯口", "地下一层停车场电梯厅"],
+        weight: 12,
+        restricted: 0.2,
+    },
+    Site {
+        names: &["{d}政务服务中心", "{t}便民服务中心", "{d}图书馆"],
+        hours: "Mo-Fr 08:30-12:00,14:00-17:30; PH off",
+        indoor: true,
+        where_: &["一楼大厅咨询台旁", "入口安检处"],
+        weight: 10,
+        restricted: 0.0,
+    },
+    Site {
+        names: &["{d}第一中学体育馆", "{t}中心小学", "衢州学院体育馆"],
+        hours: "Mo-Fr 07:00-17:30; PH off",
+        indoor: true,
+        where_: &["体育馆入口左侧", "教学楼一楼医务室"],
+        weight: 10,
+        restricted: 0.5,
+    },
+    Site {
+        names: &["{d}体育中心", "{t}全民健身中心"],
+        hours: "Mo-Su 06:00-21:00",
+        indoor: true,
+        where_: &["游泳馆前台", "健身房入口"],
+        weight: 6,
+        restricted: 0.1,
+    },
+    Site {
+        names: &["{t}工业园区管委会", "{r}写字楼"],
+        hours: "Mo-Fr 08:00-18:00",
+        indoor: true,
+        where_: &["一楼前台", "电梯厅"],
+        weight: 8,
+        restricted: 0.6,
+    },
+    Site {
+        names: &["{t}社区居委会", "{t}老年活动中心"],
+        hours: "Mo-Su 08:00-20:00",
+        indoor: true,
+        where_: &["一楼活动室门口", "值班室"],
+        weight: 6,
+        restricted: 0.0,
+    },
 ];
 
 /// Values a real registry contains and that do not parse: kept, flagged, treated as unknown.
-const MALFORMED_HOURS: &[&str] = &["周一至周五 8:00-17:00", "Mo - Fr 7:00 - 17:00", "工作日白天"];
+const MALFORMED_HOURS: &[&str] = &[
+    "周一至周五 8:00-17:00",
+    "Mo - Fr 7:00 - 17:00",
+    "工作日白天",
+];
 
-const ROADS: &[&str] = &["荷花路", "新桥街", "县学街", "衢化路", "花园大道", "人民路", "解放路", "文化路", "通衢路"];
-const OPERATORS: &[&str] = &["衢州市红十字会", "衢州市急救中心", "市卫生健康委员会", "街道办事处", "物业服务中心"];
-const MODELS: &[&str] = &["Philips HeartStart HS1", "Mindray BeneHeart C2", "ZOLL AED Plus", "Cardiac Science Powerheart G5"];
+const ROADS: &[&str] = &[
+    "荷花路",
+    "新桥街",
+    "县学街",
+    "衢化路",
+    "花园大道",
+    "人民路",
+    "解放路",
+    "文化路",
+    "通衢路",
+];
+const OPERATORS: &[&str] = &[
+    "衢州市红十字会",
+    "衢州市急救中心",
+    "市卫生健康委员会",
+    "街道办事处",
+    "物业服务中心",
+];
+const MODELS: &[&str] = &[
+    "Philips HeartStart HS1",
+    "Mindray BeneHeart C2",
+    "ZOLL AED Plus",
+    "Cardiac Science Powerheart G5",
+];
 
 const SURNAMES: &[&str] = &[
-    "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭", "何", "林", "郑", "毛",
-    "余", "叶", "汪", "方", "邵", "祝", "童", "程", "姜", "徐",
+    "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭",
+    "何", "林", "郑", "毛", "余", "叶", "汪", "方", "邵", "祝", "童", "程", "姜", "徐",
 ];
 const GIVEN: &[&str] = &[
-    "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超", "秀英", "霞", "平",
-    "刚", "桂英", "建华", "志强", "海燕", "晓东", "文斌", "丽萍", "俊杰", "雨涵",
+    "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明",
+    "超", "秀英", "霞", "平", "刚", "桂英", "建华", "志强", "海燕", "晓东", "文斌", "丽萍", "俊杰",
+    "雨涵",
 ];
-const TEAMS: &[Option<&str>] = &[Some("蓝天救援队"), Some("衢州市红十字救护志愿服务队"), Some("公羊救援队"), None, None];
+const TEAMS: &[Option<&str>] = &[
+    Some("蓝天救援队"),
+    Some("衢州市红十字救护志愿服务队"),
+    Some("公羊救援队"),
+    None,
+    None,
+];
 const SKILLS: &[&str] = &["CPR", "AED", "创伤救护", "止血包扎", "溺水急救", "心理援助"];
 
 /// Scenic areas (A-rated) with their aid stations: name, rating, lat, lon.
 const SCENIC: &[(&str, ScenicRating, f64, f64)] = &[
     ("江郎山景区救护站", ScenicRating::A5, 28.522, 118.566),
-    ("根宫佛国文化旅游区救护站", ScenicRating::A5, 28.925, 118.545),
+    (
+        "根宫佛国文化旅游区救护站",
+        ScenicRating::A5,
+        28.925,
+        118.545,
+    ),
     ("龙游石窟景区救护站", ScenicRating::A4, 29.051, 119.196),
     ("钱江源国家公园救护站", ScenicRating::A4, 29.350, 118.250),
     ("药王山景区救护站", ScenicRating::A4, 29.300, 118.980),
@@ -207,14 +334,20 @@ impl Gen {
         let spec = &DISTRICTS[di];
         loop {
             let (lat, lon) = if !spread && self.rng.gen_bool(0.7) {
-                (spec.seat.0 + normal(&mut self.rng) * 0.018, spec.seat.1 + normal(&mut self.rng) * 0.02)
+                (
+                    spec.seat.0 + normal(&mut self.rng) * 0.018,
+                    spec.seat.1 + normal(&mut self.rng) * 0.02,
+                )
             } else {
                 let (mut lo, mut hi) = ((f64::MAX, f64::MAX), (f64::MIN, f64::MIN));
                 for &(x, y) in spec.ring {
                     lo = (lo.0.min(x), lo.1.min(y));
                     hi = (hi.0.max(x), hi.1.max(y));
                 }
-                (self.rng.gen_range(lo.1..hi.1), self.rng.gen_range(lo.0..hi.0))
+                (
+                    self.rng.gen_range(lo.1..hi.1),
+                    self.rng.gen_range(lo.0..hi.0),
+                )
             };
             if let Ok(p) = aednet_core::LatLon::new(lat, lon) {
                 if self.locator.locate(p) == Some(di as i64) {
@@ -226,7 +359,11 @@ impl Gen {
 
     fn expiry(&mut self) -> NaiveDate {
         // Mostly years ahead; a few expiring this month or already expired.
-        let days = if self.rng.gen_bool(0.1) { self.rng.gen_range(-20..30) } else { self.rng.gen_range(30..1200) };
+        let days = if self.rng.gen_bool(0.1) {
+            self.rng.gen_range(-20..30)
+        } else {
+            self.rng.gen_range(30..1200)
+        };
         (self.now + Duration::days(days)).date_naive()
     }
 
@@ -238,17 +375,30 @@ impl Gen {
             site.hours.to_string()
         };
         let access = if self.rng.gen_bool(site.restricted) {
-            if self.rng.gen_bool(0.5) { Access::Customers } else { Access::Private }
+            if self.rng.gen_bool(0.5) {
+                Access::Customers
+            } else {
+                Access::Private
+            }
         } else {
             Access::Yes
         };
         let roll: f64 = self.rng.gen();
         let (status, reason) = match roll {
             r if r < 0.40 => (ReadinessStatus::Ready, Some("自检通过 self-test passed")),
-            r if r < 0.45 => (ReadinessStatus::Degraded, Some("电池电量低 (18%) battery low")),
+            r if r < 0.45 => (
+                ReadinessStatus::Degraded,
+                Some("电池电量低 (18%) battery low"),
+            ),
             r if r < 0.48 => (ReadinessStatus::Fault, Some("自检失败 E12 self-test fault")),
-            r if r < 0.51 => (ReadinessStatus::Offline, Some("超过30分钟无心跳 no heartbeat for 30 min")),
-            r if r < 0.52 => (ReadinessStatus::InUse, Some("柜门打开，AED已取出 removed from cabinet")),
+            r if r < 0.51 => (
+                ReadinessStatus::Offline,
+                Some("超过30分钟无心跳 no heartbeat for 30 min"),
+            ),
+            r if r < 0.52 => (
+                ReadinessStatus::InUse,
+                Some("柜门打开，AED已取出 removed from cabinet"),
+            ),
             _ => (ReadinessStatus::Unknown, None),
         };
         let connected = status != ReadinessStatus::Unknown;
@@ -261,7 +411,12 @@ impl Gen {
             lat: at.0,
             lon: at.1,
             name: Some(name),
-            address: Some(format!("浙江省衢州市{}{}{}号", spec.name, pick(&mut self.rng, ROADS), self.rng.gen_range(1..400))),
+            address: Some(format!(
+                "浙江省衢州市{}{}{}号",
+                spec.name,
+                pick(&mut self.rng, ROADS),
+                self.rng.gen_range(1..400)
+            )),
             operator: Some(pick(&mut self.rng, OPERATORS).to_string()),
             phone: Some(format!("0570-{}", self.rng.gen_range(3_000_000..8_999_999))),
             indoor: Some(site.indoor),
@@ -271,9 +426,11 @@ impl Gen {
             opening_hours: Some(hours),
             time_zone: Some(chrono_tz::Asia::Shanghai),
             cabinet_locked: Some(locked),
-            cabinet_code: locked.then(|| Secret::new(format!("{:04}", self.rng.gen_range(0..10_000)))),
+            cabinet_code: locked
+                .then(|| Secret::new(format!("{:04}", self.rng.gen_range(0..10_000)))),
             device_model: Some(pick(&mut self.rng, MODELS).to_string()),
-            device_serial: connected.then(|| format!("SN{:08}", self.rng.gen_range(0..100_000_000))),
+            device_serial: connected
+                .then(|| format!("SN{:08}", self.rng.gen_range(0..100_000_000))),
             pads_expiry: Some(self.expiry()),
             battery_expiry: Some(self.expiry()),
             readiness_status: Some(status),
@@ -287,7 +444,14 @@ impl Gen {
         data
     }
 
-    fn station(&mut self, kind: StationKind, name: String, at: (f64, f64), hours: &str, rating: Option<ScenicRating>) -> StationData {
+    fn station(
+        &mut self,
+        kind: StationKind,
+        name: String,
+        at: (f64, f64),
+        hours: &str,
+        rating: Option<ScenicRating>,
+    ) -> StationData {
         let equipment: &[&str] = match kind {
             StationKind::BusKit => &["AED", "急救包", "止血带", "三角巾"],
             StationKind::ScenicAidStation => &["AED", "担架", "急救箱", "轮椅", "氧气袋"],
@@ -295,7 +459,12 @@ impl Gen {
         };
         StationInput {
             source: Some(SOURCE.into()),
-            external_ref: Some(format!("demo-station-{}-{:.4}-{:.4}", kind.as_str(), at.0, at.1)),
+            external_ref: Some(format!(
+                "demo-station-{}-{:.4}-{:.4}",
+                kind.as_str(),
+                at.0,
+                at.1
+            )),
             kind,
             name,
             scenic_rating: rating,
@@ -338,7 +507,11 @@ pub fn generate(seed: u64, now: DateTime<Utc>) -> DemoCity {
         })
         .collect();
     let locator = DistrictLocator::new(districts.iter().enumerate().map(|(i, d)| (i as i64, d)));
-    let mut g = Gen { rng: ChaCha8Rng::seed_from_u64(seed), now, locator };
+    let mut g = Gen {
+        rng: ChaCha8Rng::seed_from_u64(seed),
+        now,
+        locator,
+    };
     let total_weight: u32 = SITES.iter().map(|s| s.weight).sum();
 
     let mut aeds = Vec::new();
@@ -359,7 +532,10 @@ pub fn generate(seed: u64, now: DateTime<Utc>) -> DemoCity {
             let site = site.unwrap_or(&SITES[0]);
             let town = *pick(&mut g.rng, spec.towns);
             let road = *pick(&mut g.rng, ROADS);
-            let name = pick(&mut g.rng, site.names).replace("{t}", town).replace("{d}", spec.name).replace("{r}", road);
+            let name = pick(&mut g.rng, site.names)
+                .replace("{t}", town)
+                .replace("{d}", spec.name)
+                .replace("{r}", road);
             let at = g.point(di, false);
             let aed = g.aed(di, n, site, name, at);
             aeds.push((di, aed));
@@ -378,17 +554,50 @@ pub fn generate(seed: u64, now: DateTime<Utc>) -> DemoCity {
             aed.cabinet_code = Some(Secret::new(format!("{:04}", g.rng.gen_range(0..10_000))));
             aeds.push((di, aed));
             let s = g.station(StationKind::BoaiStation, name, at, "24/7", None);
-            stations.push((di, DemoStation { data: s, aed_indices: vec![aeds.len() - 1] }));
+            stations.push((
+                di,
+                DemoStation {
+                    data: s,
+                    aed_indices: vec![aeds.len() - 1],
+                },
+            ));
         }
         let at = g.point(di, false);
-        let s = g.station(StationKind::SchoolStation, format!("{}第一中学校园救护站", spec.name), at, "Mo-Fr 07:00-17:30; PH off", None);
-        stations.push((di, DemoStation { data: s, aed_indices: vec![] }));
+        let s = g.station(
+            StationKind::SchoolStation,
+            format!("{}第一中学校园救护站", spec.name),
+            at,
+            "Mo-Fr 07:00-17:30; PH off",
+            None,
+        );
+        stations.push((
+            di,
+            DemoStation {
+                data: s,
+                aed_indices: vec![],
+            },
+        ));
         let at = g.point(di, false);
-        let s = g.station(StationKind::CommunityStation, format!("{}社区救护站", spec.towns[0]), at, "Mo-Su 08:00-20:00", None);
-        stations.push((di, DemoStation { data: s, aed_indices: vec![] }));
+        let s = g.station(
+            StationKind::CommunityStation,
+            format!("{}社区救护站", spec.towns[0]),
+            at,
+            "Mo-Su 08:00-20:00",
+            None,
+        );
+        stations.push((
+            di,
+            DemoStation {
+                data: s,
+                aed_indices: vec![],
+            },
+        ));
     }
     let locate = |lat: f64, lon: f64| {
-        aednet_core::LatLon::new(lat, lon).ok().and_then(|p| g.locator.locate(p)).map(|i| i as usize)
+        aednet_core::LatLon::new(lat, lon)
+            .ok()
+            .and_then(|p| g.locator.locate(p))
+            .map(|i| i as usize)
     };
     let mut scenic = Vec::new();
     for &(name, rating, lat, lon) in SCENIC {
@@ -397,13 +606,37 @@ pub fn generate(seed: u64, now: DateTime<Utc>) -> DemoCity {
         }
     }
     for (di, name, rating, lat, lon) in scenic {
-        let s = g.station(StationKind::ScenicAidStation, name.to_string(), (lat, lon), "Mo-Su 08:00-17:30", Some(rating));
-        stations.push((di, DemoStation { data: s, aed_indices: vec![] }));
+        let s = g.station(
+            StationKind::ScenicAidStation,
+            name.to_string(),
+            (lat, lon),
+            "Mo-Su 08:00-17:30",
+            Some(rating),
+        );
+        stations.push((
+            di,
+            DemoStation {
+                data: s,
+                aed_indices: vec![],
+            },
+        ));
     }
     for route in BUS_ROUTES {
         let at = g.point(0, false);
-        let s = g.station(StationKind::BusKit, format!("{route}车载急救包"), at, "Mo-Su 06:00-22:00", None);
-        stations.push((0, DemoStation { data: s, aed_indices: vec![] }));
+        let s = g.station(
+            StationKind::BusKit,
+            format!("{route}车载急救包"),
+            at,
+            "Mo-Su 06:00-22:00",
+            None,
+        );
+        stations.push((
+            0,
+            DemoStation {
+                data: s,
+                aed_indices: vec![],
+            },
+        ));
     }
 
     let mut rescuers = Vec::new();
@@ -418,7 +651,11 @@ pub fn generate(seed: u64, now: DateTime<Utc>) -> DemoCity {
                 85..=96 => CertLevel::Instructor,
                 _ => CertLevel::Trainer,
             };
-            let skills: Vec<String> = SKILLS.iter().filter(|_| g.rng.gen_bool(0.5)).map(|s| s.to_string()).collect();
+            let skills: Vec<String> = SKILLS
+                .iter()
+                .filter(|_| g.rng.gen_bool(0.5))
+                .map(|s| s.to_string())
+                .collect();
             let r = RescuerInput {
                 name: format!("{}{}", pick(&mut g.rng, SURNAMES), pick(&mut g.rng, GIVEN)),
                 phone: Some(format!("1990570{:04}", g.rng.gen_range(0..10_000))),
@@ -438,7 +675,12 @@ pub fn generate(seed: u64, now: DateTime<Utc>) -> DemoCity {
             rescuers.push((di, r));
         }
     }
-    DemoCity { districts, aeds, stations, rescuers }
+    DemoCity {
+        districts,
+        aeds,
+        stations,
+        rescuers,
+    }
 }
 
 /// Writes the city into an (empty) store, districts first so everything else can refer to them.
@@ -461,7 +703,9 @@ pub async fn load(store: &dyn Store, city: &DemoCity) -> anyhow::Result<DemoSumm
         .await?
         .into_iter()
         .map(|o| match o {
-            UpsertOutcome::Inserted(id) | UpsertOutcome::Updated(id) | UpsertOutcome::Unchanged(id) => id,
+            UpsertOutcome::Inserted(id)
+            | UpsertOutcome::Updated(id)
+            | UpsertOutcome::Unchanged(id) => id,
         })
         .collect();
     for (di, s) in &city.stations {
@@ -509,14 +753,27 @@ mod tests {
     #[test]
     fn districts_fall_short_of_their_targets_by_plausible_amounts() {
         let city = generate(crate::bootstrap::DEFAULT_SEED, now());
-        let locator = DistrictLocator::new(city.districts.iter().enumerate().map(|(i, d)| (i as i64, d)));
+        let locator = DistrictLocator::new(
+            city.districts
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (i as i64, d)),
+        );
         for (di, d) in city.districts.iter().enumerate() {
             let n = city.aeds.iter().filter(|(i, _)| *i == di).count() as f64;
             let target = d.target_aeds().unwrap() as f64;
-            assert!((0.7 * target..=target).contains(&n), "{}: {n} of {target}", d.name);
+            assert!(
+                (0.7 * target..=target).contains(&n),
+                "{}: {n} of {target}",
+                d.name
+            );
         }
         for (di, a) in &city.aeds {
-            assert_eq!(locator.locate(a.location), Some(*di as i64), "AED outside its district");
+            assert_eq!(
+                locator.locate(a.location),
+                Some(*di as i64),
+                "AED outside its district"
+            );
         }
         assert!(city.aeds.len() >= 300, "{}", city.aeds.len());
     }
@@ -524,19 +781,57 @@ mod tests {
     #[test]
     fn realistic_mix_of_data() {
         let city = generate(crate::bootstrap::DEFAULT_SEED, now());
-        for kind in [StationKind::ScenicAidStation, StationKind::BoaiStation, StationKind::SchoolStation, StationKind::CommunityStation, StationKind::BusKit] {
-            assert!(city.stations.iter().any(|(_, s)| s.data.kind == kind), "{kind:?}");
+        for kind in [
+            StationKind::ScenicAidStation,
+            StationKind::BoaiStation,
+            StationKind::SchoolStation,
+            StationKind::CommunityStation,
+            StationKind::BusKit,
+        ] {
+            assert!(
+                city.stations.iter().any(|(_, s)| s.data.kind == kind),
+                "{kind:?}"
+            );
         }
-        assert!(city.stations.iter().any(|(_, s)| s.data.scenic_rating == Some(ScenicRating::A5)));
-        assert!(city.aeds.iter().any(|(_, a)| a.opening_hours.is_some() && !a.opening_hours_valid), "malformed hours");
-        assert!(city.aeds.iter().filter(|(_, a)| a.cabinet_code.is_some()).count() >= 12);
-        let always = city.aeds.iter().filter(|(_, a)| a.opening_hours.as_deref() == Some("24/7")).count() as f64;
+        assert!(city
+            .stations
+            .iter()
+            .any(|(_, s)| s.data.scenic_rating == Some(ScenicRating::A5)));
+        assert!(
+            city.aeds
+                .iter()
+                .any(|(_, a)| a.opening_hours.is_some() && !a.opening_hours_valid),
+            "malformed hours"
+        );
+        assert!(
+            city.aeds
+                .iter()
+                .filter(|(_, a)| a.cabinet_code.is_some())
+                .count()
+                >= 12
+        );
+        let always = city
+            .aeds
+            .iter()
+            .filter(|(_, a)| a.opening_hours.as_deref() == Some("24/7"))
+            .count() as f64;
         let share = always / city.aeds.len() as f64;
         assert!((0.25..0.55).contains(&share), "24/7 share {share}");
-        let expired = city.rescuers.iter().filter(|(_, r)| !r.is_certified_on(now().date_naive())).count() as f64;
+        let expired = city
+            .rescuers
+            .iter()
+            .filter(|(_, r)| !r.is_certified_on(now().date_naive()))
+            .count() as f64;
         let share = expired / city.rescuers.len() as f64;
         assert!((0.02..0.15).contains(&share), "expired share {share}");
-        let unknown = city.aeds.iter().filter(|(_, a)| a.readiness.status == ReadinessStatus::Unknown).count() as f64;
-        assert!(unknown / city.aeds.len() as f64 > 0.3, "most AEDs have no telemetry");
+        let unknown = city
+            .aeds
+            .iter()
+            .filter(|(_, a)| a.readiness.status == ReadinessStatus::Unknown)
+            .count() as f64;
+        assert!(
+            unknown / city.aeds.len() as f64 > 0.3,
+            "most AEDs have no telemetry"
+        );
     }
 }

@@ -15,7 +15,11 @@ async fn crud_and_errors(db: Db) {
     body["cabinet_code"] = json!("4711");
     body["external_ref"] = json!("qz-1");
     body["pads_expiry"] = json!("2027-05-01");
-    let resp = s.post("/api/v1/aeds", Some(Role::Admin), &body).send().await.unwrap();
+    let resp = s
+        .post("/api/v1/aeds", Some(Role::Admin), &body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 201);
     let location = resp.headers()["location"].to_str().unwrap().to_string();
     let created: Value = resp.json().await.unwrap();
@@ -42,12 +46,28 @@ async fn crud_and_errors(db: Db) {
     let cases: Vec<(Value, u16, &str)> = vec![
         (json!({"lat": 91.0, "lon": 118.0}), 422, "lat"),
         (json!({"lat": 28.0, "lon": 181.0}), 422, "lon"),
-        (json!({"lat": 28.0, "lon": 118.0, "access": "maybe"}), 422, "access"),
-        (json!({"lat": 28.0, "lon": 118.0, "pads_expiry": "2027-13-45"}), 422, "pads_expiry"),
+        (
+            json!({"lat": 28.0, "lon": 118.0, "access": "maybe"}),
+            422,
+            "access",
+        ),
+        (
+            json!({"lat": 28.0, "lon": 118.0, "pads_expiry": "2027-13-45"}),
+            422,
+            "pads_expiry",
+        ),
         (json!({"lat": "north", "lon": 118.0}), 422, "lat"),
-        (json!({"lat": 28.0, "lon": 118.0, "colour": "green"}), 422, "body"),
+        (
+            json!({"lat": 28.0, "lon": 118.0, "colour": "green"}),
+            422,
+            "body",
+        ),
         (json!({"lon": 118.0}), 422, "body"),
-        (json!({"lat": 28.0, "lon": 118.0, "time_zone": "Mars/Olympus"}), 422, "time_zone"),
+        (
+            json!({"lat": 28.0, "lon": 118.0, "time_zone": "Mars/Olympus"}),
+            422,
+            "time_zone",
+        ),
     ];
     for (body, status, field) in cases {
         let (st, err) = send(s.post("/api/v1/aeds", Some(Role::Admin), &body)).await;
@@ -71,12 +91,21 @@ async fn crud_and_errors(db: Db) {
     assert_eq!(resp.json::<Value>().await.unwrap()["error"], "bad_request");
 
     // Auth: none → 401 with WWW-Authenticate, unknown token → 401, wrong role → 403.
-    let resp = s.post("/api/v1/aeds", None, &aed_body(1.0, 1.0, "x")).send().await.unwrap();
+    let resp = s
+        .post("/api/v1/aeds", None, &aed_body(1.0, 1.0, "x"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 401);
     assert!(resp.headers().contains_key("www-authenticate"));
     let (st, _) = send(s.client.get(s.url("/api/v1/aeds")).bearer_auth("aed_nope")).await;
     assert_eq!(st, 401);
-    let (st, err) = send(s.post("/api/v1/aeds", Some(Role::Planner), &aed_body(1.0, 1.0, "x"))).await;
+    let (st, err) = send(s.post(
+        "/api/v1/aeds",
+        Some(Role::Planner),
+        &aed_body(1.0, 1.0, "x"),
+    ))
+    .await;
     assert_eq!((st, err["error"].as_str()), (403, Some("forbidden")));
 
     // Conflicts: the same (source, external_ref) twice; nothing partial written.
@@ -98,12 +127,16 @@ async fn crud_and_errors(db: Db) {
     let ok_station = json!({"kind": "scenic_aid_station", "name": "江郎山景区救护站", "scenic_rating": "5A",
         "lat": 28.53, "lon": 118.57, "aed_ids": [id], "staffed_hours": "Mo-Su 08:00-17:30",
         "contact_name": "李站长", "contact_phone": "0570-1234567"});
-    let (st, created_station) = send(s.post("/api/v1/stations", Some(Role::Maintenance), &ok_station)).await;
+    let (st, created_station) =
+        send(s.post("/api/v1/stations", Some(Role::Maintenance), &ok_station)).await;
     assert_eq!(st, 201, "{created_station}");
     assert_eq!(created_station["aed_ids"], json!([id]));
     let (_, public_station) = send(s.get("/api/v1/stations?kind=scenic_aid_station", None)).await;
     assert_eq!(public_station["items"][0]["scenic_rating"], "5A");
-    assert!(public_station["items"][0]["contact_name"].is_null(), "contact person is personal data");
+    assert!(
+        public_station["items"][0]["contact_name"].is_null(),
+        "contact person is personal data"
+    );
     let bad_rating = json!({"kind": "school_station", "name": "x", "scenic_rating": "5A", "lat": 1.0, "lon": 1.0});
     let (st, err) = send(s.post("/api/v1/stations", Some(Role::Admin), &bad_rating)).await;
     assert_eq!((st, err["field"].as_str()), (422, Some("scenic_rating")));
@@ -115,7 +148,10 @@ async fn crud_and_errors(db: Db) {
         &json!({"status": "fault", "reason": "自检失败 E12"}),
     ))
     .await;
-    assert_eq!((st, r["readiness"]["status"].as_str()), (200, Some("fault")));
+    assert_eq!(
+        (st, r["readiness"]["status"].as_str()),
+        (200, Some("fault"))
+    );
     let mut replacement = aed_body(28.9701, 118.8701, "衢州站候车大厅（东）");
     replacement["external_ref"] = json!("qz-1");
     let (st, r) = send(s.put(&location, Some(Role::Admin), &replacement)).await;
@@ -164,9 +200,12 @@ async fn pagination_bbox_and_geojson() {
     let s = TestServer::start(Db::Sqlite).await;
     let mut expected = Vec::new();
     for i in 0..25 {
-        let (st, a) =
-            send(s.post("/api/v1/aeds", Some(Role::Admin), &aed_body(28.9 + f64::from(i) * 0.01, 118.8, &format!("AED {i}"))))
-                .await;
+        let (st, a) = send(s.post(
+            "/api/v1/aeds",
+            Some(Role::Admin),
+            &aed_body(28.9 + f64::from(i) * 0.01, 118.8, &format!("AED {i}")),
+        ))
+        .await;
         assert_eq!(st, 201);
         expected.push(a["id"].as_i64().unwrap());
     }
@@ -176,7 +215,13 @@ async fn pagination_bbox_and_geojson() {
     loop {
         let (st, page) = send(s.get(&path, None)).await;
         assert_eq!(st, 200);
-        seen.extend(page["items"].as_array().unwrap().iter().map(|a| a["id"].as_i64().unwrap()));
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["id"].as_i64().unwrap()),
+        );
         match page["next_cursor"].as_str() {
             Some(c) => path = format!("/api/v1/aeds?limit=10&cursor={c}"),
             None => break,
@@ -187,18 +232,38 @@ async fn pagination_bbox_and_geojson() {
     // bbox: latitudes 28.9 + 0.01 i for i in 0..25; [29.0, 29.05] holds i = 10..=15 (with
     // a little slack on each edge to stay clear of rounding).
     let (_, page) = send(s.get("/api/v1/aeds?bbox=118.7,28.9955,118.9,29.0545", None)).await;
-    let names: Vec<&str> = page["items"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
-    assert_eq!(names, (10..=15).map(|i| format!("AED {i}")).collect::<Vec<_>>());
+    let names: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        (10..=15).map(|i| format!("AED {i}")).collect::<Vec<_>>()
+    );
 
     // GeoJSON by Accept and by ?format.
-    let resp = s.get("/api/v1/aeds?limit=2", None).header("accept", "application/geo+json").send().await.unwrap();
+    let resp = s
+        .get("/api/v1/aeds?limit=2", None)
+        .header("accept", "application/geo+json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.headers()["content-type"], "application/geo+json");
     let fc: Value = resp.json().await.unwrap();
     assert_eq!(fc["type"], "FeatureCollection");
-    assert_eq!(fc["features"][0]["geometry"], json!({"type": "Point", "coordinates": [118.8, 28.9]}));
+    assert_eq!(
+        fc["features"][0]["geometry"],
+        json!({"type": "Point", "coordinates": [118.8, 28.9]})
+    );
     assert!(fc["features"][0]["properties"].get("location").is_none());
     assert!(fc["next_cursor"].is_string());
-    let (_, f) = send(s.get(&format!("/api/v1/aeds/{}?format=geojson", expected[0]), None)).await;
+    let (_, f) = send(s.get(
+        &format!("/api/v1/aeds/{}?format=geojson", expected[0]),
+        None,
+    ))
+    .await;
     assert_eq!(f["type"], "Feature");
     assert_eq!(f["properties"]["name"], "AED 0");
     s.stop().await;
@@ -250,17 +315,37 @@ async fn districts_tokens_ops_and_metrics() {
     assert_eq!((st, err["field"].as_str()), (422, Some("boundary")));
 
     // Tokens: issued once by an admin, usable, then revoked.
-    let (st, t) = send(s.post("/api/v1/tokens", Some(Role::Admin), &json!({"name": "crew 3", "role": "maintenance"}))).await;
+    let (st, t) = send(s.post(
+        "/api/v1/tokens",
+        Some(Role::Admin),
+        &json!({"name": "crew 3", "role": "maintenance"}),
+    ))
+    .await;
     assert_eq!(st, 201);
     let secret = t["token"].as_str().unwrap().to_string();
     let (st, list) = send(s.get("/api/v1/tokens", Some(Role::Admin))).await;
     assert_eq!(st, 200);
-    assert!(!list.to_string().contains(&secret), "secrets are never listed");
-    let (st, _) = send(s.client.put(s.url("/api/v1/aeds/1/readiness")).bearer_auth(&secret).json(&json!({"status": "ready"}))).await;
+    assert!(
+        !list.to_string().contains(&secret),
+        "secrets are never listed"
+    );
+    let (st, _) = send(
+        s.client
+            .put(s.url("/api/v1/aeds/1/readiness"))
+            .bearer_auth(&secret)
+            .json(&json!({"status": "ready"})),
+    )
+    .await;
     assert_eq!(st, 404, "authorised (no such AED), not 401/403");
     let (st, _) = send(s.delete(&format!("/api/v1/tokens/{}", t["id"]), Some(Role::Admin))).await;
     assert_eq!(st, 204);
-    let (st, _) = send(s.client.put(s.url("/api/v1/aeds/1/readiness")).bearer_auth(&secret).json(&json!({"status": "ready"}))).await;
+    let (st, _) = send(
+        s.client
+            .put(s.url("/api/v1/aeds/1/readiness"))
+            .bearer_auth(&secret)
+            .json(&json!({"status": "ready"})),
+    )
+    .await;
     assert_eq!(st, 401);
 
     // Ops.
@@ -271,12 +356,26 @@ async fn districts_tokens_ops_and_metrics() {
     let (st, doc) = send(s.get("/api/openapi.json", None)).await;
     assert_eq!(st, 200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    for p in ["/api/v1/aeds", "/api/v1/aeds/{id}", "/api/v1/stations", "/api/v1/rescuers", "/api/v1/districts"] {
+    for p in [
+        "/api/v1/aeds",
+        "/api/v1/aeds/{id}",
+        "/api/v1/stations",
+        "/api/v1/rescuers",
+        "/api/v1/districts",
+    ] {
         assert!(doc["paths"].get(p).is_some(), "{p} missing from OpenAPI");
     }
     // Metrics on their own listener, labelled by route template, not raw path.
     let _ = send(s.get("/api/v1/aeds/12345", None)).await;
-    let text = s.client.get(&s.metrics).send().await.unwrap().text().await.unwrap();
+    let text = s
+        .client
+        .get(&s.metrics)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(text.contains(r#"route="/api/v1/aeds/{id}""#), "{text}");
     assert!(!text.contains("/api/v1/aeds/12345"));
     assert!(text.contains("aednet_http_request_duration_seconds_bucket"));

@@ -19,7 +19,9 @@ fn bin() -> Command {
 }
 
 /// Starts `aednet <args> --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0` in `dir` and waits
-/// (with a deadline) for the line announcing the chosen ports.
+/// (with a deadline) for the line announcing the chosen ports. The child is waited for by
+/// [`terminate`], which every test calls.
+#[allow(clippy::zombie_processes)]
 fn start(dir: &std::path::Path, args: &[&str]) -> Running {
     let mut child = bin()
         .args(args)
@@ -49,9 +51,19 @@ fn start(dir: &std::path::Path, args: &[&str]) -> Running {
         });
         if let Some(rest) = line.strip_prefix("aednet listening on ") {
             let base = rest.split_whitespace().next().unwrap().to_string();
-            let metrics = rest.split("metrics on ").nth(1).unwrap().trim_end_matches(')').to_string();
+            let metrics = rest
+                .split("metrics on ")
+                .nth(1)
+                .unwrap()
+                .trim_end_matches(')')
+                .to_string();
             stdout.push(line);
-            return Running { child, base, metrics, stdout };
+            return Running {
+                child,
+                base,
+                metrics,
+                stdout,
+            };
         }
         stdout.push(line);
     }
@@ -59,13 +71,18 @@ fn start(dir: &std::path::Path, args: &[&str]) -> Running {
 
 fn terminate(mut r: Running) -> std::process::ExitStatus {
     // SIGTERM via kill(1): graceful shutdown must end the process with success.
-    let _ = Command::new("kill").args(["-TERM", &r.child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &r.child.id().to_string()])
+        .status();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(status) = r.child.try_wait().unwrap() {
             return status;
         }
-        assert!(Instant::now() < deadline, "aednet did not exit after SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "aednet did not exit after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -76,22 +93,62 @@ async fn demo_serves_the_synthetic_city_and_shuts_down_cleanly() {
     let r = start(dir.path(), &["demo"]);
     assert!(dir.path().join("aednet-data/demo.db").exists());
     let tokens = std::fs::read_to_string(dir.path().join("aednet-data/demo-tokens.txt")).unwrap();
-    let admin = tokens.lines().find_map(|l| l.strip_prefix("admin\t")).unwrap().to_string();
-    assert!(r.stdout.iter().any(|l| l.contains(&admin)), "tokens are printed on first start");
+    let admin = tokens
+        .lines()
+        .find_map(|l| l.strip_prefix("admin\t"))
+        .unwrap()
+        .to_string();
+    assert!(
+        r.stdout.iter().any(|l| l.contains(&admin)),
+        "tokens are printed on first start"
+    );
 
     let client = reqwest::Client::new();
-    let aeds: Value = client.get(format!("{}/api/v1/aeds?limit=1000", r.base)).send().await.unwrap().json().await.unwrap();
+    let aeds: Value = client
+        .get(format!("{}/api/v1/aeds?limit=1000", r.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let items = aeds["items"].as_array().unwrap();
     assert!(items.len() >= 200, "hundreds of AEDs, got {}", items.len());
-    assert!(items.iter().all(|a| a.get("cabinet_code").is_none()), "public reads hide cabinet codes");
-    let districts: Value = client.get(format!("{}/api/v1/districts", r.base)).send().await.unwrap().json().await.unwrap();
-    let names: Vec<&str> = districts["items"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
+    assert!(
+        items.iter().all(|a| a.get("cabinet_code").is_none()),
+        "public reads hide cabinet codes"
+    );
+    let districts: Value = client
+        .get(format!("{}/api/v1/districts", r.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = districts["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
     for n in ["柯城区", "衢江区", "龙游县", "江山市", "常山县", "开化县"] {
         assert!(names.contains(&n), "{n} missing from {names:?}");
     }
-    let stations: Value = client.get(format!("{}/api/v1/stations?limit=1000", r.base)).send().await.unwrap().json().await.unwrap();
+    let stations: Value = client
+        .get(format!("{}/api/v1/stations?limit=1000", r.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(!stations["items"].as_array().unwrap().is_empty());
-    let rescuers = client.get(format!("{}/api/v1/rescuers", r.base)).send().await.unwrap();
+    let rescuers = client
+        .get(format!("{}/api/v1/rescuers", r.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(rescuers.status().as_u16(), 401);
     let rescuers: Value = client
         .get(format!("{}/api/v1/rescuers", r.base))
@@ -103,14 +160,32 @@ async fn demo_serves_the_synthetic_city_and_shuts_down_cleanly() {
         .await
         .unwrap();
     assert!(!rescuers["items"].as_array().unwrap().is_empty());
-    let metrics = client.get(&r.metrics).send().await.unwrap().text().await.unwrap();
+    let metrics = client
+        .get(&r.metrics)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("aednet_aeds "), "{metrics}");
     assert!(terminate(r).success());
 
     // A second start serves the same database without regenerating it.
     let r2 = start(dir.path(), &["demo"]);
-    assert!(r2.stdout.iter().any(|l| l.contains("already has data")), "{:?}", r2.stdout);
-    let again: Value = client.get(format!("{}/api/v1/aeds?limit=1000", r2.base)).send().await.unwrap().json().await.unwrap();
+    assert!(
+        r2.stdout.iter().any(|l| l.contains("already has data")),
+        "{:?}",
+        r2.stdout
+    );
+    let again: Value = client
+        .get(format!("{}/api/v1/aeds?limit=1000", r2.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(again["items"].as_array().unwrap().len(), items.len());
     assert!(terminate(r2).success());
 }
@@ -119,21 +194,62 @@ async fn demo_serves_the_synthetic_city_and_shuts_down_cleanly() {
 async fn token_create_prints_a_working_secret_once() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("t.db").display());
-    let out = bin().args(["--database-url", &db, "token", "create", "--role", "planner", "--name", "ops"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = bin()
+        .args([
+            "--database-url",
+            &db,
+            "token",
+            "create",
+            "--role",
+            "planner",
+            "--name",
+            "ops",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
-    let secret = text.split_whitespace().find(|w| w.starts_with("aed_")).unwrap().to_string();
-    let list = bin().args(["--database-url", &db, "token", "list"]).output().unwrap();
+    let secret = text
+        .split_whitespace()
+        .find(|w| w.starts_with("aed_"))
+        .unwrap()
+        .to_string();
+    let list = bin()
+        .args(["--database-url", &db, "token", "list"])
+        .output()
+        .unwrap();
     let listed = String::from_utf8(list.stdout).unwrap();
     assert!(listed.contains("planner") && !listed.contains(&secret));
-    let bad = bin().args(["--database-url", &db, "token", "create", "--role", "wizard", "--name", "x"]).output().unwrap();
+    let bad = bin()
+        .args([
+            "--database-url",
+            &db,
+            "token",
+            "create",
+            "--role",
+            "wizard",
+            "--name",
+            "x",
+        ])
+        .output()
+        .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown role"));
 
     let r = start(dir.path(), &["--database-url", &db, "serve"]);
     let client = reqwest::Client::new();
     let body = serde_json::json!({"name": "test", "population": 1000});
-    let resp = client.post(format!("{}/api/v1/districts", r.base)).bearer_auth(&secret).json(&body).send().await.unwrap();
+    let resp = client
+        .post(format!("{}/api/v1/districts", r.base))
+        .bearer_auth(&secret)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 201);
     assert!(terminate(r).success());
 }

@@ -23,7 +23,10 @@ const WRITERS: &[Role] = &[Role::Admin, Role::Maintenance];
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/aeds", get(list_aeds).post(create_aed))
-        .route("/api/v1/aeds/{id}", get(get_aed).put(replace_aed).delete(delete_aed))
+        .route(
+            "/api/v1/aeds/{id}",
+            get(get_aed).put(replace_aed).delete(delete_aed),
+        )
         .route("/api/v1/aeds/{id}/readiness", put(set_readiness))
 }
 
@@ -71,7 +74,11 @@ pub async fn list_aeds(
         })
         .transpose()?;
     let mut page = state.store.list_aeds(&q).await?;
-    page.items = page.items.into_iter().map(|a| visible(a, &caller)).collect();
+    page.items = page
+        .items
+        .into_iter()
+        .map(|a| visible(a, &caller))
+        .collect();
     Ok(page_response(page, format))
 }
 
@@ -106,7 +113,12 @@ pub async fn create_aed(
     let aed = state.store.create_aed(&data).await?;
     state.bus.publish(Event::AedUpserted { id: aed.id });
     let location = format!("/api/v1/aeds/{}", aed.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], axum::Json(visible(aed, &caller))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        axum::Json(visible(aed, &caller)),
+    )
+        .into_response())
 }
 
 /// Replaces an AED. Readiness is kept unless `readiness_status` is given.
@@ -127,7 +139,11 @@ pub async fn replace_aed(
     if keep_readiness {
         data.readiness = existing.data.readiness;
     }
-    let aed = state.store.replace_aed(id, &data).await?.ok_or(ApiError::NotFound)?;
+    let aed = state
+        .store
+        .replace_aed(id, &data)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     state.bus.publish(Event::AedUpserted { id });
     Ok(axum::Json(visible(aed, &caller)).into_response())
 }
@@ -135,7 +151,11 @@ pub async fn replace_aed(
 #[utoipa::path(delete, path = "/api/v1/aeds/{id}", tag = "aeds", params(("id" = i64, Path)),
     security(("bearer" = [])), responses((status = 204), (status = 404, body = ErrorBody)))]
 #[tracing::instrument(skip(state, caller))]
-pub async fn delete_aed(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath) -> ApiResult<StatusCode> {
+pub async fn delete_aed(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<StatusCode> {
     caller.require(&[Role::Admin])?;
     if !state.store.delete_aed(id).await? {
         return Err(ApiError::NotFound);
@@ -166,8 +186,19 @@ pub async fn set_readiness(
     caller.require(WRITERS)?;
     let reason = aednet_core::validate::clean(input.reason);
     aednet_core::validate::max_len("reason", &reason, 500)?;
-    let readiness = Readiness { status: input.status, reason, since: state.clock.now() };
-    let aed = state.store.set_aed_readiness(id, &readiness).await?.ok_or(ApiError::NotFound)?;
-    state.bus.publish(Event::AedReadinessChanged { id, status: input.status });
+    let readiness = Readiness {
+        status: input.status,
+        reason,
+        since: state.clock.now(),
+    };
+    let aed = state
+        .store
+        .set_aed_readiness(id, &readiness)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    state.bus.publish(Event::AedReadinessChanged {
+        id,
+        status: input.status,
+    });
     Ok(axum::Json(visible(aed, &caller)).into_response())
 }

@@ -24,8 +24,16 @@ pub const TOKEN_PREFIX: &str = "aed_";
 pub fn new_token(name: &str, role: Role, subject_id: Option<i64>) -> (String, NewToken) {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let secret = format!("{TOKEN_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
-    let record = NewToken { name: name.to_string(), role, subject_id, token_hash: hash_token(&secret) };
+    let secret = format!(
+        "{TOKEN_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    );
+    let record = NewToken {
+        name: name.to_string(),
+        role,
+        subject_id,
+        token_hash: hash_token(&secret),
+    };
     (secret, record)
 }
 
@@ -62,19 +70,35 @@ impl Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let Some(value) = parts.headers.get(AUTHORIZATION) else {
-            return Ok(Caller { role: Role::Public, token: None });
+            return Ok(Caller {
+                role: Role::Public,
+                token: None,
+            });
         };
         let secret = value
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .ok_or(ApiError::Unauthorized)?;
-        let record = state.store.find_token(&hash_token(secret)).await?.ok_or(ApiError::Unauthorized)?;
-        Ok(Caller { role: record.role, token: Some(record) })
+        let record = state
+            .store
+            .find_token(&hash_token(secret))
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        Ok(Caller {
+            role: record.role,
+            token: Some(record),
+        })
     }
 }
 

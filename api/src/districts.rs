@@ -20,8 +20,16 @@ const WRITERS: &[Role] = &[Role::Admin, Role::Planner];
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/districts", get(list_districts).post(create_district))
-        .route("/api/v1/districts/{id}", get(get_district).put(replace_district).delete(delete_district))
+        .route(
+            "/api/v1/districts",
+            get(list_districts).post(create_district),
+        )
+        .route(
+            "/api/v1/districts/{id}",
+            get(get_district)
+                .put(replace_district)
+                .delete(delete_district),
+        )
 }
 
 impl Geo for District {
@@ -29,7 +37,10 @@ impl Geo for District {
         self.id
     }
     fn geometry(&self) -> Option<Value> {
-        self.data.boundary.as_ref().and_then(|g| serde_json::to_value(g).ok())
+        self.data
+            .boundary
+            .as_ref()
+            .and_then(|g| serde_json::to_value(g).ok())
     }
     const GEOMETRY_KEYS: &'static [&'static str] = &["boundary"];
 }
@@ -38,7 +49,11 @@ impl Geo for District {
     params(("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query), ("format" = Option<String>, Query)),
     responses((status = 200, body = PageBody<District>), (status = 400, body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
-pub async fn list_districts(State(state): State<AppState>, headers: HeaderMap, params: Params) -> ApiResult<Response> {
+pub async fn list_districts(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> ApiResult<Response> {
     let format = Format::negotiate(&headers, &params)?;
     let q = list_query(&params)?;
     Ok(page_response(state.store.list_districts(&q).await?, format))
@@ -54,7 +69,11 @@ pub async fn get_district(
     params: Params,
 ) -> ApiResult<Response> {
     let format = Format::negotiate(&headers, &params)?;
-    let d = state.store.get_district(id).await?.ok_or(ApiError::NotFound)?;
+    let d = state
+        .store
+        .get_district(id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(item_response(&d, format))
 }
 
@@ -71,7 +90,12 @@ pub async fn create_district(
     let d = state.store.create_district(&input.validate()?).await?;
     state.bus.publish(Event::DistrictUpserted { id: d.id });
     let location = format!("/api/v1/districts/{}", d.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], axum::Json(d)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        axum::Json(d),
+    )
+        .into_response())
 }
 
 #[utoipa::path(put, path = "/api/v1/districts/{id}", tag = "districts", request_body = DistrictInput,
@@ -85,7 +109,11 @@ pub async fn replace_district(
     JsonBody(input): JsonBody<DistrictInput>,
 ) -> ApiResult<Response> {
     caller.require(WRITERS)?;
-    let d = state.store.replace_district(id, &input.validate()?).await?.ok_or(ApiError::NotFound)?;
+    let d = state
+        .store
+        .replace_district(id, &input.validate()?)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     state.bus.publish(Event::DistrictUpserted { id });
     Ok(axum::Json(d).into_response())
 }
@@ -93,7 +121,11 @@ pub async fn replace_district(
 #[utoipa::path(delete, path = "/api/v1/districts/{id}", tag = "districts", params(("id" = i64, Path)),
     security(("bearer" = [])), responses((status = 204), (status = 404, body = ErrorBody)))]
 #[tracing::instrument(skip(state, caller))]
-pub async fn delete_district(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath) -> ApiResult<StatusCode> {
+pub async fn delete_district(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<StatusCode> {
     caller.require(&[Role::Admin])?;
     if !state.store.delete_district(id).await? {
         return Err(ApiError::NotFound);

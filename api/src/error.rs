@@ -15,7 +15,10 @@ use utoipa::ToSchema;
 pub enum ApiError {
     /// Malformed request: unparsable JSON, a query parameter of the wrong type.
     #[error("{message}")]
-    BadRequest { field: Option<String>, message: String },
+    BadRequest {
+        field: Option<String>,
+        message: String,
+    },
     /// Well-formed but invalid: a value out of range, an unknown enum value, a bad date.
     #[error("{0}")]
     Invalid(FieldError),
@@ -26,7 +29,10 @@ pub enum ApiError {
     #[error("not found")]
     NotFound,
     #[error("{message}")]
-    Conflict { field: Option<String>, message: String },
+    Conflict {
+        field: Option<String>,
+        message: String,
+    },
     #[error("request body too large")]
     PayloadTooLarge,
     #[error("internal error")]
@@ -47,7 +53,10 @@ pub struct ErrorBody {
 
 impl ApiError {
     pub fn bad_request(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError::BadRequest { field: Some(field.into()), message: message.into() }
+        ApiError::BadRequest {
+            field: Some(field.into()),
+            message: message.into(),
+        }
     }
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         ApiError::Invalid(FieldError::new(field, message))
@@ -55,8 +64,14 @@ impl ApiError {
 
     fn parts(&self) -> (StatusCode, &'static str, Option<String>) {
         match self {
-            ApiError::BadRequest { field, .. } => (StatusCode::BAD_REQUEST, "bad_request", field.clone()),
-            ApiError::Invalid(e) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid", Some(e.field.clone())),
+            ApiError::BadRequest { field, .. } => {
+                (StatusCode::BAD_REQUEST, "bad_request", field.clone())
+            }
+            ApiError::Invalid(e) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                Some(e.field.clone()),
+            ),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", None),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", None),
@@ -93,10 +108,20 @@ impl IntoResponse for ApiError {
             ApiError::Invalid(e) => e.message.clone(),
             other => other.to_string(),
         };
-        let mut resp = (status, axum::Json(ErrorBody { error: code, message, field })).into_response();
+        let mut resp = (
+            status,
+            axum::Json(ErrorBody {
+                error: code,
+                message,
+                field,
+            }),
+        )
+            .into_response();
         if status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"aednet\""));
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"aednet\""),
+            );
         }
         resp
     }

@@ -28,23 +28,37 @@ where
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| ct.starts_with("application/json") || ct.contains("+json"));
         if !is_json {
-            return Err(ApiError::bad_request("content-type", "expected Content-Type: application/json"));
+            return Err(ApiError::bad_request(
+                "content-type",
+                "expected Content-Type: application/json",
+            ));
         }
-        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|rej| {
-            if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::bad_request("body", rej.body_text())
-            }
-        })?;
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|rej| {
+                if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::bad_request("body", rej.body_text())
+                }
+            })?;
         // Parse syntax first so "not JSON at all" and "JSON with a bad field" get different codes.
-        let value: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::BadRequest { field: None, message: format!("malformed JSON: {e}") })?;
-        serde_path_to_error::deserialize(value).map(JsonBody).map_err(|e| {
-            let path = e.path().to_string();
-            let field = if path == "." { "body".to_string() } else { path };
-            ApiError::invalid(field, e.into_inner().to_string())
-        })
+        let value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest {
+                field: None,
+                message: format!("malformed JSON: {e}"),
+            })?;
+        serde_path_to_error::deserialize(value)
+            .map(JsonBody)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let field = if path == "." {
+                    "body".to_string()
+                } else {
+                    path
+                };
+                ApiError::invalid(field, e.into_inner().to_string())
+            })
     }
 }
 
@@ -77,15 +91,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let q = parts.uri.query().unwrap_or("");
-        let map: HashMap<String, String> = serde_urlencoded_pairs(q)
-            .map_err(|m| ApiError::BadRequest { field: None, message: m })?;
+        let map: HashMap<String, String> =
+            serde_urlencoded_pairs(q).map_err(|m| ApiError::BadRequest {
+                field: None,
+                message: m,
+            })?;
         Ok(Params(map))
     }
 }
 
 fn serde_urlencoded_pairs(q: &str) -> Result<HashMap<String, String>, String> {
     axum::extract::Query::<HashMap<String, String>>::try_from_uri(
-        &format!("/?{q}").parse().map_err(|_| "malformed query string".to_string())?,
+        &format!("/?{q}")
+            .parse()
+            .map_err(|_| "malformed query string".to_string())?,
     )
     .map(|axum::extract::Query(m)| m)
     .map_err(|e| format!("malformed query string: {e}"))
@@ -93,13 +112,23 @@ fn serde_urlencoded_pairs(q: &str) -> Result<HashMap<String, String>, String> {
 
 impl Params {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|s| !s.is_empty())
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
     }
 
     /// Parses a parameter with `FromStr`; a bad value is 400 naming it.
-    pub fn parse<T: std::str::FromStr>(&self, name: &str, what: &str) -> Result<Option<T>, ApiError> {
+    pub fn parse<T: std::str::FromStr>(
+        &self,
+        name: &str,
+        what: &str,
+    ) -> Result<Option<T>, ApiError> {
         self.get(name)
-            .map(|v| v.parse::<T>().map_err(|_| ApiError::bad_request(name, format!("{name} must be {what}"))))
+            .map(|v| {
+                v.parse::<T>()
+                    .map_err(|_| ApiError::bad_request(name, format!("{name} must be {what}")))
+            })
             .transpose()
     }
 }

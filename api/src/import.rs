@@ -47,7 +47,10 @@ pub async fn import(
 ) -> ApiResult<Json<ImportReport>> {
     caller.require(&[Role::Admin, Role::Planner])?;
     if body.is_empty() {
-        return Err(ApiError::bad_request("body", "the request body must be the file to import"));
+        return Err(ApiError::bad_request(
+            "body",
+            "the request body must be the file to import",
+        ));
     }
     let opts = options(&params)?;
     let name = params.get("name").unwrap_or("upload").to_string();
@@ -57,10 +60,17 @@ pub async fn import(
         "osm" => aednet_import::import_osm_bytes(store, &body, &opts, &pb).await,
         "csv" => aednet_import::import_csv(store, &body, &name, &opts, &pb).await,
         "geojson" => aednet_import::import_geojson(store, &body, &name, &opts, &pb).await,
-        _ => return Err(ApiError::bad_request("format", "format must be osm, csv or geojson")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "format",
+                "format must be osm, csv or geojson",
+            ))
+        }
     };
     let report = result.map_err(import_error)?;
-    state.bus.publish(Event::BulkChange { source: opts.source.clone().unwrap_or(format) });
+    state.bus.publish(Event::BulkChange {
+        source: opts.source.clone().unwrap_or(format),
+    });
     state.metrics.aeds.set(state.store.count_aeds().await?);
     Ok(Json(report))
 }
@@ -68,20 +78,32 @@ pub async fn import(
 fn options(params: &Params) -> ApiResult<ImportOptions> {
     let tz = params
         .get("tz")
-        .map(|t| t.parse::<chrono_tz::Tz>().map_err(|_| ApiError::bad_request("tz", format!("unknown time zone '{t}'"))))
+        .map(|t| {
+            t.parse::<chrono_tz::Tz>()
+                .map_err(|_| ApiError::bad_request("tz", format!("unknown time zone '{t}'")))
+        })
         .transpose()?;
     let delimiter = match params.get("delimiter") {
         None => None,
         Some("tab" | "\\t") => Some('\t'),
         Some(d) if d.chars().count() == 1 => d.chars().next(),
-        Some(_) => return Err(ApiError::bad_request("delimiter", "delimiter must be one character or 'tab'")),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "delimiter",
+                "delimiter must be one character or 'tab'",
+            ))
+        }
     };
     let s = |k: &str| params.get(k).map(str::to_string);
     Ok(ImportOptions {
         source: s("source"),
-        strict: params.parse::<bool>("strict", "true or false")?.unwrap_or(false),
+        strict: params
+            .parse::<bool>("strict", "true or false")?
+            .unwrap_or(false),
         tz,
-        admin_level: params.parse::<u8>("admin_level", "an integer from 1 to 11")?.unwrap_or(8),
+        admin_level: params
+            .parse::<u8>("admin_level", "an integer from 1 to 11")?
+            .unwrap_or(8),
         csv: CsvOptions {
             lat_col: s("lat_col"),
             lon_col: s("lon_col"),
@@ -101,7 +123,9 @@ fn import_error(e: aednet_import::ImportError) -> ApiError {
     use aednet_import::ImportError as E;
     match e {
         E::Store(s) => ApiError::from(s),
-        other if other.is_client_error() => ApiError::Invalid(aednet_core::FieldError::new("body", other.to_string())),
+        other if other.is_client_error() => {
+            ApiError::Invalid(aednet_core::FieldError::new("body", other.to_string()))
+        }
         other => ApiError::Internal(other.to_string()),
     }
 }

@@ -64,7 +64,10 @@ pub fn finish(router: Router<AppState>, state: AppState) -> Router {
                 .into_response()
         })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                 let route = req
@@ -84,7 +87,9 @@ pub fn finish(router: Router<AppState>, state: AppState) -> Router {
 
 /// The metrics listener's router: `/metrics` only.
 pub fn metrics_router(state: AppState) -> Router {
-    Router::new().route("/metrics", axum::routing::get(metrics::metrics_handler)).with_state(state)
+    Router::new()
+        .route("/metrics", axum::routing::get(metrics::metrics_handler))
+        .with_state(state)
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then finishes in-flight requests.
@@ -94,5 +99,7 @@ pub async fn serve(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -28,11 +28,23 @@ impl Format {
         match params.get("format") {
             Some("json") => return Ok(Format::Json),
             Some("geojson") => return Ok(Format::GeoJson),
-            Some(_) => return Err(ApiError::bad_request("format", "format must be json or geojson")),
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "format",
+                    "format must be json or geojson",
+                ))
+            }
             None => {}
         }
-        let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-        Ok(if accept.contains(GEOJSON) { Format::GeoJson } else { Format::Json })
+        let accept = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        Ok(if accept.contains(GEOJSON) {
+            Format::GeoJson
+        } else {
+            Format::Json
+        })
     }
 }
 
@@ -81,7 +93,11 @@ pub fn item_response<T: Geo>(item: &T, format: Format) -> Response {
 pub fn page_response<T: Geo>(page: Page<T>, format: Format) -> Response {
     let next_cursor = page.next_after.map(|id| id.to_string());
     match format {
-        Format::Json => axum::Json(PageBody { items: page.items, next_cursor }).into_response(),
+        Format::Json => axum::Json(PageBody {
+            items: page.items,
+            next_cursor,
+        })
+        .into_response(),
         Format::GeoJson => {
             let features: Vec<Value> = page.items.iter().map(feature).collect();
             let mut fc = json!({"type": "FeatureCollection", "features": features});
@@ -97,11 +113,19 @@ pub fn page_response<T: Geo>(page: Page<T>, format: Format) -> Response {
 /// Parses the common list parameters: `bbox`, `district_id`, `cursor`, `limit`, `source`.
 /// Entity-specific filters (`status`, `kind`) are added by the caller.
 pub fn list_query(params: &Params) -> ApiResult<ListQuery> {
-    let limit = params.parse::<u32>("limit", "an integer from 1 to 1000")?.unwrap_or(DEFAULT_LIMIT);
+    let limit = params
+        .parse::<u32>("limit", "an integer from 1 to 1000")?
+        .unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_request("limit", "limit must be an integer from 1 to 1000"));
+        return Err(ApiError::bad_request(
+            "limit",
+            "limit must be an integer from 1 to 1000",
+        ));
     }
-    let bbox = params.get("bbox").map(|b| BBox::parse("bbox", b)).transpose()?;
+    let bbox = params
+        .get("bbox")
+        .map(|b| BBox::parse("bbox", b))
+        .transpose()?;
     Ok(ListQuery {
         bbox,
         district_id: params.parse("district_id", "an integer")?,

@@ -20,7 +20,10 @@ const READERS: &[Role] = &[Role::Admin, Role::Dispatcher];
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/rescuers", get(list_rescuers).post(create_rescuer))
-        .route("/api/v1/rescuers/{id}", get(get_rescuer).put(replace_rescuer).delete(delete_rescuer))
+        .route(
+            "/api/v1/rescuers/{id}",
+            get(get_rescuer).put(replace_rescuer).delete(delete_rescuer),
+        )
 }
 
 #[utoipa::path(get, path = "/api/v1/rescuers", tag = "rescuers",
@@ -28,25 +31,44 @@ pub fn router() -> Router<AppState> {
     security(("bearer" = [])),
     responses((status = 200, body = PageBody<Rescuer>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
-pub async fn list_rescuers(State(state): State<AppState>, caller: Caller, params: Params) -> ApiResult<Response> {
+pub async fn list_rescuers(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Params,
+) -> ApiResult<Response> {
     caller.require(READERS)?;
     let q = list_query(&params)?;
     if q.bbox.is_some() {
         // Filtering volunteers by area from a home district is fine; by coordinates it would
         // leak where they are.
-        return Err(ApiError::bad_request("bbox", "rescuers cannot be filtered by bbox"));
+        return Err(ApiError::bad_request(
+            "bbox",
+            "rescuers cannot be filtered by bbox",
+        ));
     }
     let page = state.store.list_rescuers(&q).await?;
     let next_cursor = page.next_after.map(|c| c.to_string());
-    Ok(axum::Json(PageBody { items: page.items, next_cursor }).into_response())
+    Ok(axum::Json(PageBody {
+        items: page.items,
+        next_cursor,
+    })
+    .into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/rescuers/{id}", tag = "rescuers", params(("id" = i64, Path)),
     security(("bearer" = [])), responses((status = 200, body = Rescuer), (status = 404, body = ErrorBody)))]
 #[tracing::instrument(skip(state, caller))]
-pub async fn get_rescuer(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath) -> ApiResult<Response> {
+pub async fn get_rescuer(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<Response> {
     caller.require(READERS)?;
-    let r = state.store.get_rescuer(id).await?.ok_or(ApiError::NotFound)?;
+    let r = state
+        .store
+        .get_rescuer(id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(axum::Json(r).into_response())
 }
 
@@ -63,7 +85,12 @@ pub async fn create_rescuer(
     let r = state.store.create_rescuer(&input.validate()?).await?;
     state.bus.publish(Event::RescuerUpserted { id: r.id });
     let location = format!("/api/v1/rescuers/{}", r.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], axum::Json(r)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        axum::Json(r),
+    )
+        .into_response())
 }
 
 #[utoipa::path(put, path = "/api/v1/rescuers/{id}", tag = "rescuers", request_body = RescuerInput,
@@ -77,7 +104,11 @@ pub async fn replace_rescuer(
     JsonBody(input): JsonBody<RescuerInput>,
 ) -> ApiResult<Response> {
     caller.require(&[Role::Admin])?;
-    let r = state.store.replace_rescuer(id, &input.validate()?).await?.ok_or(ApiError::NotFound)?;
+    let r = state
+        .store
+        .replace_rescuer(id, &input.validate()?)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     state.bus.publish(Event::RescuerUpserted { id });
     Ok(axum::Json(r).into_response())
 }
@@ -85,7 +116,11 @@ pub async fn replace_rescuer(
 #[utoipa::path(delete, path = "/api/v1/rescuers/{id}", tag = "rescuers", params(("id" = i64, Path)),
     security(("bearer" = [])), responses((status = 204), (status = 404, body = ErrorBody)))]
 #[tracing::instrument(skip(state, caller))]
-pub async fn delete_rescuer(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath) -> ApiResult<StatusCode> {
+pub async fn delete_rescuer(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<StatusCode> {
     caller.require(&[Role::Admin])?;
     if !state.store.delete_rescuer(id).await? {
         return Err(ApiError::NotFound);

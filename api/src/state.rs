@@ -17,6 +17,11 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(store: DynStore, bus: Arc<dyn EventBus>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, bus, clock, metrics: Arc::new(Metrics::new()) }
+        Self {
+            store,
+            bus,
+            clock,
+            metrics: Arc::new(Metrics::new()),
+        }
     }
 }

@@ -17,12 +17,20 @@ use crate::output::{item_response, list_query, page_response, point, Format, Geo
 use crate::state::AppState;
 
 const WRITERS: &[Role] = &[Role::Admin, Role::Maintenance];
-const STAFF: &[Role] = &[Role::Admin, Role::Maintenance, Role::Dispatcher, Role::Planner];
+const STAFF: &[Role] = &[
+    Role::Admin,
+    Role::Maintenance,
+    Role::Dispatcher,
+    Role::Planner,
+];
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/stations", get(list_stations).post(create_station))
-        .route("/api/v1/stations/{id}", get(get_station).put(replace_station).delete(delete_station))
+        .route(
+            "/api/v1/stations/{id}",
+            get(get_station).put(replace_station).delete(delete_station),
+        )
 }
 
 impl Geo for Station {
@@ -57,10 +65,17 @@ pub async fn list_stations(
     let mut q = list_query(&params)?;
     q.kind = params
         .get("kind")
-        .map(|k| StationKind::parse(k).ok_or_else(|| ApiError::bad_request("kind", format!("unknown kind '{k}'"))))
+        .map(|k| {
+            StationKind::parse(k)
+                .ok_or_else(|| ApiError::bad_request("kind", format!("unknown kind '{k}'")))
+        })
         .transpose()?;
     let mut page = state.store.list_stations(&q).await?;
-    page.items = page.items.into_iter().map(|s| visible(s, &caller)).collect();
+    page.items = page
+        .items
+        .into_iter()
+        .map(|s| visible(s, &caller))
+        .collect();
     Ok(page_response(page, format))
 }
 
@@ -75,7 +90,11 @@ pub async fn get_station(
     params: Params,
 ) -> ApiResult<Response> {
     let format = Format::negotiate(&headers, &params)?;
-    let s = state.store.get_station(id).await?.ok_or(ApiError::NotFound)?;
+    let s = state
+        .store
+        .get_station(id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(item_response(&visible(s, &caller), format))
 }
 
@@ -93,7 +112,12 @@ pub async fn create_station(
     let s = state.store.create_station(&data).await?;
     state.bus.publish(Event::StationUpserted { id: s.id });
     let location = format!("/api/v1/stations/{}", s.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], axum::Json(s)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        axum::Json(s),
+    )
+        .into_response())
 }
 
 #[utoipa::path(put, path = "/api/v1/stations/{id}", tag = "stations", request_body = StationInput,
@@ -108,7 +132,11 @@ pub async fn replace_station(
 ) -> ApiResult<Response> {
     caller.require(WRITERS)?;
     let data = input.validate(state.clock.now())?;
-    let s = state.store.replace_station(id, &data).await?.ok_or(ApiError::NotFound)?;
+    let s = state
+        .store
+        .replace_station(id, &data)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     state.bus.publish(Event::StationUpserted { id });
     Ok(axum::Json(s).into_response())
 }
@@ -116,7 +144,11 @@ pub async fn replace_station(
 #[utoipa::path(delete, path = "/api/v1/stations/{id}", tag = "stations", params(("id" = i64, Path)),
     security(("bearer" = [])), responses((status = 204), (status = 404, body = ErrorBody)))]
 #[tracing::instrument(skip(state, caller))]
-pub async fn delete_station(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath) -> ApiResult<StatusCode> {
+pub async fn delete_station(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<StatusCode> {
     caller.require(&[Role::Admin])?;
     if !state.store.delete_station(id).await? {
         return Err(ApiError::NotFound);

@@ -52,7 +52,14 @@ pub struct TokenView {
 
 impl From<TokenRecord> for TokenView {
     fn from(t: TokenRecord) -> Self {
-        Self { id: t.id, name: t.name, role: t.role, subject_id: t.subject_id, created_at: t.created_at, revoked_at: t.revoked_at }
+        Self {
+            id: t.id,
+            name: t.name,
+            role: t.role,
+            subject_id: t.subject_id,
+            created_at: t.created_at,
+            revoked_at: t.revoked_at,
+        }
     }
 }
 
@@ -74,22 +81,42 @@ pub async fn create_token(
     }
     let (secret, new) = new_token(name, input.role, input.subject_id);
     let rec = state.store.create_token(&new).await?;
-    let body = CreatedToken { id: rec.id, name: rec.name, role: rec.role, token: secret };
+    let body = CreatedToken {
+        id: rec.id,
+        name: rec.name,
+        role: rec.role,
+        token: secret,
+    };
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])),
     responses((status = 200, body = Vec<TokenView>), (status = 403, body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
-pub async fn list_tokens(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<TokenView>>> {
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<TokenView>>> {
     caller.require(&[Role::Admin])?;
-    Ok(Json(state.store.list_tokens().await?.into_iter().map(TokenView::from).collect()))
+    Ok(Json(
+        state
+            .store
+            .list_tokens()
+            .await?
+            .into_iter()
+            .map(TokenView::from)
+            .collect(),
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = i64, Path)),
     security(("bearer" = [])), responses((status = 204), (status = 404, body = ErrorBody)))]
 #[tracing::instrument(skip(state, caller))]
-pub async fn revoke_token(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath) -> ApiResult<StatusCode> {
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<StatusCode> {
     caller.require(&[Role::Admin])?;
     if state.store.revoke_token(id).await? {
         Ok(StatusCode::NO_CONTENT)

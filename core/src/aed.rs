@@ -50,8 +50,10 @@ impl Access {
     }
 
     pub fn parse(s: &str) -> Option<Access> {
-        let s = s.trim().to_ascii_lowercase();
-        Access::ALL.into_iter().find(|a| a.as_str() == s)
+        let s = s.trim();
+        Access::ALL
+            .into_iter()
+            .find(|a| a.as_str().eq_ignore_ascii_case(s))
     }
 
     /// Anyone may walk up and take it.
@@ -272,10 +274,15 @@ impl AedInput {
         max_len("external_ref", &external_ref, 200)?;
         if let Some(code) = &self.cabinet_code {
             if code.expose().trim().is_empty() || code.expose().chars().count() > 64 {
-                return Err(FieldError::new("cabinet_code", "must be 1 to 64 characters"));
+                return Err(FieldError::new(
+                    "cabinet_code",
+                    "must be 1 to 64 characters",
+                ));
             }
         }
-        let time_zone = self.time_zone.unwrap_or_else(|| hours::time_zone_at(location));
+        let time_zone = self
+            .time_zone
+            .unwrap_or_else(|| hours::time_zone_at(location));
         Ok(AedData {
             source,
             external_ref,
@@ -313,7 +320,12 @@ mod tests {
     use super::*;
 
     fn input() -> AedInput {
-        AedInput { lat: 28.97, lon: 118.87, name: Some(" 衢州站 ".into()), ..Default::default() }
+        AedInput {
+            lat: 28.97,
+            lon: 118.87,
+            name: Some(" 衢州站 ".into()),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -328,13 +340,26 @@ mod tests {
 
     #[test]
     fn validation_names_the_field() {
-        let e = AedInput { lat: 91.0, ..input() }.validate(Utc::now()).unwrap_err();
+        let e = AedInput {
+            lat: 91.0,
+            ..input()
+        }
+        .validate(Utc::now())
+        .unwrap_err();
         assert_eq!(e.field, "lat");
-        let e = AedInput { name: Some("x".repeat(201)), ..input() }.validate(Utc::now()).unwrap_err();
+        let e = AedInput {
+            name: Some("x".repeat(201)),
+            ..input()
+        }
+        .validate(Utc::now())
+        .unwrap_err();
         assert_eq!(e.field, "name");
-        let e = AedInput { cabinet_code: Some(Secret::new(" ")), ..input() }
-            .validate(Utc::now())
-            .unwrap_err();
+        let e = AedInput {
+            cabinet_code: Some(Secret::new(" ")),
+            ..input()
+        }
+        .validate(Utc::now())
+        .unwrap_err();
         assert_eq!(e.field, "cabinet_code");
     }
 
@@ -349,9 +374,12 @@ mod tests {
 
     #[test]
     fn cabinet_code_implies_locked_and_is_redacted() {
-        let mut d = AedInput { cabinet_code: Some(Secret::new("1234")), ..input() }
-            .validate(Utc::now())
-            .unwrap();
+        let mut d = AedInput {
+            cabinet_code: Some(Secret::new("1234")),
+            ..input()
+        }
+        .validate(Utc::now())
+        .unwrap();
         assert!(d.cabinet_locked);
         assert!(!format!("{d:?}").contains("1234"));
         d.redact();

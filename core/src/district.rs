@@ -93,8 +93,14 @@ impl DistrictInput {
         if self.population.is_some_and(|p| p < 0) {
             return Err(FieldError::new("population", "must not be negative"));
         }
-        if self.target_aeds_per_10k.is_some_and(|r| !r.is_finite() || r < 0.0) {
-            return Err(FieldError::new("target_aeds_per_10k", "must be a non-negative number"));
+        if self
+            .target_aeds_per_10k
+            .is_some_and(|r| !r.is_finite() || r < 0.0)
+        {
+            return Err(FieldError::new(
+                "target_aeds_per_10k",
+                "must be a non-negative number",
+            ));
         }
         if self.target_rescuers.is_some_and(|r| r < 0) {
             return Err(FieldError::new("target_rescuers", "must not be negative"));
@@ -202,7 +208,11 @@ mod tests {
             ("常山县", 340_000, 51),
             ("开化县", 360_000, 54),
         ] {
-            assert_eq!(district(name, pop, None).target_aeds(), Some(target), "{name}");
+            assert_eq!(
+                district(name, pop, None).target_aeds(),
+                Some(target),
+                "{name}"
+            );
         }
     }
 
@@ -225,7 +235,9 @@ mod tests {
             code: None,
             admin_level: None,
             population: None,
-            boundary: Some(geojson::Geometry::new(geojson::Value::Point(vec![1.0, 2.0]))),
+            boundary: Some(geojson::Geometry::new(geojson::Value::Point(vec![
+                1.0, 2.0,
+            ]))),
             target_aeds_per_10k: None,
             target_rescuers: None,
             tags: Tags::new(),

@@ -9,17 +9,38 @@ use crate::aed::ReadinessStatus;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
-    AedUpserted { id: i64 },
-    AedDeleted { id: i64 },
-    AedReadinessChanged { id: i64, status: ReadinessStatus },
-    StationUpserted { id: i64 },
-    StationDeleted { id: i64 },
-    DistrictUpserted { id: i64 },
-    DistrictDeleted { id: i64 },
-    RescuerUpserted { id: i64 },
-    RescuerDeleted { id: i64 },
+    AedUpserted {
+        id: i64,
+    },
+    AedDeleted {
+        id: i64,
+    },
+    AedReadinessChanged {
+        id: i64,
+        status: ReadinessStatus,
+    },
+    StationUpserted {
+        id: i64,
+    },
+    StationDeleted {
+        id: i64,
+    },
+    DistrictUpserted {
+        id: i64,
+    },
+    DistrictDeleted {
+        id: i64,
+    },
+    RescuerUpserted {
+        id: i64,
+    },
+    RescuerDeleted {
+        id: i64,
+    },
     /// Many records changed at once (an import): subscribers reload rather than replay.
-    BulkChange { source: String },
+    BulkChange {
+        source: String,
+    },
 }
 
 /// The event bus. In-process by default; a NATS JetStream implementation serves several nodes.
@@ -37,7 +58,9 @@ pub struct LocalBus {
 
 impl LocalBus {
     pub fn new(capacity: usize) -> Self {
-        Self { tx: broadcast::channel(capacity).0 }
+        Self {
+            tx: broadcast::channel(capacity).0,
+        }
     }
 }
 
@@ -74,6 +97,9 @@ mod tests {
             status: ReadinessStatus::Fault,
         })
         .unwrap();
-        assert_eq!(json, r#"{"type":"aed_readiness_changed","id":3,"status":"fault"}"#);
+        assert_eq!(
+            json,
+            r#"{"type":"aed_readiness_changed","id":3,"status":"fault"}"#
+        );
     }
 }

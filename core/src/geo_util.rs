@@ -24,7 +24,10 @@ impl LatLon {
 
     pub fn named(lat: f64, lon: f64, lat_field: &str, lon_field: &str) -> Validated<Self> {
         if !lat.is_finite() || !(-90.0..=90.0).contains(&lat) {
-            return Err(FieldError::new(lat_field, "latitude must be a number between -90 and 90"));
+            return Err(FieldError::new(
+                lat_field,
+                "latitude must be a number between -90 and 90",
+            ));
         }
         if !lon.is_finite() || !(-180.0..=180.0).contains(&lon) {
             return Err(FieldError::new(
@@ -66,18 +69,29 @@ impl BBox {
             .collect::<Result<_, _>>()
             .map_err(|_| FieldError::new(field, "expected min_lon,min_lat,max_lon,max_lat"))?;
         let [min_lon, min_lat, max_lon, max_lat] = parts[..] else {
-            return Err(FieldError::new(field, "expected four numbers: min_lon,min_lat,max_lon,max_lat"));
+            return Err(FieldError::new(
+                field,
+                "expected four numbers: min_lon,min_lat,max_lon,max_lat",
+            ));
         };
         LatLon::named(min_lat, min_lon, field, field)?;
         LatLon::named(max_lat, max_lon, field, field)?;
         if min_lat > max_lat || min_lon > max_lon {
             return Err(FieldError::new(field, "minimum must not exceed maximum"));
         }
-        Ok(Self { min_lon, min_lat, max_lon, max_lat })
+        Ok(Self {
+            min_lon,
+            min_lat,
+            max_lon,
+            max_lat,
+        })
     }
 
     pub fn contains(&self, p: &LatLon) -> bool {
-        p.lat >= self.min_lat && p.lat <= self.max_lat && p.lon >= self.min_lon && p.lon <= self.max_lon
+        p.lat >= self.min_lat
+            && p.lat <= self.max_lat
+            && p.lon >= self.min_lon
+            && p.lon <= self.max_lon
     }
 }
 

@@ -64,19 +64,29 @@ pub fn time_zone_at(pos: LatLon) -> Tz {
 impl Hours {
     /// Compiles `raw` for a place at `pos` in zone `tz`. `None` or blank means "not recorded".
     pub fn compile(raw: Option<&str>, tz: Tz, pos: LatLon) -> Self {
-        let raw = raw.map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
-        let compiled = raw.as_deref().and_then(|r| r.parse::<OpeningHours>().ok()).map(|oh| {
-            let coords = Coordinates::new(pos.lat, pos.lon);
-            let mut locale = TzLocation::new(tz);
-            if let Some(c) = coords {
-                locale = locale.with_coords(c);
-            }
-            let holidays = coords
-                .and_then(Country::try_from_coords)
-                .map(Country::holidays)
-                .unwrap_or_default();
-            oh.with_context(Context::default().with_holidays(holidays).with_locale(locale))
-        });
+        let raw = raw
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
+        let compiled = raw
+            .as_deref()
+            .and_then(|r| r.parse::<OpeningHours>().ok())
+            .map(|oh| {
+                let coords = Coordinates::new(pos.lat, pos.lon);
+                let mut locale = TzLocation::new(tz);
+                if let Some(c) = coords {
+                    locale = locale.with_coords(c);
+                }
+                let holidays = coords
+                    .and_then(Country::try_from_coords)
+                    .map(Country::holidays)
+                    .unwrap_or_default();
+                oh.with_context(
+                    Context::default()
+                        .with_holidays(holidays)
+                        .with_locale(locale),
+                )
+            });
         Self { raw, compiled, tz }
     }
 
@@ -100,7 +110,9 @@ impl Hours {
 
     /// Open, closed or unknown at `at`.
     pub fn state(&self, at: DateTime<Utc>) -> HoursState {
-        let Some(oh) = &self.compiled else { return HoursState::Unknown };
+        let Some(oh) = &self.compiled else {
+            return HoursState::Unknown;
+        };
         match oh.state(at.with_timezone(&self.tz)).0 {
             RuleKind::Open => HoursState::Open,
             RuleKind::Closed => HoursState::Closed,
@@ -111,14 +123,17 @@ impl Hours {
     /// The next instant the state changes after `at`, if any (never for `24/7`).
     pub fn next_change(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let oh = self.compiled.as_ref()?;
-        oh.next_change(at.with_timezone(&self.tz)).map(|t| t.with_timezone(&Utc))
+        oh.next_change(at.with_timezone(&self.tz))
+            .map(|t| t.with_timezone(&Utc))
     }
 
     /// True for hours that are always open (`24/7` and equivalents), found by evaluation over a
     /// week rather than by string comparison.
     pub fn is_always_open(&self, at: DateTime<Utc>) -> bool {
         self.state(at) == HoursState::Open
-            && self.next_change(at).is_none_or(|t| t - at > chrono::Duration::days(366))
+            && self
+                .next_change(at)
+                .is_none_or(|t| t - at > chrono::Duration::days(366))
     }
 }
 
@@ -146,12 +161,19 @@ mod tests {
         // Saturday.
         assert_eq!(h.state(utc(2024, 3, 16, 10, 0)), HoursState::Closed);
         // Next change from 07:30 UTC is 17:00 local = 16:00 UTC.
-        assert_eq!(h.next_change(utc(2024, 3, 13, 7, 30)), Some(utc(2024, 3, 13, 16, 0)));
+        assert_eq!(
+            h.next_change(utc(2024, 3, 13, 7, 30)),
+            Some(utc(2024, 3, 13, 16, 0))
+        );
     }
 
     #[test]
     fn malformed_and_missing_hours_are_unknown_not_open() {
-        let bad = Hours::compile(Some("Mo - Fr 7:00 - 17:00 bitte klingeln"), Tz::UTC, vaduz());
+        let bad = Hours::compile(
+            Some("Mo - Fr 7:00 - 17:00 bitte klingeln"),
+            Tz::UTC,
+            vaduz(),
+        );
         assert!(bad.is_malformed());
         assert_eq!(bad.state(utc(2024, 3, 13, 10, 0)), HoursState::Unknown);
         let none = Hours::compile(Some("  "), Tz::UTC, vaduz());
@@ -170,7 +192,11 @@ mod tests {
     #[test]
     fn public_holidays_follow_the_country() {
         // 2024-12-25 is a Wednesday and a public holiday in Liechtenstein.
-        let h = Hours::compile(Some("Mo-Fr 08:00-17:00; PH off"), chrono_tz::Europe::Vaduz, vaduz());
+        let h = Hours::compile(
+            Some("Mo-Fr 08:00-17:00; PH off"),
+            chrono_tz::Europe::Vaduz,
+            vaduz(),
+        );
         assert_eq!(h.state(utc(2024, 12, 25, 10, 0)), HoursState::Closed);
         assert_eq!(h.state(utc(2024, 12, 27, 10, 0)), HoursState::Open);
     }

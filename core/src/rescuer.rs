@@ -27,9 +27,13 @@ impl CertLevel {
         }
     }
     pub fn parse(s: &str) -> Option<CertLevel> {
-        [CertLevel::FirstAider, CertLevel::Instructor, CertLevel::Trainer]
-            .into_iter()
-            .find(|l| l.as_str() == s)
+        [
+            CertLevel::FirstAider,
+            CertLevel::Instructor,
+            CertLevel::Trainer,
+        ]
+        .into_iter()
+        .find(|l| l.as_str() == s)
     }
 }
 
@@ -97,18 +101,27 @@ impl RescuerInput {
         max_len("name", &Some(name.clone()), 100)?;
         let certificate_no = self.certificate_no.trim().to_string();
         if certificate_no.is_empty() || certificate_no.len() > 64 {
-            return Err(FieldError::new("certificate_no", "must be 1 to 64 characters"));
+            return Err(FieldError::new(
+                "certificate_no",
+                "must be 1 to 64 characters",
+            ));
         }
         let phone = clean(self.phone);
         if let Some(p) = &phone {
             let digits = p.chars().filter(char::is_ascii_digit).count();
             let ok_chars = p.chars().all(|c| c.is_ascii_digit() || " +-()".contains(c));
             if !ok_chars || !(5..=20).contains(&digits) {
-                return Err(FieldError::new("phone", "must be 5 to 20 digits, optionally with + - ( ) and spaces"));
+                return Err(FieldError::new(
+                    "phone",
+                    "must be 5 to 20 digits, optionally with + - ( ) and spaces",
+                ));
             }
         }
         if self.cert_expires < self.cert_issued {
-            return Err(FieldError::new("cert_expires", "must not be before cert_issued"));
+            return Err(FieldError::new(
+                "cert_expires",
+                "must not be before cert_issued",
+            ));
         }
         let team = clean(self.team);
         max_len("team", &team, 100)?;
@@ -120,7 +133,11 @@ impl RescuerInput {
             cert_issued: self.cert_issued,
             cert_expires: self.cert_expires,
             team,
-            skills: self.skills.into_iter().filter_map(|s| clean(Some(s))).collect(),
+            skills: self
+                .skills
+                .into_iter()
+                .filter_map(|s| clean(Some(s)))
+                .collect(),
             on_duty: self.on_duty,
             location_consent: self.location_consent,
             district_id: self.district_id,

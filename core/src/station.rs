@@ -84,9 +84,15 @@ impl ScenicRating {
         }
     }
     pub fn parse(s: &str) -> Option<ScenicRating> {
-        [ScenicRating::A5, ScenicRating::A4, ScenicRating::A3, ScenicRating::A2, ScenicRating::A1]
-            .into_iter()
-            .find(|r| r.as_str().eq_ignore_ascii_case(s.trim()))
+        [
+            ScenicRating::A5,
+            ScenicRating::A4,
+            ScenicRating::A3,
+            ScenicRating::A2,
+            ScenicRating::A1,
+        ]
+        .into_iter()
+        .find(|r| r.as_str().eq_ignore_ascii_case(s.trim()))
     }
 }
 
@@ -188,8 +194,11 @@ impl StationInput {
         let mut aed_ids = self.aed_ids;
         aed_ids.sort_unstable();
         aed_ids.dedup();
-        let equipment: Vec<String> =
-            self.equipment.into_iter().filter_map(|e| clean(Some(e))).collect();
+        let equipment: Vec<String> = self
+            .equipment
+            .into_iter()
+            .filter_map(|e| clean(Some(e)))
+            .collect();
         if equipment.len() > 100 {
             return Err(FieldError::new("equipment", "at most 100 items"));
         }
@@ -204,7 +213,9 @@ impl StationInput {
             address: clean(self.address),
             staffed_hours_valid: staffed_hours.as_deref().is_some_and(hours::parses),
             staffed_hours,
-            time_zone: self.time_zone.unwrap_or_else(|| hours::time_zone_at(location)),
+            time_zone: self
+                .time_zone
+                .unwrap_or_else(|| hours::time_zone_at(location)),
             contact_name: clean(self.contact_name),
             contact_phone: clean(self.contact_phone),
             equipment,

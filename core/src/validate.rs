@@ -12,7 +12,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -26,9 +29,10 @@ pub fn clean(s: Option<String>) -> Option<String> {
 /// Checks a free-text field against a length limit (in characters, not bytes: names are CJK).
 pub fn max_len(field: &str, value: &Option<String>, max: usize) -> Validated<()> {
     match value {
-        Some(v) if v.chars().count() > max => {
-            Err(FieldError::new(field, format!("must be at most {max} characters")))
-        }
+        Some(v) if v.chars().count() > max => Err(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        )),
         _ => Ok(()),
     }
 }

@@ -34,7 +34,16 @@ impl AedEntry {
         cabinet_locked: bool,
         hours: Arc<Hours>,
     ) -> Self {
-        Self { id, pos, xyz: to_xyz(pos), access, status, indoor, cabinet_locked, hours }
+        Self {
+            id,
+            pos,
+            xyz: to_xyz(pos),
+            access,
+            status,
+            indoor,
+            cabinet_locked,
+            hours,
+        }
     }
 }
 
@@ -66,7 +75,9 @@ impl ReadinessFilter {
     pub fn admits(self, s: ReadinessStatus) -> bool {
         match self {
             ReadinessFilter::NotKnownBad => !s.is_known_bad() && s != ReadinessStatus::CabinetOpen,
-            ReadinessFilter::ReadyOrDegraded => matches!(s, ReadinessStatus::Ready | ReadinessStatus::Degraded),
+            ReadinessFilter::ReadyOrDegraded => {
+                matches!(s, ReadinessStatus::Ready | ReadinessStatus::Degraded)
+            }
             ReadinessFilter::Ready => s == ReadinessStatus::Ready,
         }
     }
@@ -127,7 +138,9 @@ pub struct AedIndex {
 impl AedIndex {
     /// Bulk build (sort-tile-recursive packing): much faster than repeated inserts.
     pub fn build(entries: Vec<AedEntry>) -> Self {
-        Self { tree: RTree::bulk_load(entries) }
+        Self {
+            tree: RTree::bulk_load(entries),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -147,7 +160,11 @@ impl AedIndex {
     pub fn remove(&mut self, id: i64, pos: LatLon) -> Option<AedEntry> {
         let xyz = to_xyz(pos);
         let env = AABB::from_point(xyz);
-        let found = self.tree.locate_in_envelope(&env).find(|e| e.id == id).map(|e| e.xyz)?;
+        let found = self
+            .tree
+            .locate_in_envelope(&env)
+            .find(|e| e.id == id)
+            .map(|e| e.xyz)?;
         self.tree.remove_at_point(&found)
     }
 
@@ -162,7 +179,11 @@ impl AedIndex {
                 break;
             }
             if filters.admits(e) {
-                out.push(Nearest { id: e.id, distance_m: distance_for_chord2(d2), bearing_deg: bearing_deg(at, e.pos) });
+                out.push(Nearest {
+                    id: e.id,
+                    distance_m: distance_for_chord2(d2),
+                    bearing_deg: bearing_deg(at, e.pos),
+                });
             }
         }
         out

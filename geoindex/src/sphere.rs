@@ -37,11 +37,18 @@ mod tests {
     #[test]
     fn chord_and_haversine_agree() {
         let a = LatLon::new(47.14, 9.52).unwrap();
-        for b in [LatLon::new(47.15, 9.53).unwrap(), LatLon::new(-33.9, 151.2).unwrap(), LatLon::new(0.0, -170.0).unwrap()] {
+        for b in [
+            LatLon::new(47.15, 9.53).unwrap(),
+            LatLon::new(-33.9, 151.2).unwrap(),
+            LatLon::new(0.0, -170.0).unwrap(),
+        ] {
             let (xa, xb) = (to_xyz(a), to_xyz(b));
             let c2: f64 = (0..3).map(|i| (xa[i] - xb[i]).powi(2)).sum();
             let d = a.distance_m(&b);
-            assert!((distance_for_chord2(c2) - d).abs() < 1e-3 * d.max(1.0), "{d}");
+            assert!(
+                (distance_for_chord2(c2) - d).abs() < 1e-3 * d.max(1.0),
+                "{d}"
+            );
             assert!((chord2_for_distance(d) - c2).abs() < 1e-9);
         }
     }

@@ -15,16 +15,141 @@ use crate::{CsvOptions, ImportError, Parsed, Rejection};
 
 /// Column-name aliases per canonical OSM key, compared after lower-casing and trimming.
 const ALIASES: &[(&str, &[&str])] = &[
-    ("lat", &["lat", "latitude", "y", "breite", "breitengrad", "纬度", "wgs84_lat", "lat_wgs84", "gps_lat", "latitud", "緯度"]),
-    ("lon", &["lon", "lng", "long", "longitude", "x", "länge", "laenge", "längengrad", "经度", "wgs84_lon", "lon_wgs84", "gps_lon", "longitud", "經度"]),
-    ("coords", &["coordinates", "coordinate", "coords", "坐标", "经纬度", "位置坐标", "koordinaten", "gps", "lat,lon", "latlon"]),
-    ("name", &["name", "名称", "站点名称", "设备名称", "点位名称", "单位名称", "bezeichnung", "nom", "nombre", "title", "standortname"]),
-    ("address", &["address", "addr", "地址", "安装地址", "详细地址", "adresse", "strasse", "straße", "direccion", "dirección"]),
-    ("opening_hours", &["opening_hours", "hours", "开放时间", "使用时间", "öffnungszeiten", "oeffnungszeiten", "horaires", "horario"]),
-    ("ref", &["id", "ref", "编号", "设备编号", "序号", "nr", "nummer", "identifier"]),
-    ("operator", &["operator", "管理单位", "运营单位", "责任单位", "betreiber", "exploitant"]),
-    ("phone", &["phone", "tel", "telephone", "电话", "联系电话", "telefon"]),
-    ("defibrillator:location", &["location", "具体位置", "放置位置", "安放位置", "standort", "lage", "emplacement", "defibrillator:location"]),
+    (
+        "lat",
+        &[
+            "lat",
+            "latitude",
+            "y",
+            "breite",
+            "breitengrad",
+            "纬度",
+            "wgs84_lat",
+            "lat_wgs84",
+            "gps_lat",
+            "latitud",
+            "緯度",
+        ],
+    ),
+    (
+        "lon",
+        &[
+            "lon",
+            "lng",
+            "long",
+            "longitude",
+            "x",
+            "länge",
+            "laenge",
+            "längengrad",
+            "经度",
+            "wgs84_lon",
+            "lon_wgs84",
+            "gps_lon",
+            "longitud",
+            "經度",
+        ],
+    ),
+    (
+        "coords",
+        &[
+            "coordinates",
+            "coordinate",
+            "coords",
+            "坐标",
+            "经纬度",
+            "位置坐标",
+            "koordinaten",
+            "gps",
+            "lat,lon",
+            "latlon",
+        ],
+    ),
+    (
+        "name",
+        &[
+            "name",
+            "名称",
+            "站点名称",
+            "设备名称",
+            "点位名称",
+            "单位名称",
+            "bezeichnung",
+            "nom",
+            "nombre",
+            "title",
+            "standortname",
+        ],
+    ),
+    (
+        "address",
+        &[
+            "address",
+            "addr",
+            "地址",
+            "安装地址",
+            "详细地址",
+            "adresse",
+            "strasse",
+            "straße",
+            "direccion",
+            "dirección",
+        ],
+    ),
+    (
+        "opening_hours",
+        &[
+            "opening_hours",
+            "hours",
+            "开放时间",
+            "使用时间",
+            "öffnungszeiten",
+            "oeffnungszeiten",
+            "horaires",
+            "horario",
+        ],
+    ),
+    (
+        "ref",
+        &[
+            "id",
+            "ref",
+            "编号",
+            "设备编号",
+            "序号",
+            "nr",
+            "nummer",
+            "identifier",
+        ],
+    ),
+    (
+        "operator",
+        &[
+            "operator",
+            "管理单位",
+            "运营单位",
+            "责任单位",
+            "betreiber",
+            "exploitant",
+        ],
+    ),
+    (
+        "phone",
+        &["phone", "tel", "telephone", "电话", "联系电话", "telefon"],
+    ),
+    (
+        "defibrillator:location",
+        &[
+            "location",
+            "具体位置",
+            "放置位置",
+            "安放位置",
+            "standort",
+            "lage",
+            "emplacement",
+            "defibrillator:location",
+        ],
+    ),
     ("indoor", &["indoor", "室内", "室内外"]),
     ("level", &["level", "floor", "楼层", "etage", "stockwerk"]),
     ("access", &["access", "zugang", "开放对象"]),
@@ -46,21 +171,29 @@ fn decode(bytes: &[u8], label: Option<&str>) -> Result<String, ImportError> {
             .ok_or_else(|| ImportError::Csv(format!("unknown encoding '{label}'")))?;
         let (text, _, had_errors) = enc.decode(bytes);
         if had_errors {
-            return Err(ImportError::Csv(format!("the file is not valid {}", enc.name())));
+            return Err(ImportError::Csv(format!(
+                "the file is not valid {}",
+                enc.name()
+            )));
         }
         return Ok(text.into_owned());
     }
     // BOM sniffing handles UTF-8/UTF-16 with a BOM; otherwise UTF-8 if it decodes cleanly, and
     // GB18030 (a superset of GBK) — the usual encoding of Chinese spreadsheets — if not.
     if let Some((enc, bom)) = Encoding::for_bom(bytes) {
-        return Ok(enc.decode_without_bom_handling(&bytes[bom..]).0.into_owned());
+        return Ok(enc
+            .decode_without_bom_handling(&bytes[bom..])
+            .0
+            .into_owned());
     }
     match std::str::from_utf8(bytes) {
         Ok(s) => Ok(s.to_string()),
         Err(_) => {
             let (text, _, had_errors) = encoding_rs::GB18030.decode(bytes);
             if had_errors {
-                Err(ImportError::Csv("not UTF-8 or GB18030; pass --encoding".into()))
+                Err(ImportError::Csv(
+                    "not UTF-8 or GB18030; pass --encoding".into(),
+                ))
             } else {
                 Ok(text.into_owned())
             }
@@ -76,11 +209,18 @@ pub fn parse_coordinate(raw: &str) -> Option<f64> {
         return None;
     }
     let upper = s.to_uppercase();
-    let negative = upper.contains('S') || upper.contains('W') || upper.contains('南') || upper.contains('西');
+    let negative =
+        upper.contains('S') || upper.contains('W') || upper.contains('南') || upper.contains('西');
     let has_dms = s.contains(['°', '\'', '"', '′', '″', '度', '分', '秒']);
     let cleaned: String = upper
         .chars()
-        .map(|c| if "NSEW北南东西".contains(c) { ' ' } else { c })
+        .map(|c| {
+            if "NSEW北南东西".contains(c) {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect::<String>()
         .trim()
         .to_string();
@@ -101,7 +241,11 @@ pub fn parse_coordinate(raw: &str) -> Option<f64> {
     } else {
         let t = cleaned.replace(' ', "");
         // One comma and no dot is a decimal comma.
-        let t = if t.matches(',').count() == 1 && !t.contains('.') { t.replace(',', ".") } else { t };
+        let t = if t.matches(',').count() == 1 && !t.contains('.') {
+            t.replace(',', ".")
+        } else {
+            t
+        };
         t.parse::<f64>().ok()?
     };
     let value = if negative { -value.abs() } else { value };
@@ -113,7 +257,10 @@ fn normalise(h: &str) -> String {
 }
 
 /// Maps header indices to canonical keys: explicit options first, then aliases.
-fn map_columns(headers: &[String], opts: &CsvOptions) -> Result<Vec<Option<&'static str>>, ImportError> {
+fn map_columns(
+    headers: &[String],
+    opts: &CsvOptions,
+) -> Result<Vec<Option<&'static str>>, ImportError> {
     let mut map: Vec<Option<&'static str>> = vec![None; headers.len()];
     let explicit: [(&Option<String>, &'static str); 5] = [
         (&opts.lat_col, "lat"),
@@ -127,7 +274,12 @@ fn map_columns(headers: &[String], opts: &CsvOptions) -> Result<Vec<Option<&'sta
             let i = headers
                 .iter()
                 .position(|h| normalise(h) == normalise(col))
-                .ok_or_else(|| ImportError::Csv(format!("column '{col}' not found; columns are: {}", headers.join(", "))))?;
+                .ok_or_else(|| {
+                    ImportError::Csv(format!(
+                        "column '{col}' not found; columns are: {}",
+                        headers.join(", ")
+                    ))
+                })?;
             map[i] = Some(key);
         }
     }
@@ -136,7 +288,10 @@ fn map_columns(headers: &[String], opts: &CsvOptions) -> Result<Vec<Option<&'sta
             continue;
         }
         let h = normalise(h);
-        if let Some((key, _)) = ALIASES.iter().find(|(key, names)| names.contains(&h.as_str()) && !map.contains(&Some(*key))) {
+        if let Some((key, _)) = ALIASES
+            .iter()
+            .find(|(key, names)| names.contains(&h.as_str()) && !map.contains(&Some(*key)))
+        {
             map[i] = Some(key);
         }
     }
@@ -153,18 +308,37 @@ fn map_columns(headers: &[String], opts: &CsvOptions) -> Result<Vec<Option<&'sta
 fn stable_ref(name: Option<&str>, lat: f64, lon: f64) -> String {
     let key = format!("{}|{:.5}|{:.5}", name.unwrap_or(""), lat, lon);
     let d = Sha256::digest(key.as_bytes());
-    format!("h:{}", d.iter().take(8).map(|b| format!("{b:02x}")).collect::<String>())
+    format!(
+        "h:{}",
+        d.iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
 }
 
 pub(crate) fn parse(bytes: &[u8], opts: &CsvOptions) -> Result<Parsed, ImportError> {
     let text = decode(bytes, opts.encoding.as_deref())?;
     let delimiter = match opts.delimiter {
         Some(c) if c.is_ascii() => c as u8,
-        Some(c) => return Err(ImportError::Csv(format!("delimiter '{c}' is not a single-byte character"))),
+        Some(c) => {
+            return Err(ImportError::Csv(format!(
+                "delimiter '{c}' is not a single-byte character"
+            )))
+        }
         None => detect_delimiter(&text),
     };
-    let mut reader = csv::ReaderBuilder::new().delimiter(delimiter).flexible(true).trim(csv::Trim::All).from_reader(text.as_bytes());
-    let headers: Vec<String> = reader.headers().map_err(|e| ImportError::Csv(e.to_string()))?.iter().map(str::to_string).collect();
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| ImportError::Csv(e.to_string()))?
+        .iter()
+        .map(str::to_string)
+        .collect();
     let map = map_columns(&headers, opts)?;
     let mut parsed = Parsed::default();
     for (i, row) in reader.records().enumerate() {
@@ -173,7 +347,11 @@ pub(crate) fn parse(bytes: &[u8], opts: &CsvOptions) -> Result<Parsed, ImportErr
         let row = match row {
             Ok(r) => r,
             Err(e) => {
-                parsed.rejections.push(Rejection { record, field: None, reason: format!("unreadable row: {e}") });
+                parsed.rejections.push(Rejection {
+                    record,
+                    field: None,
+                    reason: format!("unreadable row: {e}"),
+                });
                 continue;
             }
         };
@@ -206,11 +384,18 @@ pub(crate) fn parse(bytes: &[u8], opts: &CsvOptions) -> Result<Parsed, ImportErr
                 _ => (None, None),
             }
         } else {
-            (lat_raw.and_then(parse_coordinate), lon_raw.and_then(parse_coordinate))
+            (
+                lat_raw.and_then(parse_coordinate),
+                lon_raw.and_then(parse_coordinate),
+            )
         };
         let (Some(lat), Some(lon)) = (lat, lon) else {
             let field = if lat.is_none() { "lat" } else { "lon" };
-            let raw = if field == "lat" { lat_raw.or(coords) } else { lon_raw.or(coords) };
+            let raw = if field == "lat" {
+                lat_raw.or(coords)
+            } else {
+                lon_raw.or(coords)
+            };
             parsed.rejections.push(Rejection {
                 record,
                 field: Some(field.into()),
@@ -218,7 +403,9 @@ pub(crate) fn parse(bytes: &[u8], opts: &CsvOptions) -> Result<Parsed, ImportErr
             });
             continue;
         };
-        let external_ref = tags.remove("ref").unwrap_or_else(|| stable_ref(tags.get("name").map(String::as_str), lat, lon));
+        let external_ref = tags
+            .remove("ref")
+            .unwrap_or_else(|| stable_ref(tags.get("name").map(String::as_str), lat, lon));
         let input = aed_from_tags(&record, Some(external_ref), lat, lon, tags, &mut parsed);
         parsed.aeds.push((record, input));
     }
@@ -254,7 +441,11 @@ mod tests {
         let p = parse(csv.as_bytes(), &CsvOptions::default()).unwrap();
         // Latitude 91.5 parses as a number; the range check rejects it during validation.
         assert_eq!(p.aeds.len(), 2);
-        assert!(p.aeds[1].1.clone().validate(chrono::Utc::now()).is_err_and(|e| e.field == "lat"));
+        assert!(p.aeds[1]
+            .1
+            .clone()
+            .validate(chrono::Utc::now())
+            .is_err_and(|e| e.field == "lat"));
         let (_, a) = &p.aeds[0];
         assert_eq!(a.external_ref.as_deref(), Some("1"));
         assert_eq!((a.lat, a.lon), (47.141, 9.5209));
@@ -269,7 +460,10 @@ mod tests {
     fn gbk_encoded_chinese_list_is_detected() {
         let text = "编号,名称,地址,经度,纬度,开放时间\nQZ-001,衢州站候车大厅,柯城区荷花三路,118.8743,28.9512,Mo-Su 05:30-23:00\nQZ-002,坏行,无,abc,28.9,\n";
         let (gbk, _, _) = encoding_rs::GBK.encode(text);
-        assert!(std::str::from_utf8(&gbk).is_err(), "the test input really is not UTF-8");
+        assert!(
+            std::str::from_utf8(&gbk).is_err(),
+            "the test input really is not UTF-8"
+        );
         let p = parse(&gbk, &CsvOptions::default()).unwrap();
         assert_eq!(p.aeds.len(), 1);
         let (_, a) = &p.aeds[0];
@@ -284,17 +478,36 @@ mod tests {
     #[test]
     fn explicit_columns_combined_coordinates_and_stable_refs() {
         let csv = "site\tpos\tcomment\nClinic\t47.1,9.5\tnear door\n";
-        let opts = CsvOptions { name_col: Some("site".into()), ..Default::default() };
+        let opts = CsvOptions {
+            name_col: Some("site".into()),
+            ..Default::default()
+        };
         let p = parse(csv.as_bytes(), &opts).unwrap_err();
-        assert!(p.to_string().contains("latitude/longitude"), "pos is not a known alias");
+        assert!(
+            p.to_string().contains("latitude/longitude"),
+            "pos is not a known alias"
+        );
         let csv = "site\tcoordinates\tcomment\nClinic\t47.1, 9.5\tnear door\n";
         let p = parse(csv.as_bytes(), &opts).unwrap();
         let (_, a) = &p.aeds[0];
-        assert_eq!((a.lat, a.lon, a.name.as_deref()), (47.1, 9.5, Some("Clinic")));
+        assert_eq!(
+            (a.lat, a.lon, a.name.as_deref()),
+            (47.1, 9.5, Some("Clinic"))
+        );
         assert_eq!(a.tags.get("comment").map(String::as_str), Some("near door"));
         let again = parse(csv.as_bytes(), &opts).unwrap();
-        assert_eq!(again.aeds[0].1.external_ref, a.external_ref, "stable without an id column");
-        assert!(parse(b"a,b\n1,2\n", &CsvOptions { lat_col: Some("nope".into()), ..Default::default() }).is_err());
+        assert_eq!(
+            again.aeds[0].1.external_ref, a.external_ref,
+            "stable without an id column"
+        );
+        assert!(parse(
+            b"a,b\n1,2\n",
+            &CsvOptions {
+                lat_col: Some("nope".into()),
+                ..Default::default()
+            }
+        )
+        .is_err());
     }
 
     #[test]

@@ -35,7 +35,10 @@ fn props_to_tags(props: &serde_json::Map<String, Value>) -> Tags {
 }
 
 fn num(props: &serde_json::Map<String, Value>, key: &str) -> Option<f64> {
-    props.get(key).and_then(|v| v.as_f64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())))
+    props.get(key).and_then(|v| {
+        v.as_f64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+    })
 }
 
 pub(crate) fn parse(bytes: &[u8], forced: Option<GeoJsonKind>) -> Result<Parsed, ImportError> {
@@ -47,7 +50,9 @@ pub(crate) fn parse(bytes: &[u8], forced: Option<GeoJsonKind>) -> Result<Parsed,
         geojson::GeoJson::FeatureCollection(fc) => fc.features,
         geojson::GeoJson::Feature(f) => vec![f],
         geojson::GeoJson::Geometry(_) => {
-            return Err(ImportError::GeoJson("expected a Feature or FeatureCollection, got a bare geometry".into()))
+            return Err(ImportError::GeoJson(
+                "expected a Feature or FeatureCollection, got a bare geometry".into(),
+            ))
         }
     };
     let mut parsed = Parsed::default();
@@ -57,13 +62,25 @@ pub(crate) fn parse(bytes: &[u8], forced: Option<GeoJsonKind>) -> Result<Parsed,
             geojson::feature::Id::String(s) => s.clone(),
             geojson::feature::Id::Number(n) => n.to_string(),
         });
-        let record = id.clone().map(|id| format!("feature {id}")).unwrap_or_else(|| format!("feature #{}", i + 1));
-        let external_ref = id.or_else(|| props.get("external_ref").and_then(text)).or_else(|| props.get("ref").and_then(text));
+        let record = id
+            .clone()
+            .map(|id| format!("feature {id}"))
+            .unwrap_or_else(|| format!("feature #{}", i + 1));
+        let external_ref = id
+            .or_else(|| props.get("external_ref").and_then(text))
+            .or_else(|| props.get("ref").and_then(text));
         let Some(geometry) = f.geometry else {
-            parsed.rejections.push(Rejection { record, field: Some("geometry".into()), reason: "feature has no geometry".into() });
+            parsed.rejections.push(Rejection {
+                record,
+                field: Some("geometry".into()),
+                reason: "feature has no geometry".into(),
+            });
             continue;
         };
-        let is_area = matches!(geometry.value, geojson::Value::Polygon(_) | geojson::Value::MultiPolygon(_));
+        let is_area = matches!(
+            geometry.value,
+            geojson::Value::Polygon(_) | geojson::Value::MultiPolygon(_)
+        );
         let kind = forced.unwrap_or(if is_area {
             GeoJsonKind::Districts
         } else if props.contains_key("kind") {
@@ -73,7 +90,11 @@ pub(crate) fn parse(bytes: &[u8], forced: Option<GeoJsonKind>) -> Result<Parsed,
         });
         if kind == GeoJsonKind::Districts {
             if !is_area {
-                parsed.rejections.push(Rejection { record, field: Some("geometry".into()), reason: "a district needs a Polygon or MultiPolygon".into() });
+                parsed.rejections.push(Rejection {
+                    record,
+                    field: Some("geometry".into()),
+                    reason: "a district needs a Polygon or MultiPolygon".into(),
+                });
                 continue;
             }
             let tags = props_to_tags(&props);
@@ -95,7 +116,11 @@ pub(crate) fn parse(bytes: &[u8], forced: Option<GeoJsonKind>) -> Result<Parsed,
             continue;
         }
         let geojson::Value::Point(pos) = &geometry.value else {
-            parsed.rejections.push(Rejection { record, field: Some("geometry".into()), reason: "expected a Point".into() });
+            parsed.rejections.push(Rejection {
+                record,
+                field: Some("geometry".into()),
+                reason: "expected a Point".into(),
+            });
             continue;
         };
         let (lon, lat) = (pos[0], pos.get(1).copied().unwrap_or(f64::NAN));
@@ -103,11 +128,18 @@ pub(crate) fn parse(bytes: &[u8], forced: Option<GeoJsonKind>) -> Result<Parsed,
         if kind == GeoJsonKind::Stations {
             let raw_kind = tags.get("kind").cloned().unwrap_or_default();
             let Some(station_kind) = StationKind::parse(&raw_kind) else {
-                parsed.rejections.push(Rejection { record, field: Some("kind".into()), reason: format!("unknown station kind '{raw_kind}'") });
+                parsed.rejections.push(Rejection {
+                    record,
+                    field: Some("kind".into()),
+                    reason: format!("unknown station kind '{raw_kind}'"),
+                });
                 continue;
             };
             let mut s = station_from_tags(external_ref, lat, lon, station_kind, tags);
-            s.scenic_rating = props.get("scenic_rating").and_then(text).and_then(|r| ScenicRating::parse(&r));
+            s.scenic_rating = props
+                .get("scenic_rating")
+                .and_then(text)
+                .and_then(|r| ScenicRating::parse(&r));
             s.contact_name = props.get("contact_name").and_then(text);
             s.equipment = props
                 .get("equipment")
@@ -141,11 +173,17 @@ mod tests {
         ]});
         let p = parse(doc.to_string().as_bytes(), None).unwrap();
         assert_eq!(p.aeds.len(), 1);
-        assert_eq!(p.aeds[0].1.location_description.as_deref(), Some("候车大厅"));
+        assert_eq!(
+            p.aeds[0].1.location_description.as_deref(),
+            Some("候车大厅")
+        );
         assert_eq!(p.aeds[0].1.external_ref.as_deref(), Some("a1"));
         assert_eq!(p.stations.len(), 1);
         assert_eq!(p.stations[0].1.scenic_rating, Some(ScenicRating::A5));
-        assert_eq!(p.stations[0].1.equipment, vec!["AED".to_string(), "担架".to_string()]);
+        assert_eq!(
+            p.stations[0].1.equipment,
+            vec!["AED".to_string(), "担架".to_string()]
+        );
         assert_eq!(p.districts.len(), 1);
         assert_eq!(p.districts[0].1.population, Some(440_000));
         assert_eq!(p.rejections.len(), 2);

@@ -46,7 +46,14 @@ pub struct ImportOptions {
 
 impl Default for ImportOptions {
     fn default() -> Self {
-        Self { source: None, strict: false, tz: None, admin_level: 8, csv: CsvOptions::default(), geojson_kind: None }
+        Self {
+            source: None,
+            strict: false,
+            tz: None,
+            admin_level: 8,
+            csv: CsvOptions::default(),
+            geojson_kind: None,
+        }
     }
 }
 
@@ -125,33 +132,62 @@ pub struct ImportReport {
 
 impl std::fmt::Display for ImportReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "import from {} finished in {} ms", self.source, self.elapsed_ms)?;
+        writeln!(
+            f,
+            "import from {} finished in {} ms",
+            self.source, self.elapsed_ms
+        )?;
         writeln!(f, "              inserted  updated  unchanged  rejected")?;
-        for (name, c) in [("AEDs", self.aeds), ("stations", self.stations), ("districts", self.districts)] {
-            writeln!(f, "  {name:<10} {:>9} {:>8} {:>10} {:>9}", c.inserted, c.updated, c.unchanged, c.rejected)?;
+        for (name, c) in [
+            ("AEDs", self.aeds),
+            ("stations", self.stations),
+            ("districts", self.districts),
+        ] {
+            writeln!(
+                f,
+                "  {name:<10} {:>9} {:>8} {:>10} {:>9}",
+                c.inserted, c.updated, c.unchanged, c.rejected
+            )?;
         }
-        let section = |f: &mut std::fmt::Formatter<'_>, title: &str, n: usize| writeln!(f, "{title} ({n}):");
+        let section =
+            |f: &mut std::fmt::Formatter<'_>, title: &str, n: usize| writeln!(f, "{title} ({n}):");
         if !self.rejections.is_empty() {
             section(f, "rejected", self.rejections.len())?;
             for r in &self.rejections {
-                let field = r.field.as_deref().map(|x| format!(" [{x}]")).unwrap_or_default();
+                let field = r
+                    .field
+                    .as_deref()
+                    .map(|x| format!(" [{x}]"))
+                    .unwrap_or_default();
                 writeln!(f, "  {}{field}: {}", r.record, r.reason)?;
             }
         }
         if !self.malformed_opening_hours.is_empty() {
-            section(f, "malformed opening_hours, kept verbatim, treated as unknown", self.malformed_opening_hours.len())?;
+            section(
+                f,
+                "malformed opening_hours, kept verbatim, treated as unknown",
+                self.malformed_opening_hours.len(),
+            )?;
             for m in &self.malformed_opening_hours {
                 writeln!(f, "  {}: {:?}", m.record, m.value)?;
             }
         }
         if !self.unknown_access.is_empty() {
-            section(f, "unrecognised access values, imported as unknown", self.unknown_access.len())?;
+            section(
+                f,
+                "unrecognised access values, imported as unknown",
+                self.unknown_access.len(),
+            )?;
             for m in &self.unknown_access {
                 writeln!(f, "  {}: {:?}", m.record, m.value)?;
             }
         }
         if !self.missing_access.is_empty() {
-            section(f, "AEDs without an access tag, imported as unknown", self.missing_access.len())?;
+            section(
+                f,
+                "AEDs without an access tag, imported as unknown",
+                self.missing_access.len(),
+            )?;
             writeln!(f, "  {}", self.missing_access.join(", "))?;
         }
         if !self.district_notes.is_empty() {
@@ -167,7 +203,10 @@ impl std::fmt::Display for ImportReport {
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     #[error("cannot read {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("not a readable OSM PBF file: {0}")]
     Pbf(String),
     #[error("not a readable CSV file: {0}")]
@@ -175,7 +214,10 @@ pub enum ImportError {
     #[error("not a readable GeoJSON file: {0}")]
     GeoJson(String),
     #[error("strict import: {} record(s) rejected, nothing written (first: {first})", report.rejections.len())]
-    Strict { report: Box<ImportReport>, first: String },
+    Strict {
+        report: Box<ImportReport>,
+        first: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -183,7 +225,13 @@ pub enum ImportError {
 impl ImportError {
     /// Whether the fault is in the submitted file (a 4xx over HTTP) rather than the server.
     pub fn is_client_error(&self) -> bool {
-        matches!(self, ImportError::Pbf(_) | ImportError::Csv(_) | ImportError::GeoJson(_) | ImportError::Strict { .. })
+        matches!(
+            self,
+            ImportError::Pbf(_)
+                | ImportError::Csv(_)
+                | ImportError::GeoJson(_)
+                | ImportError::Strict { .. }
+        )
     }
 }
 
@@ -199,20 +247,48 @@ pub(crate) struct Parsed {
     pub district_notes: Vec<Flagged>,
 }
 
-
-pub async fn import_osm(store: &dyn Store, path: &Path, opts: &ImportOptions, pb: &ProgressBar) -> Result<ImportReport, ImportError> {
+pub async fn import_osm(
+    store: &dyn Store,
+    path: &Path,
+    opts: &ImportOptions,
+    pb: &ProgressBar,
+) -> Result<ImportReport, ImportError> {
     let start = Instant::now();
-    let bytes = std::fs::read(path).map_err(|e| ImportError::Io { path: path.display().to_string(), source: e })?;
+    let bytes = std::fs::read(path).map_err(|e| ImportError::Io {
+        path: path.display().to_string(),
+        source: e,
+    })?;
     pb.set_message("reading OSM data");
     let parsed = osm::parse(&bytes, opts)?;
-    apply(store, parsed, opts.source.clone().unwrap_or_else(|| "osm".into()), opts, pb, start).await
+    apply(
+        store,
+        parsed,
+        opts.source.clone().unwrap_or_else(|| "osm".into()),
+        opts,
+        pb,
+        start,
+    )
+    .await
 }
 
 /// The same as [`import_osm`] for a PBF already in memory (an HTTP upload).
-pub async fn import_osm_bytes(store: &dyn Store, bytes: &[u8], opts: &ImportOptions, pb: &ProgressBar) -> Result<ImportReport, ImportError> {
+pub async fn import_osm_bytes(
+    store: &dyn Store,
+    bytes: &[u8],
+    opts: &ImportOptions,
+    pb: &ProgressBar,
+) -> Result<ImportReport, ImportError> {
     let start = Instant::now();
     let parsed = osm::parse(bytes, opts)?;
-    apply(store, parsed, opts.source.clone().unwrap_or_else(|| "osm".into()), opts, pb, start).await
+    apply(
+        store,
+        parsed,
+        opts.source.clone().unwrap_or_else(|| "osm".into()),
+        opts,
+        pb,
+        start,
+    )
+    .await
 }
 
 pub async fn import_csv(
@@ -224,7 +300,15 @@ pub async fn import_csv(
 ) -> Result<ImportReport, ImportError> {
     let start = Instant::now();
     let parsed = csv_import::parse(bytes, &opts.csv)?;
-    apply(store, parsed, opts.source.clone().unwrap_or_else(|| format!("csv:{name}")), opts, pb, start).await
+    apply(
+        store,
+        parsed,
+        opts.source.clone().unwrap_or_else(|| format!("csv:{name}")),
+        opts,
+        pb,
+        start,
+    )
+    .await
 }
 
 pub async fn import_geojson(
@@ -236,7 +320,17 @@ pub async fn import_geojson(
 ) -> Result<ImportReport, ImportError> {
     let start = Instant::now();
     let parsed = geojson_import::parse(bytes, opts.geojson_kind)?;
-    apply(store, parsed, opts.source.clone().unwrap_or_else(|| format!("geojson:{name}")), opts, pb, start).await
+    apply(
+        store,
+        parsed,
+        opts.source
+            .clone()
+            .unwrap_or_else(|| format!("geojson:{name}")),
+        opts,
+        pb,
+        start,
+    )
+    .await
 }
 
 /// The shared pipeline: validate everything first (so strict mode can refuse before any
@@ -265,7 +359,11 @@ async fn apply(
             Ok(d) => districts.push(d),
             Err(e) => {
                 report.districts.rejected += 1;
-                report.rejections.push(Rejection { record, field: Some(e.field), reason: e.message });
+                report.rejections.push(Rejection {
+                    record,
+                    field: Some(e.field),
+                    reason: e.message,
+                });
             }
         }
     }
@@ -278,13 +376,20 @@ async fn apply(
         match input.validate(now) {
             Ok(d) => {
                 if let (Some(raw), false) = (&d.opening_hours, d.opening_hours_valid) {
-                    report.malformed_opening_hours.push(Flagged { record, value: raw.clone() });
+                    report.malformed_opening_hours.push(Flagged {
+                        record,
+                        value: raw.clone(),
+                    });
                 }
                 aeds.push(d);
             }
             Err(e) => {
                 report.aeds.rejected += 1;
-                report.rejections.push(Rejection { record, field: Some(e.field), reason: e.message });
+                report.rejections.push(Rejection {
+                    record,
+                    field: Some(e.field),
+                    reason: e.message,
+                });
             }
         }
     }
@@ -298,18 +403,28 @@ async fn apply(
             Ok(s) => stations.push(s),
             Err(e) => {
                 report.stations.rejected += 1;
-                report.rejections.push(Rejection { record, field: Some(e.field), reason: e.message });
+                report.rejections.push(Rejection {
+                    record,
+                    field: Some(e.field),
+                    reason: e.message,
+                });
             }
         }
     }
     // Parse-time rejections (no usable coordinates) count against AEDs: only AED rows lack them.
-    let parse_rejects = report.rejections.len() as u64 - report.aeds.rejected - report.stations.rejected - report.districts.rejected;
+    let parse_rejects = report.rejections.len() as u64
+        - report.aeds.rejected
+        - report.stations.rejected
+        - report.districts.rejected;
     report.aeds.rejected += parse_rejects;
     if opts.strict && !report.rejections.is_empty() {
         let r = &report.rejections[0];
         let first = format!("{}: {}", r.record, r.reason);
         report.elapsed_ms = start.elapsed().as_millis() as u64;
-        return Err(ImportError::Strict { report: Box::new(report), first });
+        return Err(ImportError::Strict {
+            report: Box::new(report),
+            first,
+        });
     }
 
     pb.set_length((districts.len() + aeds.len() + stations.len()) as u64);
@@ -350,7 +465,10 @@ async fn apply(
 /// Every district with a boundary, from the store (all pages).
 async fn district_locator(store: &dyn Store) -> Result<DistrictLocator, StoreError> {
     let mut all = Vec::new();
-    let mut q = ListQuery { limit: 1000, ..Default::default() };
+    let mut q = ListQuery {
+        limit: 1000,
+        ..Default::default()
+    };
     loop {
         let page = store.list_districts(&q).await?;
         all.extend(page.items.into_iter().map(|d| (d.id, d.data)));

@@ -87,7 +87,15 @@ pub(crate) fn parse(bytes: &[u8], opts: &ImportOptions) -> Result<Parsed, Import
             station_nodes.push((id, lat, lon, tags));
         } else if tags.contains_key("place") {
             if let Some(population) = tags.get("population").and_then(|p| parse_population(p)) {
-                places.insert(id, Place { lat, lon, name: tags.get("name").cloned(), population });
+                places.insert(
+                    id,
+                    Place {
+                        lat,
+                        lon,
+                        name: tags.get("name").cloned(),
+                        population,
+                    },
+                );
             }
         }
     };
@@ -115,21 +123,37 @@ pub(crate) fn parse(bytes: &[u8], opts: &ImportOptions) -> Result<Parsed, Import
                     None
                 };
                 if let Some(kind) = kind {
-                    ways.push(TaggedWay { id: w.id(), refs: w.refs().collect(), tags, kind });
+                    ways.push(TaggedWay {
+                        id: w.id(),
+                        refs: w.refs().collect(),
+                        tags,
+                        kind,
+                    });
                 }
             }
             Element::Relation(r) => {
                 let tags = tags_of(r.tags());
                 let is_boundary = tags.get("boundary").is_some_and(|v| v == "administrative")
-                    && tags.get("admin_level").is_some_and(|v| v.trim() == admin_level);
+                    && tags
+                        .get("admin_level")
+                        .is_some_and(|v| v.trim() == admin_level);
                 if is_boundary {
-                    let mut b = Boundary { id: r.id(), tags, outer: vec![], inner: vec![], admin_centre: None, label: None };
+                    let mut b = Boundary {
+                        id: r.id(),
+                        tags,
+                        outer: vec![],
+                        inner: vec![],
+                        admin_centre: None,
+                        label: None,
+                    };
                     for m in r.members() {
                         let role = m.role().unwrap_or("");
                         match (m.member_type, role) {
                             (RelMemberType::Way, "inner") => b.inner.push(m.member_id),
                             (RelMemberType::Way, _) => b.outer.push(m.member_id),
-                            (RelMemberType::Node, "admin_centre") => b.admin_centre = Some(m.member_id),
+                            (RelMemberType::Node, "admin_centre") => {
+                                b.admin_centre = Some(m.member_id)
+                            }
                             (RelMemberType::Node, "label") => b.label = Some(m.member_id),
                             _ => {}
                         }
@@ -141,7 +165,11 @@ pub(crate) fn parse(bytes: &[u8], opts: &ImportOptions) -> Result<Parsed, Import
         .map_err(pbf_err)?;
 
     // Pass 2: the member ways of the boundaries.
-    let wanted_ways: HashSet<i64> = boundaries.iter().flat_map(|b| b.outer.iter().chain(&b.inner)).copied().collect();
+    let wanted_ways: HashSet<i64> = boundaries
+        .iter()
+        .flat_map(|b| b.outer.iter().chain(&b.inner))
+        .copied()
+        .collect();
     let mut member_ways: HashMap<i64, Vec<i64>> = HashMap::new();
     if !wanted_ways.is_empty() {
         ElementReader::new(bytes)
@@ -156,17 +184,33 @@ pub(crate) fn parse(bytes: &[u8], opts: &ImportOptions) -> Result<Parsed, Import
     }
 
     // Pass 3: coordinates of every node the ways use.
-    let wanted_nodes: HashSet<i64> =
-        member_ways.values().flatten().chain(ways.iter().flat_map(|w| w.refs.iter())).copied().collect();
+    let wanted_nodes: HashSet<i64> = member_ways
+        .values()
+        .flatten()
+        .chain(ways.iter().flat_map(|w| w.refs.iter()))
+        .copied()
+        .collect();
     let mut coords: HashMap<i64, Coord<f64>> = HashMap::with_capacity(wanted_nodes.len());
     if !wanted_nodes.is_empty() {
         ElementReader::new(bytes)
             .for_each(|el| match el {
                 Element::Node(n) if wanted_nodes.contains(&n.id()) => {
-                    coords.insert(n.id(), Coord { x: n.lon(), y: n.lat() });
+                    coords.insert(
+                        n.id(),
+                        Coord {
+                            x: n.lon(),
+                            y: n.lat(),
+                        },
+                    );
                 }
                 Element::DenseNode(n) if wanted_nodes.contains(&n.id()) => {
-                    coords.insert(n.id(), Coord { x: n.lon(), y: n.lat() });
+                    coords.insert(
+                        n.id(),
+                        Coord {
+                            x: n.lon(),
+                            y: n.lat(),
+                        },
+                    );
                 }
                 _ => {}
             })
@@ -180,11 +224,19 @@ pub(crate) fn parse(bytes: &[u8], opts: &ImportOptions) -> Result<Parsed, Import
     }
     for (id, lat, lon, tags) in station_nodes {
         let record = format!("node/{id}");
-        parsed.stations.push((record.clone(), station_from_tags(Some(record), lat, lon, StationKind::FirstAidPost, tags)));
+        parsed.stations.push((
+            record.clone(),
+            station_from_tags(Some(record), lat, lon, StationKind::FirstAidPost, tags),
+        ));
     }
     for w in ways {
         let record = format!("way/{}", w.id);
-        let pts: Vec<Coord<f64>> = w.refs.iter().filter_map(|r| coords.get(r)).copied().collect();
+        let pts: Vec<Coord<f64>> = w
+            .refs
+            .iter()
+            .filter_map(|r| coords.get(r))
+            .copied()
+            .collect();
         let Some(c) = centroid(&pts) else {
             parsed.rejections.push(crate::Rejection {
                 record,
@@ -195,11 +247,18 @@ pub(crate) fn parse(bytes: &[u8], opts: &ImportOptions) -> Result<Parsed, Import
         };
         match w.kind {
             WayKind::Aed => {
-                let input = aed_from_tags(&record, Some(record.clone()), c.y, c.x, w.tags, &mut parsed);
+                let input =
+                    aed_from_tags(&record, Some(record.clone()), c.y, c.x, w.tags, &mut parsed);
                 parsed.aeds.push((record, input));
             }
             WayKind::Station => {
-                let s = station_from_tags(Some(record.clone()), c.y, c.x, StationKind::FirstAidPost, w.tags);
+                let s = station_from_tags(
+                    Some(record.clone()),
+                    c.y,
+                    c.x,
+                    StationKind::FirstAidPost,
+                    w.tags,
+                );
                 parsed.stations.push((record, s));
             }
         }
@@ -207,17 +266,27 @@ pub(crate) fn parse(bytes: &[u8], opts: &ImportOptions) -> Result<Parsed, Import
 
     for b in boundaries {
         let record = format!("relation/{}", b.id);
-        let name = b.tags.get("name").cloned().unwrap_or_else(|| record.clone());
+        let name = b
+            .tags
+            .get("name")
+            .cloned()
+            .unwrap_or_else(|| record.clone());
         let outer = assemble_rings(&b.outer, &member_ways, &coords);
         let inner = assemble_rings(&b.inner, &member_ways, &coords);
         let (outer, inner) = match (outer, inner) {
             (Ok(o), Ok(i)) if !o.is_empty() => (o, i),
             (Err(e), _) | (_, Err(e)) => {
-                parsed.district_notes.push(Flagged { record, value: format!("{name}: skipped, {e}") });
+                parsed.district_notes.push(Flagged {
+                    record,
+                    value: format!("{name}: skipped, {e}"),
+                });
                 continue;
             }
             _ => {
-                parsed.district_notes.push(Flagged { record, value: format!("{name}: skipped, no outer ring") });
+                parsed.district_notes.push(Flagged {
+                    record,
+                    value: format!("{name}: skipped, no outer ring"),
+                });
                 continue;
             }
         };
@@ -226,11 +295,18 @@ pub(crate) fn parse(bytes: &[u8], opts: &ImportOptions) -> Result<Parsed, Import
             .tags
             .get("population")
             .and_then(|p| parse_population(p))
-            .or_else(|| b.admin_centre.and_then(|n| places.get(&n)).map(|p| p.population))
+            .or_else(|| {
+                b.admin_centre
+                    .and_then(|n| places.get(&n))
+                    .map(|p| p.population)
+            })
             .or_else(|| b.label.and_then(|n| places.get(&n)).map(|p| p.population))
             .or_else(|| place_inside(&mp, &name, &places));
         if population.is_none() {
-            parsed.district_notes.push(Flagged { record: record.clone(), value: format!("{name}: no population found") });
+            parsed.district_notes.push(Flagged {
+                record: record.clone(),
+                value: format!("{name}: no population found"),
+            });
         }
         let boundary = geojson::Geometry::new(geojson::Value::from(&mp));
         parsed.districts.push((
@@ -239,7 +315,11 @@ pub(crate) fn parse(bytes: &[u8], opts: &ImportOptions) -> Result<Parsed, Import
                 source: None,
                 external_ref: Some(record),
                 name,
-                code: b.tags.get("ref").or_else(|| b.tags.get("de:amtlicher_gemeindeschluessel")).cloned(),
+                code: b
+                    .tags
+                    .get("ref")
+                    .or_else(|| b.tags.get("de:amtlicher_gemeindeschluessel"))
+                    .cloned(),
                 admin_level: Some(i32::from(opts.admin_level)),
                 population,
                 boundary: Some(boundary),
@@ -257,12 +337,18 @@ fn centroid(pts: &[Coord<f64>]) -> Option<Coord<f64>> {
         return None;
     }
     let n = pts.len() as f64;
-    Some(Coord { x: pts.iter().map(|c| c.x).sum::<f64>() / n, y: pts.iter().map(|c| c.y).sum::<f64>() / n })
+    Some(Coord {
+        x: pts.iter().map(|c| c.x).sum::<f64>() / n,
+        y: pts.iter().map(|c| c.y).sum::<f64>() / n,
+    })
 }
 
 /// A populated place inside the polygon: the one named like the district, else the largest.
 fn place_inside(mp: &MultiPolygon<f64>, name: &str, places: &HashMap<i64, Place>) -> Option<i64> {
-    let inside: Vec<&Place> = places.values().filter(|p| mp.contains(&Point::new(p.lon, p.lat))).collect();
+    let inside: Vec<&Place> = places
+        .values()
+        .filter(|p| mp.contains(&Point::new(p.lon, p.lat)))
+        .collect();
     inside
         .iter()
         .find(|p| p.name.as_deref() == Some(name))
@@ -282,14 +368,21 @@ pub(crate) fn assemble_rings(
         match ways.get(id) {
             Some(refs) if refs.len() >= 2 => pending.push(refs.clone()),
             Some(_) => {}
-            None => return Err(format!("member way/{id} is not in this extract (boundary cut by the extract)")),
+            None => {
+                return Err(format!(
+                    "member way/{id} is not in this extract (boundary cut by the extract)"
+                ))
+            }
         }
     }
     let mut rings = Vec::new();
     while let Some(mut ring) = pending.pop() {
         while ring.first() != ring.last() {
             let end = *ring.last().expect("ring has nodes");
-            let Some(pos) = pending.iter().position(|w| w.first() == Some(&end) || w.last() == Some(&end)) else {
+            let Some(pos) = pending
+                .iter()
+                .position(|w| w.first() == Some(&end) || w.last() == Some(&end))
+            else {
                 return Err(format!("ring does not close at node/{end}"));
             };
             let mut next = pending.swap_remove(pos);
@@ -300,7 +393,11 @@ pub(crate) fn assemble_rings(
         }
         let mut pts = Vec::with_capacity(ring.len());
         for n in &ring {
-            pts.push(*coords.get(n).ok_or_else(|| format!("node/{n} of the boundary is not in this extract"))?);
+            pts.push(
+                *coords
+                    .get(n)
+                    .ok_or_else(|| format!("node/{n} of the boundary is not in this extract"))?,
+            );
         }
         if pts.len() >= 4 {
             rings.push(LineString::new(pts));
@@ -310,9 +407,14 @@ pub(crate) fn assemble_rings(
 }
 
 /// Each inner ring goes to the smallest outer ring that contains it.
-pub(crate) fn build_multipolygon(outer: Vec<LineString<f64>>, inner: Vec<LineString<f64>>) -> MultiPolygon<f64> {
-    let mut polys: Vec<(Polygon<f64>, Vec<LineString<f64>>)> =
-        outer.into_iter().map(|o| (Polygon::new(o, vec![]), vec![])).collect();
+pub(crate) fn build_multipolygon(
+    outer: Vec<LineString<f64>>,
+    inner: Vec<LineString<f64>>,
+) -> MultiPolygon<f64> {
+    let mut polys: Vec<(Polygon<f64>, Vec<LineString<f64>>)> = outer
+        .into_iter()
+        .map(|o| (Polygon::new(o, vec![]), vec![]))
+        .collect();
     for hole in inner {
         let probe = Point::from(hole.0[0]);
         let target = polys
@@ -323,7 +425,12 @@ pub(crate) fn build_multipolygon(outer: Vec<LineString<f64>>, inner: Vec<LineStr
             holes.push(hole);
         }
     }
-    MultiPolygon::new(polys.into_iter().map(|(p, holes)| Polygon::new(p.exterior().clone(), holes)).collect())
+    MultiPolygon::new(
+        polys
+            .into_iter()
+            .map(|(p, holes)| Polygon::new(p.exterior().clone(), holes))
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -332,15 +439,26 @@ mod tests {
 
     fn grid() -> HashMap<i64, Coord<f64>> {
         // 1 (0,0) 2 (2,0) 3 (2,2) 4 (0,2); hole 5..8 inside.
-        [(1, 0.0, 0.0), (2, 2.0, 0.0), (3, 2.0, 2.0), (4, 0.0, 2.0), (5, 0.5, 0.5), (6, 1.0, 0.5), (7, 1.0, 1.0), (8, 0.5, 1.0)]
-            .into_iter()
-            .map(|(id, x, y)| (id, Coord { x, y }))
-            .collect()
+        [
+            (1, 0.0, 0.0),
+            (2, 2.0, 0.0),
+            (3, 2.0, 2.0),
+            (4, 0.0, 2.0),
+            (5, 0.5, 0.5),
+            (6, 1.0, 0.5),
+            (7, 1.0, 1.0),
+            (8, 0.5, 1.0),
+        ]
+        .into_iter()
+        .map(|(id, x, y)| (id, Coord { x, y }))
+        .collect()
     }
 
     #[test]
     fn joins_a_square_split_over_two_ways_in_any_direction() {
-        let ways: HashMap<i64, Vec<i64>> = [(10, vec![1, 2, 3]), (11, vec![1, 4, 3])].into_iter().collect();
+        let ways: HashMap<i64, Vec<i64>> = [(10, vec![1, 2, 3]), (11, vec![1, 4, 3])]
+            .into_iter()
+            .collect();
         let rings = assemble_rings(&[10, 11], &ways, &grid()).unwrap();
         assert_eq!(rings.len(), 1);
         let poly = Polygon::new(rings[0].clone(), vec![]);
@@ -349,16 +467,25 @@ mod tests {
 
     #[test]
     fn holes_are_cut_out_and_open_rings_rejected() {
-        let ways: HashMap<i64, Vec<i64>> =
-            [(10, vec![1, 2, 3, 4, 1]), (20, vec![5, 6, 7, 8, 5]), (30, vec![1, 2, 3])].into_iter().collect();
+        let ways: HashMap<i64, Vec<i64>> = [
+            (10, vec![1, 2, 3, 4, 1]),
+            (20, vec![5, 6, 7, 8, 5]),
+            (30, vec![1, 2, 3]),
+        ]
+        .into_iter()
+        .collect();
         let outer = assemble_rings(&[10], &ways, &grid()).unwrap();
         let inner = assemble_rings(&[20], &ways, &grid()).unwrap();
         let mp = build_multipolygon(outer, inner);
         assert!((mp.unsigned_area() - 3.75).abs() < 1e-12);
         assert!(!mp.contains(&Point::new(0.75, 0.75)));
         assert!(mp.contains(&Point::new(1.5, 1.5)));
-        assert!(assemble_rings(&[30], &ways, &grid()).unwrap_err().contains("does not close"));
-        assert!(assemble_rings(&[99], &ways, &grid()).unwrap_err().contains("not in this extract"));
+        assert!(assemble_rings(&[30], &ways, &grid())
+            .unwrap_err()
+            .contains("does not close"));
+        assert!(assemble_rings(&[99], &ways, &grid())
+            .unwrap_err()
+            .contains("not in this extract"));
     }
 
     #[test]

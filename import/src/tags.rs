@@ -23,7 +23,10 @@ const AED_KEYS: &[&str] = &[
 ];
 
 fn first<'a>(tags: &'a Tags, keys: &[&str]) -> Option<&'a str> {
-    keys.iter().find_map(|k| tags.get(*k)).map(String::as_str).filter(|v| !v.trim().is_empty())
+    keys.iter()
+        .find_map(|k| tags.get(*k))
+        .map(String::as_str)
+        .filter(|v| !v.trim().is_empty())
 }
 
 /// `addr:street` + `addr:housenumber`, `addr:postcode addr:city` — or `addr:full`.
@@ -31,7 +34,10 @@ pub fn address(tags: &Tags) -> Option<String> {
     if let Some(full) = first(tags, &["addr:full", "address"]) {
         return Some(full.to_string());
     }
-    let street = match (first(tags, &["addr:street", "addr:place"]), first(tags, &["addr:housenumber"])) {
+    let street = match (
+        first(tags, &["addr:street", "addr:place"]),
+        first(tags, &["addr:housenumber"]),
+    ) {
         (Some(s), Some(n)) => Some(format!("{s} {n}")),
         (Some(s), None) => Some(s.to_string()),
         (None, Some(n)) => Some(n.to_string()),
@@ -56,21 +62,41 @@ fn yes_no(v: Option<&str>) -> Option<bool> {
 }
 
 /// Builds an AED input from tags at a position, noting access problems in `parsed`.
-pub fn aed_from_tags(record: &str, external_ref: Option<String>, lat: f64, lon: f64, tags: Tags, parsed: &mut Parsed) -> AedInput {
-    let access = match tags.get("access").map(|s| s.trim()).filter(|s| !s.is_empty()) {
+pub fn aed_from_tags(
+    record: &str,
+    external_ref: Option<String>,
+    lat: f64,
+    lon: f64,
+    tags: Tags,
+    parsed: &mut Parsed,
+) -> AedInput {
+    let access = match tags
+        .get("access")
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+    {
         None => {
             parsed.missing_access.push(record.to_string());
             Access::Unknown
         }
         Some(raw) => Access::parse(raw).unwrap_or_else(|| {
-            parsed.unknown_access.push(Flagged { record: record.to_string(), value: raw.to_string() });
+            parsed.unknown_access.push(Flagged {
+                record: record.to_string(),
+                value: raw.to_string(),
+            });
             Access::Unknown
         }),
     };
     // defibrillator:location often comes per language; prefer the plain key.
     let location_description = first(
         &tags,
-        &["defibrillator:location", "defibrillator:location:zh", "defibrillator:location:en", "defibrillator:location:de", "description"],
+        &[
+            "defibrillator:location",
+            "defibrillator:location:zh",
+            "defibrillator:location:en",
+            "defibrillator:location:de",
+            "description",
+        ],
     )
     .map(str::to_string);
     let mut rest = tags.clone();
@@ -99,14 +125,24 @@ pub fn aed_from_tags(record: &str, external_ref: Option<String>, lat: f64, lon: 
 pub fn is_first_aid_post(tags: &Tags) -> bool {
     tags.get("amenity").is_some_and(|v| v == "first_aid")
         || tags.get("healthcare").is_some_and(|v| v == "first_aid")
-        || tags.get("emergency").is_some_and(|v| v == "first_aid_kit" || v == "first_aid")
+        || tags
+            .get("emergency")
+            .is_some_and(|v| v == "first_aid_kit" || v == "first_aid")
 }
 
-pub fn station_from_tags(external_ref: Option<String>, lat: f64, lon: f64, kind: StationKind, tags: Tags) -> StationInput {
-    let name = first(&tags, &["name", "name:zh", "name:en"]).map(str::to_string).unwrap_or_else(|| match kind {
-        StationKind::FirstAidPost => "First aid / 急救点".to_string(),
-        other => other.as_str().to_string(),
-    });
+pub fn station_from_tags(
+    external_ref: Option<String>,
+    lat: f64,
+    lon: f64,
+    kind: StationKind,
+    tags: Tags,
+) -> StationInput {
+    let name = first(&tags, &["name", "name:zh", "name:en"])
+        .map(str::to_string)
+        .unwrap_or_else(|| match kind {
+            StationKind::FirstAidPost => "First aid / 急救点".to_string(),
+            other => other.as_str().to_string(),
+        });
     StationInput {
         source: None,
         external_ref,
@@ -132,7 +168,9 @@ mod tests {
     use super::*;
 
     fn tags(kv: &[(&str, &str)]) -> Tags {
-        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -156,7 +194,10 @@ mod tests {
         assert_eq!(a.indoor, Some(true));
         assert_eq!(a.location_description.as_deref(), Some("Eingang links"));
         assert_eq!(a.access, Some(Access::Yes));
-        assert_eq!(a.tags.get("emergency").map(String::as_str), Some("defibrillator"));
+        assert_eq!(
+            a.tags.get("emergency").map(String::as_str),
+            Some("defibrillator")
+        );
         assert!(a.tags.contains_key("addr:street"), "source tags are kept");
         assert!(!a.tags.contains_key("name"));
     }
@@ -164,10 +205,23 @@ mod tests {
     #[test]
     fn access_problems_are_reported() {
         let mut p = Parsed::default();
-        let a = aed_from_tags("node/2", None, 1.0, 1.0, tags(&[("access", "nur_für_berechtige")]), &mut p);
+        let a = aed_from_tags(
+            "node/2",
+            None,
+            1.0,
+            1.0,
+            tags(&[("access", "nur_für_berechtige")]),
+            &mut p,
+        );
         assert_eq!(a.access, Some(Access::Unknown));
         let _ = aed_from_tags("node/3", None, 1.0, 1.0, tags(&[]), &mut p);
-        assert_eq!(p.unknown_access, vec![Flagged { record: "node/2".into(), value: "nur_für_berechtige".into() }]);
+        assert_eq!(
+            p.unknown_access,
+            vec![Flagged {
+                record: "node/2".into(),
+                value: "nur_für_berechtige".into()
+            }]
+        );
         assert_eq!(p.missing_access, vec!["node/3".to_string()]);
     }
 }

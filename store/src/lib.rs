@@ -26,7 +26,10 @@ pub enum StoreError {
     /// A unique, foreign-key or check constraint rejected the write. `field` names the input
     /// field when the constraint maps to one.
     #[error("conflict: {message}")]
-    Conflict { field: Option<String>, message: String },
+    Conflict {
+        field: Option<String>,
+        message: String,
+    },
     /// A row in the database does not decode into a domain value (should never happen).
     #[error("corrupt row: {0}")]
     Corrupt(String),
@@ -86,7 +89,8 @@ pub struct AedIndexRow {
     pub access: Access,
     pub status: ReadinessStatus,
     pub indoor: Option<bool>,
-    pub opening_hours: Option<String>,
+    /// Interned: a city's 10^5 AEDs share a few hundred distinct schedules.
+    pub opening_hours: Option<Arc<str>>,
     pub time_zone: Tz,
     pub cabinet_locked: bool,
     pub district_id: Option<i64>,
@@ -140,7 +144,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn load_aed_index(&self) -> Result<Vec<AedIndexRow>>;
     /// Sets `district_id` of every AED and station from its location (point in polygon) for
     /// those whose district is unset; returns how many changed.
-    async fn assign_districts(&self, locate: &(dyn Fn(LatLon) -> Option<i64> + Sync)) -> Result<u64>;
+    async fn assign_districts(
+        &self,
+        locate: &(dyn Fn(LatLon) -> Option<i64> + Sync),
+    ) -> Result<u64>;
 
     // ---- Stations
     async fn create_station(&self, data: &StationData) -> Result<Station>;

@@ -19,13 +19,15 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use sqlx::error::ErrorKind;
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::types::Json;
 use sqlx::QueryBuilder;
 
 use crate::{
-    AedIndexRow, Backend, DynStore, ListQuery, NewToken, Page, Result, Store, StoreError, TokenRecord,
-    UpsertOutcome,
+    AedIndexRow, Backend, DynStore, ListQuery, NewToken, Page, Result, Store, StoreError,
+    TokenRecord, UpsertOutcome,
 };
 
 /// Opens the database named by `url` and applies pending migrations.
@@ -46,11 +48,12 @@ pub async fn connect(url: &str) -> Result<DynStore> {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(if memory { 1 } else { 8 })
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await
             .map_err(StoreError::Database)?;
         sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
-        Ok(Arc::new(SqliteStore { pool }))
+        let path = (!memory).then(|| opts.get_filename().to_path_buf());
+        Ok(Arc::new(SqliteStore { pool, path }))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let pool = PgPoolOptions::new()
             .max_connections(16)
@@ -62,13 +65,17 @@ pub async fn connect(url: &str) -> Result<DynStore> {
         Ok(Arc::new(PgStore { pool }))
     } else {
         let scheme = url.split(':').next().unwrap_or("");
-        Err(StoreError::UnsupportedUrl(format!("'{scheme}:' (expected sqlite: or postgres:)")))
+        Err(StoreError::UnsupportedUrl(format!(
+            "'{scheme}:' (expected sqlite: or postgres:)"
+        )))
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The database file, for the zero-copy bulk read; `None` for in-memory databases.
+    path: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -79,19 +86,24 @@ pub struct PgStore {
 // ---------------------------------------------------------------------------------------------
 // Rows and their conversion to domain values (shared by both backends).
 
-const AED_COLS: &str = "source, external_ref, lat, lon, name, address, operator, phone, indoor, level, \
+const AED_COLS: &str =
+    "source, external_ref, lat, lon, name, address, operator, phone, indoor, level, \
     location_description, access, opening_hours, opening_hours_valid, time_zone, cabinet_locked, \
     cabinet_code, device_model, device_serial, pads_expiry, battery_expiry, status, status_reason, \
     status_since, district_id, tags";
 /// Number of columns in [`AED_COLS`]; `created_at`/`updated_at` follow them in inserts.
 const AED_NCOLS: usize = 26;
 
+const INDEX_SQL: &str = "SELECT id, lat, lon, access, status, indoor, opening_hours, time_zone, cabinet_locked, district_id \
+    FROM aeds ORDER BY id";
+
 const STATION_COLS: &str = "source, external_ref, kind, name, scenic_rating, lat, lon, location_updated_at, \
     address, staffed_hours, staffed_hours_valid, time_zone, contact_name, contact_phone, equipment, \
     district_id, tags";
 const STATION_NCOLS: usize = 17;
 
-const RESCUER_COLS: &str = "name, phone, certificate_no, level, cert_issued, cert_expires, team, skills, \
+const RESCUER_COLS: &str =
+    "name, phone, certificate_no, level, cert_issued, cert_expires, team, skills, \
     on_duty, location_consent, district_id";
 const RESCUER_NCOLS: usize = 11;
 
@@ -143,7 +155,8 @@ fn parse_tz(id: i64, s: &str) -> Result<Tz> {
 impl AedRow {
     fn into_aed(self) -> Result<Aed> {
         let id = self.id;
-        let location = LatLon::new(self.lat, self.lon).map_err(|e| StoreError::Corrupt(format!("row {id}: {e}")))?;
+        let location = LatLon::new(self.lat, self.lon)
+            .map_err(|e| StoreError::Corrupt(format!("row {id}: {e}")))?;
         Ok(Aed {
             id,
             data: AedData {
@@ -157,7 +170,8 @@ impl AedRow {
                 indoor: self.indoor,
                 level: self.level,
                 location_description: self.location_description,
-                access: Access::parse(&self.access).ok_or_else(|| corrupt("access", id, &self.access))?,
+                access: Access::parse(&self.access)
+                    .ok_or_else(|| corrupt("access", id, &self.access))?,
                 opening_hours: self.opening_hours,
                 opening_hours_valid: self.opening_hours_valid,
                 time_zone: parse_tz(id, &self.time_zone)?,
@@ -168,7 +182,8 @@ impl AedRow {
                 pads_expiry: self.pads_expiry,
                 battery_expiry: self.battery_expiry,
                 readiness: Readiness {
-                    status: ReadinessStatus::parse(&self.status).ok_or_else(|| corrupt("status", id, &self.status))?,
+                    status: ReadinessStatus::parse(&self.status)
+                        .ok_or_else(|| corrupt("status", id, &self.status))?,
                     reason: self.status_reason,
                     since: self.status_since,
                 },
@@ -213,16 +228,36 @@ impl TzCache {
     }
 }
 
+/// Interns opening-hours strings while loading the index.
+#[derive(Default)]
+struct Interner(HashMap<String, Arc<str>>);
+
+impl Interner {
+    fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.0.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.0.insert(s.to_string(), a.clone());
+        a
+    }
+}
+
 impl AedIndexDbRow {
-    fn into_row(self, tzs: &mut TzCache) -> Result<AedIndexRow> {
+    fn into_row(self, tzs: &mut TzCache, hours: &mut Interner) -> Result<AedIndexRow> {
         let id = self.id;
         Ok(AedIndexRow {
             id,
-            location: LatLon { lat: self.lat, lon: self.lon },
-            access: Access::parse(&self.access).ok_or_else(|| corrupt("access", id, &self.access))?,
-            status: ReadinessStatus::parse(&self.status).ok_or_else(|| corrupt("status", id, &self.status))?,
+            location: LatLon {
+                lat: self.lat,
+                lon: self.lon,
+            },
+            access: Access::parse(&self.access)
+                .ok_or_else(|| corrupt("access", id, &self.access))?,
+            status: ReadinessStatus::parse(&self.status)
+                .ok_or_else(|| corrupt("status", id, &self.status))?,
             indoor: self.indoor,
-            opening_hours: self.opening_hours,
+            opening_hours: self.opening_hours.as_deref().map(|h| hours.get(h)),
             time_zone: tzs.get(id, &self.time_zone)?,
             cabinet_locked: self.cabinet_locked,
             district_id: self.district_id,
@@ -266,10 +301,12 @@ impl StationRow {
             data: StationData {
                 source: self.source,
                 external_ref: self.external_ref,
-                kind: StationKind::parse(&self.kind).ok_or_else(|| corrupt("station kind", id, &self.kind))?,
+                kind: StationKind::parse(&self.kind)
+                    .ok_or_else(|| corrupt("station kind", id, &self.kind))?,
                 name: self.name,
                 scenic_rating,
-                location: LatLon::new(self.lat, self.lon).map_err(|e| StoreError::Corrupt(format!("row {id}: {e}")))?,
+                location: LatLon::new(self.lat, self.lon)
+                    .map_err(|e| StoreError::Corrupt(format!("row {id}: {e}")))?,
                 location_updated_at: self.location_updated_at,
                 address: self.address,
                 staffed_hours: self.staffed_hours,
@@ -315,7 +352,8 @@ impl RescuerRow {
                 name: self.name,
                 phone: self.phone,
                 certificate_no: self.certificate_no,
-                level: CertLevel::parse(&self.level).ok_or_else(|| corrupt("level", id, &self.level))?,
+                level: CertLevel::parse(&self.level)
+                    .ok_or_else(|| corrupt("level", id, &self.level))?,
                 cert_issued: self.cert_issued,
                 cert_expires: self.cert_expires,
                 team: self.team,
@@ -361,7 +399,13 @@ impl DistrictRow {
             target_rescuers: self.target_rescuers,
             tags: self.tags.0,
         };
-        District { id: self.id, target_aeds: data.target_aeds(), data, created_at: self.created_at, updated_at: self.updated_at }
+        District {
+            id: self.id,
+            target_aeds: data.target_aeds(),
+            data,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
     }
 }
 
@@ -395,7 +439,9 @@ impl TokenRow {
 /// foreign-key errors do not say which key failed, so the caller passes the field a foreign-key
 /// failure of its statement can only mean.
 fn db_err(e: sqlx::Error, fk_field: Option<&str>) -> StoreError {
-    let sqlx::Error::Database(d) = &e else { return StoreError::Database(e) };
+    let sqlx::Error::Database(d) = &e else {
+        return StoreError::Database(e);
+    };
     let text = format!("{} {}", d.message(), d.constraint().unwrap_or(""));
     match d.kind() {
         ErrorKind::UniqueViolation => {
@@ -408,15 +454,19 @@ fn db_err(e: sqlx::Error, fk_field: Option<&str>) -> StoreError {
                 Some("external_ref") => "a record with this source and external_ref already exists",
                 _ => "a record with these values already exists",
             };
-            StoreError::Conflict { field: field.map(str::to_string), message: message.into() }
+            StoreError::Conflict {
+                field: field.map(str::to_string),
+                message: message.into(),
+            }
         }
         ErrorKind::ForeignKeyViolation => StoreError::Conflict {
             field: fk_field.map(str::to_string),
             message: "refers to a record that does not exist".into(),
         },
-        ErrorKind::CheckViolation | ErrorKind::NotNullViolation => {
-            StoreError::Conflict { field: None, message: "violates a data constraint".into() }
-        }
+        ErrorKind::CheckViolation | ErrorKind::NotNullViolation => StoreError::Conflict {
+            field: None,
+            message: "violates a data constraint".into(),
+        },
         _ => StoreError::Database(e),
     }
 }
@@ -426,11 +476,18 @@ fn plain(e: sqlx::Error) -> StoreError {
 }
 
 fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn set_list(cols: &str, from: usize) -> String {
-    cols.split(',').enumerate().map(|(i, c)| format!("{} = ${}", c.trim(), from + i)).collect::<Vec<_>>().join(", ")
+    cols.split(',')
+        .enumerate()
+        .map(|(i, c)| format!("{} = ${}", c.trim(), from + i))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Key of a record in its source, for import matching.
@@ -598,6 +655,18 @@ fn page_of<T>(mut items: Vec<T>, limit: u32, id: impl Fn(&T) -> i64) -> Page<T> 
 macro_rules! impl_store {
     ($store:ident, $db:ty, $backend:expr, $max_params:expr) => {
         impl $store {
+            /// The portable index load through sqlx (PostgreSQL, in-memory SQLite).
+            async fn load_index_sqlx(&self) -> Result<Vec<AedIndexRow>> {
+                use futures_util::TryStreamExt;
+                let mut rows = sqlx::query_as::<_, AedIndexDbRow>(INDEX_SQL).fetch(&self.pool);
+                let mut out = Vec::new();
+                let (mut tzs, mut hours) = (TzCache::default(), Interner::default());
+                while let Some(r) = rows.try_next().await.map_err(plain)? {
+                    out.push(r.into_row(&mut tzs, &mut hours)?);
+                }
+                Ok(out)
+            }
+
             async fn station_links(&self, ids: &[i64]) -> Result<HashMap<i64, Vec<i64>>> {
                 let mut links: HashMap<i64, Vec<i64>> = HashMap::new();
                 if ids.is_empty() {
@@ -822,18 +891,7 @@ macro_rules! impl_store {
 
             #[tracing::instrument(skip_all)]
             async fn load_aed_index(&self) -> Result<Vec<AedIndexRow>> {
-                use futures_util::TryStreamExt;
-                let mut rows = sqlx::query_as::<_, AedIndexDbRow>(
-                    "SELECT id, lat, lon, access, status, indoor, opening_hours, time_zone, cabinet_locked, district_id \
-                     FROM aeds ORDER BY id",
-                )
-                .fetch(&self.pool);
-                let mut out = Vec::new();
-                let mut tzs = TzCache::default();
-                while let Some(r) = rows.try_next().await.map_err(plain)? {
-                    out.push(r.into_row(&mut tzs)?);
-                }
-                Ok(out)
+                self.load_index().await
             }
 
             #[tracing::instrument(skip_all)]
@@ -1275,6 +1333,80 @@ macro_rules! impl_store {
             }
         }
     };
+}
+
+impl PgStore {
+    async fn load_index(&self) -> Result<Vec<AedIndexRow>> {
+        self.load_index_sqlx().await
+    }
+}
+
+impl SqliteStore {
+    /// Reads the index rows straight through SQLite's C API on a blocking thread. sqlx copies
+    /// every value of every row into its own allocation and sends rows one by one across a
+    /// channel; for 10^6 rows that doubles start-up time. Reading borrowed values in place on a
+    /// read-only connection (WAL lets it run beside writers) is the budgeted path.
+    async fn load_index(&self) -> Result<Vec<AedIndexRow>> {
+        let Some(path) = self.path.clone() else {
+            return self.load_index_sqlx().await;
+        };
+        tokio::task::spawn_blocking(move || load_index_rusqlite(&path))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("index load task failed: {e}")))?
+    }
+}
+
+fn load_index_rusqlite(path: &std::path::Path) -> Result<Vec<AedIndexRow>> {
+    use rusqlite::{Connection, OpenFlags};
+    let sqlite_err =
+        |e: rusqlite::Error| StoreError::Corrupt(format!("reading the AED index: {e}"));
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sqlite_err)?;
+    let (count,): (i64,) = conn
+        .query_row("SELECT COUNT(*) FROM aeds", [], |r| Ok((r.get(0)?,)))
+        .map_err(sqlite_err)?;
+    let mut stmt = conn.prepare(INDEX_SQL).map_err(sqlite_err)?;
+    let mut rows = stmt.query([]).map_err(sqlite_err)?;
+    let mut out = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+    let (mut tzs, mut hours) = (TzCache::default(), Interner::default());
+    while let Some(r) = rows.next().map_err(sqlite_err)? {
+        let id: i64 = r.get(0).map_err(sqlite_err)?;
+        let text = |i: usize| -> Result<&str> {
+            r.get_ref(i)
+                .map_err(sqlite_err)?
+                .as_str()
+                .map_err(|e| StoreError::Corrupt(format!("row {id}: {e}")))
+        };
+        let access = text(3)?;
+        let status = text(4)?;
+        let opening_hours = match r.get_ref(6).map_err(sqlite_err)? {
+            rusqlite::types::ValueRef::Text(t) => Some(
+                hours.get(
+                    std::str::from_utf8(t)
+                        .map_err(|e| StoreError::Corrupt(format!("row {id}: {e}")))?,
+                ),
+            ),
+            _ => None,
+        };
+        out.push(AedIndexRow {
+            id,
+            location: LatLon {
+                lat: r.get(1).map_err(sqlite_err)?,
+                lon: r.get(2).map_err(sqlite_err)?,
+            },
+            access: Access::parse(access).ok_or_else(|| corrupt("access", id, access))?,
+            status: ReadinessStatus::parse(status).ok_or_else(|| corrupt("status", id, status))?,
+            indoor: r.get(5).map_err(sqlite_err)?,
+            opening_hours,
+            time_zone: tzs.get(id, text(7)?)?,
+            cabinet_locked: r.get(8).map_err(sqlite_err)?,
+            district_id: r.get(9).map_err(sqlite_err)?,
+        });
+    }
+    Ok(out)
 }
 
 // SQLite's limit on bound parameters per statement is 32,766; PostgreSQL's is 65,535.

@@ -16,7 +16,10 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
 
 async fn index() -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")],
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
         INDEX_HTML,
     )
 }

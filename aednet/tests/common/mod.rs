@@ -33,21 +33,28 @@ pub struct TestServer {
 /// Creates a fresh PostgreSQL database; fails loudly (never skips) if the server is not there.
 pub async fn fresh_pg_database() -> (String, String) {
     use sqlx::Connection;
-    let admin = std::env::var("AEDNET_TEST_PG_URL").unwrap_or_else(|_| PG_ADMIN_URL_DEFAULT.to_string());
+    let admin =
+        std::env::var("AEDNET_TEST_PG_URL").unwrap_or_else(|_| PG_ADMIN_URL_DEFAULT.to_string());
     let name = format!("aednet_api_test_{}", uuid::Uuid::new_v4().simple());
     let mut conn = sqlx::PgConnection::connect(&admin)
         .await
         .expect("PostgreSQL must be reachable at AEDNET_TEST_PG_URL (default 127.0.0.1:5432) for these tests");
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
     let (base, _) = admin.rsplit_once('/').expect("database URL has a path");
     (format!("{base}/{name}"), name)
 }
 
 async fn drop_pg_database(name: &str) {
     use sqlx::Connection;
-    let admin = std::env::var("AEDNET_TEST_PG_URL").unwrap_or_else(|_| PG_ADMIN_URL_DEFAULT.to_string());
+    let admin =
+        std::env::var("AEDNET_TEST_PG_URL").unwrap_or_else(|_| PG_ADMIN_URL_DEFAULT.to_string());
     if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut conn)
+            .await;
     }
 }
 
@@ -55,7 +62,10 @@ impl TestServer {
     pub async fn start(db: Db) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let (url, pg_db) = match db {
-            Db::Sqlite => (format!("sqlite://{}", dir.path().join("t.db").display()), None),
+            Db::Sqlite => (
+                format!("sqlite://{}", dir.path().join("t.db").display()),
+                None,
+            ),
             Db::Postgres => {
                 let (url, name) = fresh_pg_database().await;
                 (url, Some(name))
@@ -63,12 +73,22 @@ impl TestServer {
         };
         let store = aednet_store::connect(&url).await.expect("connect store");
         let mut tokens = std::collections::HashMap::new();
-        for role in [Role::Admin, Role::Dispatcher, Role::Maintenance, Role::Planner, Role::Rescuer] {
+        for role in [
+            Role::Admin,
+            Role::Dispatcher,
+            Role::Maintenance,
+            Role::Planner,
+            Role::Rescuer,
+        ] {
             let (secret, new) = aednet_api::auth::new_token("test", role, None);
             store.create_token(&new).await.unwrap();
             tokens.insert(role, secret);
         }
-        let state = AppState::new(store.clone(), Arc::new(LocalBus::default()), Arc::new(SystemClock));
+        let state = AppState::new(
+            store.clone(),
+            Arc::new(LocalBus::default()),
+            Arc::new(SystemClock),
+        );
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mlistener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -140,7 +160,11 @@ pub async fn send(rb: reqwest::RequestBuilder) -> (u16, Value) {
     let resp = rb.send().await.expect("request sent");
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
-    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
     (status, body)
 }
 
