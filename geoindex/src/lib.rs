@@ -1,16 +1,30 @@
-//! In-memory spatial indexes (no I/O): an R-tree (rstar) over AEDs carrying what the
-//! nearest-AED filters need (readiness, access, indoor, compiled opening hours in the AED's own
-//! zone), queried for the k nearest that pass the filters.
+//! In-memory spatial indexes (no I/O): AEDs, stations and live rescuers, each in an R-tree
+//! (rstar), plus an H3 (h3o) cell map of AEDs for coverage and dispatch.
 //!
 //! Points are stored as unit vectors on the sphere (x, y, z). The straight-line (chord)
 //! distance between two unit vectors grows monotonically with the great-circle distance, so
 //! Euclidean nearest-neighbour search in 3-D gives exact spherical nearest neighbours — across
 //! the antimeridian and near the poles, where nearest-by-degrees is wrong.
 //!
-//! The foundation provides the AED index; the geoindex issue adds stations, H3 cells, live
-//! rescuers with a TTL, and concurrent incremental updates from store events.
+//! The caller's query ([`AedIndex::nearest`]) ranks AEDs by the time to fetch one and bring it
+//! back ([`WalkModel`]), filtered by readiness, access, opening hours at the query time
+//! ([`Schedule`], evaluated in each AED's zone) and distance. [`GeoIndex`] wraps the indexes
+//! for concurrent use: short locked updates one by one, bulk rebuilds swapped in.
 
 pub mod aed_index;
+pub mod geo;
+pub mod rescuer_index;
+pub mod schedule;
 pub mod sphere;
+pub mod station_index;
+pub mod walk;
 
-pub use aed_index::{AedEntry, AedIndex, Filters, Nearest, ReadinessFilter};
+pub use aed_index::{
+    evaluate, parse_floor, rank, AedDetail, AedEntry, AedIndex, Filters, HoursPolicy, Nearest,
+    ReadinessFilter, CELL_RES,
+};
+pub use geo::GeoIndex;
+pub use rescuer_index::{NearRescuer, RescuerFix, RescuerIndex};
+pub use schedule::{Schedule, ScheduleState, Schedules};
+pub use station_index::{StationEntry, StationFilters, StationIndex, StationNearest};
+pub use walk::WalkModel;

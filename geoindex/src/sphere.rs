@@ -2,6 +2,46 @@
 //! chord length and great-circle distance.
 
 use aednet_core::geo_util::{LatLon, EARTH_RADIUS_M};
+use rstar::{PointDistance, RTreeObject, AABB};
+
+/// An item in an R-tree, at a unit vector. Equality is by id and position, so removing one of
+/// two items at the same point removes the right one.
+#[derive(Debug, Clone)]
+pub struct Located<T> {
+    pub xyz: [f64; 3],
+    pub id: i64,
+    pub item: T,
+}
+
+impl<T> Located<T> {
+    pub fn new(id: i64, pos: LatLon, item: T) -> Self {
+        Self {
+            xyz: to_xyz(pos),
+            id,
+            item,
+        }
+    }
+}
+
+impl<T> PartialEq for Located<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.xyz == other.xyz
+    }
+}
+
+impl<T> RTreeObject for Located<T> {
+    type Envelope = AABB<[f64; 3]>;
+    fn envelope(&self) -> Self::Envelope {
+        AABB::from_point(self.xyz)
+    }
+}
+
+impl<T> PointDistance for Located<T> {
+    fn distance_2(&self, p: &[f64; 3]) -> f64 {
+        let d = [self.xyz[0] - p[0], self.xyz[1] - p[1], self.xyz[2] - p[2]];
+        d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
+    }
+}
 
 pub fn to_xyz(p: LatLon) -> [f64; 3] {
     let (lat, lon) = (p.lat.to_radians(), p.lon.to_radians());
