@@ -248,13 +248,25 @@ pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
 }
 
 /// Builds the full application router over `state`.
-pub fn app(state: AppState) -> axum::Router {
-    aednet_api::finish(aednet_api::routes().merge(aednet_web::router()), state)
+/// Every router, merged: the registry API, the caller and rescuer API, the web consoles.
+pub fn app(mut state: AppState, public: &aednet_mobile_api::PublicLimits) -> axum::Router {
+    use utoipa::OpenApi;
+    state.openapi = Arc::new(aednet_api::openapi::document(Some(
+        aednet_mobile_api::ApiDoc::openapi(),
+    )));
+    aednet_api::finish(
+        aednet_api::routes()
+            .merge(aednet_mobile_api::router(public))
+            .merge(aednet_web::router()),
+        state,
+    )
 }
 
 pub async fn serve(config: Config, store: DynStore) -> anyhow::Result<()> {
-    let state = AppState::new(store, Arc::new(LocalBus::default()), Arc::new(SystemClock));
-    state.metrics.aeds.set(state.store.count_aeds().await?);
+    let mut state = AppState::new(store, Arc::new(LocalBus::default()), Arc::new(SystemClock));
+    state.walk = config.walk;
+    // Callers are served from memory: load every AED and station before accepting requests.
+    aednet_api::geo_sync::start(&state).await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -278,7 +290,7 @@ pub async fn serve(config: Config, store: DynStore) -> anyhow::Result<()> {
         },
     ));
     let mut arx = rx;
-    let api = aednet_api::serve(listener, app(state), async move {
+    let api = aednet_api::serve(listener, app(state, &config.public), async move {
         let _ = arx.changed().await;
     });
     let signal = async move {

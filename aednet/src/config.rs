@@ -22,6 +22,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// A tracing filter, e.g. `info` or `aednet=debug,sqlx=warn`; `RUST_LOG` overrides it.
     pub log_level: String,
+    /// Walking model for fetch times (`[walk]`, e.g. `AEDNET_WALK__SPEED_MPS=1.2`).
+    pub walk: aednet_geoindex::WalkModel,
+    /// Per-client limits on the public endpoints (`[public]`).
+    pub public: aednet_mobile_api::PublicLimits,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -39,6 +43,8 @@ impl Default for Config {
             metrics_listen: "127.0.0.1:9090".parse().expect("static address"),
             log_format: LogFormat::Pretty,
             log_level: "info,sqlx=warn".into(),
+            walk: aednet_geoindex::WalkModel::default(),
+            public: aednet_mobile_api::PublicLimits::default(),
         }
     }
 }
@@ -51,6 +57,8 @@ impl std::fmt::Debug for Config {
             .field("metrics_listen", &self.metrics_listen)
             .field("log_format", &self.log_format)
             .field("log_level", &self.log_level)
+            .field("walk", &self.walk)
+            .field("public", &self.public)
             .finish()
     }
 }
@@ -99,9 +107,11 @@ impl Config {
             None => {}
         }
         fig = fig
-            .merge(Env::prefixed("AEDNET_").ignore(&["config"]))
+            .merge(Env::prefixed("AEDNET_").ignore(&["config"]).split("__"))
             .merge(Serialized::defaults(overrides));
-        Ok(fig.extract()?)
+        let config: Config = fig.extract()?;
+        config.walk.validate().map_err(anyhow::Error::msg)?;
+        Ok(config)
     }
 }
 

@@ -35,6 +35,9 @@ pub enum ApiError {
     },
     #[error("request body too large")]
     PayloadTooLarge,
+    /// Per-client rate limit; retry after the given number of seconds.
+    #[error("too many requests from this client; retry in {0} s")]
+    RateLimited(u64),
     #[error("internal error")]
     Internal(String),
 }
@@ -43,7 +46,7 @@ pub enum ApiError {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// Stable machine-readable code: `bad_request`, `invalid`, `unauthorized`, `forbidden`,
-    /// `not_found`, `conflict`, `payload_too_large`, `internal`.
+    /// `not_found`, `conflict`, `payload_too_large`, `rate_limited`, `internal`.
     pub error: &'static str,
     pub message: String,
     /// The request field or parameter at fault, when there is one.
@@ -77,6 +80,7 @@ impl ApiError {
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", None),
             ApiError::Conflict { field, .. } => (StatusCode::CONFLICT, "conflict", field.clone()),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", None),
+            ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", None),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None),
         }
     }
@@ -117,6 +121,10 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
+        if let ApiError::RateLimited(secs) = self {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod districts;
 pub mod error;
 pub mod extract;
+pub mod geo_sync;
 pub mod import;
 pub mod metrics;
 pub mod openapi;
@@ -99,7 +100,11 @@ pub async fn serve(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    // Peer addresses reach handlers (per-client rate limits) as `ConnectInfo`.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -37,3 +37,12 @@ impl Modify for BearerAuth {
         );
     }
 }
+
+/// The document as JSON, with the paths of another crate's routers merged in.
+pub fn document(extra: Option<utoipa::openapi::OpenApi>) -> serde_json::Value {
+    let mut doc = ApiDoc::openapi();
+    if let Some(extra) = extra {
+        doc.merge(extra);
+    }
+    serde_json::to_value(&doc).unwrap_or_default()
+}

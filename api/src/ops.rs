@@ -6,7 +6,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
-use utoipa::OpenApi;
 
 use crate::state::AppState;
 
@@ -39,6 +38,6 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(crate::openapi::ApiDoc::openapi())
+async fn openapi(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(state.openapi.as_ref().clone())
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use aednet_core::{Clock, EventBus};
+use aednet_geoindex::{GeoIndex, WalkModel};
 use aednet_store::DynStore;
 
 use crate::metrics::Metrics;
@@ -13,6 +14,12 @@ pub struct AppState {
     pub bus: Arc<dyn EventBus>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
+    /// AEDs, stations and live rescuers in memory; kept current by [`crate::geo_sync`].
+    pub geo: Arc<GeoIndex>,
+    pub walk: WalkModel,
+    /// The OpenAPI document served at `/api/openapi.json`; the binary merges in the routers
+    /// of other crates.
+    pub openapi: Arc<serde_json::Value>,
 }
 
 impl AppState {
@@ -22,6 +29,9 @@ impl AppState {
             bus,
             clock,
             metrics: Arc::new(Metrics::new()),
+            geo: Arc::new(GeoIndex::default()),
+            walk: WalkModel::default(),
+            openapi: Arc::new(crate::openapi::document(None)),
         }
     }
 }

@@ -37,7 +37,7 @@ fn entry(id: i64, (lat, lon): (f64, f64), code: u16, schedules: &mut Schedules) 
         status,
         indoor: [None, Some(true), Some(false)][usize::from(code / 11) % 3],
         floor: [None, Some(0.0), Some(3.0), Some(-1.0)][usize::from(code / 5) % 4],
-        cabinet_locked: code % 13 == 0,
+        cabinet_locked: code.is_multiple_of(13),
         schedule: schedules.get(raw, chrono_tz::UTC, pos),
         detail: Arc::new(AedDetail::default()),
     }
@@ -250,7 +250,7 @@ proptest! {
         let got = idx.within(at, radius, limit, now, |id| id % 5 != 0);
         let mut want: Vec<(f64, i64)> = held
             .iter()
-            .filter(|(id, (p, s))| *id % 5 != 0 && *s >= now - ttl && at.distance_m(p) <= radius)
+            .filter(|(id, (p, s))| **id % 5 != 0 && *s >= now - ttl && at.distance_m(p) <= radius)
             .map(|(id, (p, _))| (at.distance_m(p), *id))
             .collect();
         want.sort_by(|a, b| a.0.total_cmp(&b.0));

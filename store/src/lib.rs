@@ -94,6 +94,12 @@ pub struct AedIndexRow {
     pub time_zone: Tz,
     pub cabinet_locked: bool,
     pub district_id: Option<i64>,
+    /// What a caller is shown; kept in the index so the hot path never reads the store.
+    pub name: Option<String>,
+    pub address: Option<String>,
+    pub operator: Option<String>,
+    pub level: Option<String>,
+    pub location_description: Option<String>,
 }
 
 /// A bearer token as stored: only the SHA-256 of the secret is kept.

@@ -94,8 +94,8 @@ const AED_COLS: &str =
 /// Number of columns in [`AED_COLS`]; `created_at`/`updated_at` follow them in inserts.
 const AED_NCOLS: usize = 26;
 
-const INDEX_SQL: &str = "SELECT id, lat, lon, access, status, indoor, opening_hours, time_zone, cabinet_locked, district_id \
-    FROM aeds ORDER BY id";
+const INDEX_SQL: &str = "SELECT id, lat, lon, access, status, indoor, opening_hours, time_zone, cabinet_locked, district_id, \
+    name, address, operator, level, location_description FROM aeds ORDER BY id";
 
 const STATION_COLS: &str = "source, external_ref, kind, name, scenic_rating, lat, lon, location_updated_at, \
     address, staffed_hours, staffed_hours_valid, time_zone, contact_name, contact_phone, equipment, \
@@ -208,6 +208,11 @@ struct AedIndexDbRow {
     time_zone: String,
     cabinet_locked: bool,
     district_id: Option<i64>,
+    name: Option<String>,
+    address: Option<String>,
+    operator: Option<String>,
+    level: Option<String>,
+    location_description: Option<String>,
 }
 
 /// Parses time-zone names with a one-entry cache: rows of one city share their zone, and the
@@ -261,6 +266,11 @@ impl AedIndexDbRow {
             time_zone: tzs.get(id, &self.time_zone)?,
             cabinet_locked: self.cabinet_locked,
             district_id: self.district_id,
+            name: self.name,
+            address: self.address,
+            operator: self.operator,
+            level: self.level,
+            location_description: self.location_description,
         })
     }
 }
@@ -1404,6 +1414,11 @@ fn load_index_rusqlite(path: &std::path::Path) -> Result<Vec<AedIndexRow>> {
             time_zone: tzs.get(id, text(7)?)?,
             cabinet_locked: r.get(8).map_err(sqlite_err)?,
             district_id: r.get(9).map_err(sqlite_err)?,
+            name: r.get(10).map_err(sqlite_err)?,
+            address: r.get(11).map_err(sqlite_err)?,
+            operator: r.get(12).map_err(sqlite_err)?,
+            level: r.get(13).map_err(sqlite_err)?,
+            location_description: r.get(14).map_err(sqlite_err)?,
         });
     }
     Ok(out)

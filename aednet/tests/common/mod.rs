@@ -24,6 +24,7 @@ pub struct TestServer {
     pub metrics: String,
     pub client: reqwest::Client,
     pub store: DynStore,
+    pub state: AppState,
     pub tokens: std::collections::HashMap<Role, String>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
@@ -60,6 +61,18 @@ async fn drop_pg_database(name: &str) {
 
 impl TestServer {
     pub async fn start(db: Db) -> TestServer {
+        // Tests make many requests from one address; the limit has its own test.
+        Self::start_with(
+            db,
+            aednet_mobile_api::PublicLimits {
+                per_minute: 0,
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    pub async fn start_with(db: Db, limits: aednet_mobile_api::PublicLimits) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let (url, pg_db) = match db {
             Db::Sqlite => (
@@ -94,7 +107,11 @@ impl TestServer {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let metrics = format!("http://{}/metrics", mlistener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let app = aednet::cli::app(state.clone());
+        aednet_api::geo_sync::start(&state)
+            .await
+            .expect("load the geoindex");
+        let app_state = state.clone();
+        let app = aednet::cli::app(state.clone(), &limits);
         let mapp = aednet_api::metrics_router(state);
         tokio::spawn(async move {
             let (mtx, mrx) = tokio::sync::oneshot::channel::<()>();
@@ -114,6 +131,7 @@ impl TestServer {
             metrics,
             client: reqwest::Client::new(),
             store,
+            state: app_state,
             tokens,
             shutdown: Some(tx),
             _dir: dir,
