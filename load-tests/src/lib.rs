@@ -1,4 +1,11 @@
-//! Load generator (closed and open loop, hdrhistogram latencies from intended start time) and
-//! side-by-side comparisons of the nearest-AED query against PostgreSQL + PostGIS and Redis.
+//! Load generator and peer comparisons for the caller's nearest-AED query.
 //!
-//! Filled by the geoindex issue; the foundation only reserves the crate.
+//! [`workload`] makes one synthetic network of AEDs (seeded, identical for every target) and
+//! the query points; [`targets`] loads it into aednet (SQLite file, served by the real server
+//! in a child process), PostgreSQL + PostGIS and Redis, and answers the same query on each;
+//! [`drive`] runs closed-loop (max throughput) and open-loop (fixed rate, latency from the
+//! intended start time, so queueing is not hidden) load and records HDR histograms.
+
+pub mod drive;
+pub mod targets;
+pub mod workload;

@@ -1,0 +1,192 @@
+//! `load-tests compare`: the same nearest-AED workload against aednet, PostGIS and Redis, loaded
+//! with the same synthetic AEDs, printed side by side.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aednet_load_tests::drive::{closed_loop, open_loop, Outcome};
+use aednet_load_tests::targets::{self, Target};
+use aednet_load_tests::workload;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "load-tests",
+    about = "Load generator and peer comparison for aednet's nearest-AED query"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Load the same AEDs into aednet, PostGIS and Redis; closed- then open-loop load on each.
+    Compare {
+        #[arg(long, default_value_t = 1_000_000)]
+        aeds: usize,
+        #[arg(long, default_value_t = 20261124)]
+        seed: u64,
+        #[arg(long, default_value_t = 5)]
+        k: usize,
+        /// Seconds of each closed-loop and each open-loop phase.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Closed-loop workers (in-flight requests).
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Comma list of aednet, postgis, redis.
+        #[arg(long, default_value = "aednet,postgis,redis")]
+        targets: String,
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        pg_url: String,
+        #[arg(long, default_value = "redis://127.0.0.1:6379/")]
+        redis_url: String,
+        /// Where aednet's SQLite file is kept between runs.
+        #[arg(long, default_value = "target/load-tests")]
+        dir: PathBuf,
+    },
+    /// (internal) Serve aednet on a database without a public rate limit.
+    #[command(hide = true)]
+    ServeAednet { database_url: String },
+}
+
+struct Row {
+    name: &'static str,
+    closed: Outcome,
+    open: Outcome,
+    rate: f64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::ServeAednet { database_url } => {
+            let config = aednet::config::Config {
+                database_url,
+                listen: "127.0.0.1:0".parse()?,
+                metrics_listen: "127.0.0.1:0".parse()?,
+                log_level: "warn".into(),
+                public: aednet_mobile_api::PublicLimits {
+                    per_minute: 0,
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let store = aednet::cli::open_store(&config).await?;
+            aednet::cli::serve(config, store).await
+        }
+        Command::Compare {
+            aeds,
+            seed,
+            k,
+            duration,
+            concurrency,
+            targets: which,
+            pg_url,
+            redis_url,
+            dir,
+        } => {
+            let network = workload::aeds(aeds, seed);
+            let queries = Arc::new(workload::queries(aeds, seed, 8192));
+            let admitted = network
+                .iter()
+                .filter(|a| a.admitted(workload::query_hour_of_week()))
+                .count();
+            eprintln!(
+                "{aeds} AEDs, {:.0} % pass the caller's filters at the query time; k = {k}; {duration} s per phase",
+                100.0 * admitted as f64 / aeds as f64
+            );
+            let mut rows = Vec::new();
+            for name in which.split(',').map(str::trim) {
+                let target = match name {
+                    "aednet" => targets::aednet(&dir, &network, seed, concurrency).await?,
+                    "postgis" => targets::postgis(&pg_url, &network, seed, concurrency).await?,
+                    "redis" => targets::redis(&redis_url, &network, seed).await?,
+                    other => anyhow::bail!("unknown target {other}"),
+                };
+                let target = Arc::new(target);
+                // Warm caches and connection pools.
+                closed_loop(
+                    target.clone(),
+                    queries.clone(),
+                    k,
+                    concurrency,
+                    Duration::from_secs(2),
+                )
+                .await;
+                let closed = closed_loop(
+                    target.clone(),
+                    queries.clone(),
+                    k,
+                    concurrency,
+                    Duration::from_secs(duration),
+                )
+                .await;
+                let rate = (closed.rps() / 2.0).max(1.0);
+                let open = open_loop(
+                    target.clone(),
+                    queries.clone(),
+                    k,
+                    rate,
+                    Duration::from_secs(duration),
+                    4096,
+                )
+                .await;
+                eprintln!(
+                    "{}: {:.0} req/s closed loop; at {:.0} req/s open loop p99 {:.2} ms",
+                    target.name(),
+                    closed.rps(),
+                    rate,
+                    open.ms(0.99)
+                );
+                let name = target.name();
+                if let Ok(t) = Arc::try_unwrap(target) {
+                    Target::shutdown(t).await;
+                }
+                rows.push(Row {
+                    name,
+                    closed,
+                    open,
+                    rate,
+                });
+            }
+            print_table(&rows, aeds, k, concurrency);
+            Ok(())
+        }
+    }
+}
+
+fn print_table(rows: &[Row], n: usize, k: usize, concurrency: usize) {
+    println!();
+    println!("nearest AED, k = {k}, {n} AEDs, filtered (~30 % rejected); closed loop with {concurrency} in flight; open loop at half of each target's max, latency from intended start");
+    println!();
+    println!("| target | max req/s (closed) | p50 ms | p99 ms | p99.9 ms | open-loop rate | p50 ms | p99 ms | p99.9 ms | answers/query | errors |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        println!(
+            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
+            r.name,
+            r.closed.rps(),
+            r.closed.ms(0.5),
+            r.closed.ms(0.99),
+            r.closed.ms(0.999),
+            r.rate,
+            r.open.ms(0.5),
+            r.open.ms(0.99),
+            r.open.ms(0.999),
+            r.open.mean_answers(),
+            r.closed.errors + r.open.errors
+        );
+    }
+    if let Some(a) = rows.iter().find(|r| r.name.starts_with("aednet")) {
+        for r in rows.iter().filter(|r| !r.name.starts_with("aednet")) {
+            println!(
+                "aednet / {}: {:.1}× requests per second",
+                r.name,
+                a.closed.rps() / r.closed.rps()
+            );
+        }
+    }
+}
