@@ -11,6 +11,7 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 pub const MAX_K: usize = 50;
@@ -110,6 +111,46 @@ fn respond(body: Value, format: Format) -> Response {
     resp
 }
 
+#[derive(Serialize)]
+struct AedQueryEcho<'a> {
+    lat: f64,
+    lon: f64,
+    k: usize,
+    open_at: DateTime<Utc>,
+    max_distance_m: f64,
+    readiness: ReadinessFilter,
+    hours: HoursPolicy,
+    include_restricted: bool,
+    indoor: Option<bool>,
+    walk: &'a aednet_geoindex::WalkModel,
+}
+
+#[derive(Serialize)]
+struct AedsBody<'a> {
+    query: AedQueryEcho<'a>,
+    count: usize,
+    results: &'a [aednet_geoindex::Nearest],
+}
+
+fn respond_typed<T: Serialize>(body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => {
+            let mut r = bytes.into_response();
+            let h = r.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            h.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=10"),
+            );
+            r
+        }
+        Err(e) => ApiError::Internal(format!("serializing an answer: {e}")).into_response(),
+    }
+}
+
 fn feature(lat: f64, lon: f64, mut props: Map<String, Value>) -> Value {
     props.remove("lat");
     props.remove("lon");
@@ -183,30 +224,41 @@ pub async fn nearest_aeds(
     f.indoor = p.parse::<bool>("indoor", "true or false")?;
 
     let results = state.geo.nearest_aeds(c.at, c.k, &f, &state.walk);
-    let query = json!({
-        "lat": c.at.lat, "lon": c.at.lon, "k": c.k, "open_at": c.time,
-        "max_distance_m": c.max_distance_m, "readiness": f.readiness, "hours": f.hours,
-        "include_restricted": f.include_restricted, "indoor": f.indoor,
-        "walk": state.walk,
-    });
-    let body = match c.format {
-        Format::Json => json!({"query": query, "count": results.len(), "results": results}),
-        Format::GeoJson => {
-            let features: Vec<Value> = results
-                .iter()
-                .enumerate()
-                .map(|(i, n)| {
-                    let mut props = match serde_json::to_value(n) {
-                        Ok(Value::Object(m)) => m,
-                        _ => Map::new(),
-                    };
-                    props.insert("rank".into(), json!(i + 1));
-                    feature(n.lat, n.lon, props)
-                })
-                .collect();
-            json!({"type": "FeatureCollection", "query": query, "features": features})
-        }
+    let query = AedQueryEcho {
+        lat: c.at.lat,
+        lon: c.at.lon,
+        k: c.k,
+        open_at: c.time,
+        max_distance_m: c.max_distance_m,
+        readiness: f.readiness,
+        hours: f.hours,
+        include_restricted: f.include_restricted,
+        indoor: f.indoor,
+        walk: &state.walk,
     };
+    // The hot path serializes typed structs straight to bytes (no intermediate JSON tree).
+    if c.format == Format::Json {
+        let body = AedsBody {
+            query,
+            count: results.len(),
+            results: &results,
+        };
+        return Ok(respond_typed(&body));
+    }
+    let query = serde_json::to_value(&query).unwrap_or_default();
+    let features: Vec<Value> = results
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let mut props = match serde_json::to_value(n) {
+                Ok(Value::Object(m)) => m,
+                _ => Map::new(),
+            };
+            props.insert("rank".into(), json!(i + 1));
+            feature(n.lat, n.lon, props)
+        })
+        .collect();
+    let body = json!({"type": "FeatureCollection", "query": query, "features": features});
     Ok(respond(body, c.format))
 }
 
