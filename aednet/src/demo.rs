@@ -420,7 +420,8 @@ impl Gen {
             operator: Some(pick(&mut self.rng, OPERATORS).to_string()),
             phone: Some(format!("0570-{}", self.rng.gen_range(3_000_000..8_999_999))),
             indoor: Some(site.indoor),
-            level: site.indoor.then(|| "1".to_string()),
+            // OSM `level`: 0 is the ground floor (一楼 in Chinese usage).
+            level: site.indoor.then(|| "0".to_string()),
             location_description: Some(pick(&mut self.rng, site.where_).to_string()),
             access: Some(access),
             opening_hours: Some(hours),
