@@ -193,7 +193,7 @@ pub async fn set_readiness(
     };
     let aed = state
         .store
-        .set_aed_readiness(id, &readiness)
+        .set_aed_readiness(id, &readiness, "api")
         .await?
         .ok_or(ApiError::NotFound)?;
     state.bus.publish(Event::AedReadinessChanged {

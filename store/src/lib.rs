@@ -102,6 +102,45 @@ pub struct AedIndexRow {
     pub location_description: Option<String>,
 }
 
+/// A device message as stored in the durable log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceEventRecord {
+    pub aed_id: i64,
+    pub seq: i64,
+    pub kind: String,
+    /// The message as JSON text.
+    pub body: String,
+    pub device_ts: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    New,
+    Duplicate,
+}
+
+/// One entry of an AED's readiness history.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ReadinessChange {
+    pub status: ReadinessStatus,
+    pub reason: Option<String>,
+    pub since: DateTime<Utc>,
+    /// `api`, `device`, `watchdog`.
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct DeviceState {
+    pub aed_id: i64,
+    pub last_seen_at: DateTime<Utc>,
+    pub last_seq: i64,
+    pub battery_pct: Option<i32>,
+    pub temperature_c: Option<f64>,
+    pub signal_dbm: Option<i32>,
+    pub firmware: Option<String>,
+}
+
 /// A bearer token as stored: only the SHA-256 of the secret is kept.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TokenRecord {
@@ -138,7 +177,28 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn list_aeds(&self, q: &ListQuery) -> Result<Page<Aed>>;
     async fn count_aeds(&self) -> Result<i64>;
     /// Sets readiness only; `None` if there is no such AED.
-    async fn set_aed_readiness(&self, id: i64, readiness: &Readiness) -> Result<Option<Aed>>;
+    /// Sets readiness and appends it to the AED's readiness history (`source`: api, device,
+    /// watchdog), in one transaction.
+    async fn set_aed_readiness(
+        &self,
+        id: i64,
+        readiness: &Readiness,
+        source: &str,
+    ) -> Result<Option<Aed>>;
+    /// Stores a device message durably, and with it the readiness it changes (if any), in one
+    /// transaction. A message whose (aed, seq) is already stored changes nothing: `Duplicate`.
+    async fn record_device_event(
+        &self,
+        event: &DeviceEventRecord,
+        readiness: Option<&Readiness>,
+    ) -> Result<Recorded>;
+    /// Newest first.
+    async fn readiness_history(&self, aed_id: i64, limit: u32) -> Result<Vec<ReadinessChange>>;
+    /// Sequence numbers of the stored device messages of an AED, ascending.
+    async fn device_event_seqs(&self, aed_id: i64) -> Result<Vec<i64>>;
+    /// Coalesced last-seen state of connected devices (heartbeats are not logged one by one).
+    async fn save_device_states(&self, batch: &[DeviceState]) -> Result<()>;
+    async fn device_states(&self) -> Result<Vec<DeviceState>>;
     /// Import path, one transaction: records are matched on (source, external_ref); a record
     /// equal in source content ([`AedData::same_source_content`]) is `Unchanged`, a changed one
     /// is updated keeping its readiness, a new one inserted. Records without an external_ref

@@ -26,8 +26,8 @@ use sqlx::types::Json;
 use sqlx::QueryBuilder;
 
 use crate::{
-    AedIndexRow, Backend, DynStore, ListQuery, NewToken, Page, Result, Store, StoreError,
-    TokenRecord, UpsertOutcome,
+    AedIndexRow, Backend, DeviceEventRecord, DeviceState, DynStore, ListQuery, NewToken, Page,
+    ReadinessChange, Recorded, Result, Store, StoreError, TokenRecord, UpsertOutcome,
 };
 
 /// Opens the database named by `url` and applies pending migrations.
@@ -808,8 +808,9 @@ macro_rules! impl_store {
             }
 
             #[tracing::instrument(skip(self, readiness), fields(status = ?readiness.status))]
-            async fn set_aed_readiness(&self, id: i64, readiness: &Readiness) -> Result<Option<Aed>> {
-                sqlx::query_as::<_, AedRow>(
+            async fn set_aed_readiness(&self, id: i64, readiness: &Readiness, source: &str) -> Result<Option<Aed>> {
+                let mut tx = self.pool.begin().await.map_err(plain)?;
+                let aed = sqlx::query_as::<_, AedRow>(
                     "UPDATE aeds SET status = $1, status_reason = $2, status_since = $3, updated_at = $4 \
                      WHERE id = $5 RETURNING *",
                 )
@@ -818,11 +819,136 @@ macro_rules! impl_store {
                 .bind(readiness.since)
                 .bind(Utc::now())
                 .bind(id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(plain)?
                 .map(AedRow::into_aed)
-                .transpose()
+                .transpose()?;
+                if aed.is_some() {
+                    sqlx::query("INSERT INTO readiness_history (aed_id, status, reason, since, source) VALUES ($1, $2, $3, $4, $5)")
+                        .bind(id)
+                        .bind(readiness.status.as_str())
+                        .bind(&readiness.reason)
+                        .bind(readiness.since)
+                        .bind(source)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(plain)?;
+                }
+                tx.commit().await.map_err(plain)?;
+                Ok(aed)
+            }
+
+            async fn record_device_event(&self, ev: &DeviceEventRecord, readiness: Option<&Readiness>) -> Result<Recorded> {
+                let mut tx = self.pool.begin().await.map_err(plain)?;
+                let inserted = sqlx::query(
+                    "INSERT INTO device_events (aed_id, seq, kind, body, device_ts, received_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (aed_id, seq) DO NOTHING",
+                )
+                .bind(ev.aed_id)
+                .bind(ev.seq)
+                .bind(&ev.kind)
+                .bind(&ev.body)
+                .bind(ev.device_ts)
+                .bind(ev.received_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db_err(e, Some("aed_id")))?
+                .rows_affected();
+                if inserted == 0 {
+                    return Ok(Recorded::Duplicate);
+                }
+                if let Some(r) = readiness {
+                    sqlx::query("UPDATE aeds SET status = $1, status_reason = $2, status_since = $3, updated_at = $4 WHERE id = $5")
+                        .bind(r.status.as_str())
+                        .bind(&r.reason)
+                        .bind(r.since)
+                        .bind(Utc::now())
+                        .bind(ev.aed_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(plain)?;
+                    sqlx::query("INSERT INTO readiness_history (aed_id, status, reason, since, source) VALUES ($1, $2, $3, $4, 'device')")
+                        .bind(ev.aed_id)
+                        .bind(r.status.as_str())
+                        .bind(&r.reason)
+                        .bind(r.since)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(plain)?;
+                }
+                tx.commit().await.map_err(plain)?;
+                Ok(Recorded::New)
+            }
+
+            async fn readiness_history(&self, aed_id: i64, limit: u32) -> Result<Vec<ReadinessChange>> {
+                let rows: Vec<(String, Option<String>, DateTime<Utc>, String)> = sqlx::query_as(
+                    "SELECT status, reason, since, source FROM readiness_history WHERE aed_id = $1 ORDER BY id DESC LIMIT $2",
+                )
+                .bind(aed_id)
+                .bind(i64::from(limit.clamp(1, 1000)))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(plain)?;
+                rows.into_iter()
+                    .map(|(status, reason, since, source)| {
+                        Ok(ReadinessChange {
+                            status: ReadinessStatus::parse(&status).ok_or_else(|| corrupt("status", aed_id, &status))?,
+                            reason,
+                            since,
+                            source,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn device_event_seqs(&self, aed_id: i64) -> Result<Vec<i64>> {
+                let rows: Vec<(i64,)> = sqlx::query_as("SELECT seq FROM device_events WHERE aed_id = $1 ORDER BY seq")
+                    .bind(aed_id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(plain)?;
+                Ok(rows.into_iter().map(|r| r.0).collect())
+            }
+
+            async fn save_device_states(&self, batch: &[DeviceState]) -> Result<()> {
+                if batch.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.pool.begin().await.map_err(plain)?;
+                // 7 parameters a row; stay far below both backends' limits.
+                for chunk in batch.chunks(1000) {
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "INSERT INTO device_state (aed_id, last_seen_at, last_seq, battery_pct, temperature_c, signal_dbm, firmware) ",
+                    );
+                    qb.push_values(chunk, |mut b, d| {
+                        b.push_bind(d.aed_id)
+                            .push_bind(d.last_seen_at)
+                            .push_bind(d.last_seq)
+                            .push_bind(d.battery_pct)
+                            .push_bind(d.temperature_c)
+                            .push_bind(d.signal_dbm)
+                            .push_bind(d.firmware.clone());
+                    });
+                    qb.push(
+                        " ON CONFLICT (aed_id) DO UPDATE SET last_seen_at = excluded.last_seen_at, \
+                         last_seq = excluded.last_seq, \
+                         battery_pct = COALESCE(excluded.battery_pct, device_state.battery_pct), \
+                         temperature_c = COALESCE(excluded.temperature_c, device_state.temperature_c), \
+                         signal_dbm = COALESCE(excluded.signal_dbm, device_state.signal_dbm), \
+                         firmware = COALESCE(excluded.firmware, device_state.firmware)",
+                    );
+                    qb.build().execute(&mut *tx).await.map_err(|e| db_err(e, Some("aed_id")))?;
+                }
+                tx.commit().await.map_err(plain)?;
+                Ok(())
+            }
+
+            async fn device_states(&self) -> Result<Vec<DeviceState>> {
+                sqlx::query_as::<_, DeviceState>("SELECT * FROM device_state ORDER BY aed_id")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(plain)
             }
 
             #[tracing::instrument(skip_all, fields(n = batch.len()))]

@@ -8,7 +8,10 @@ use aednet_core::geo_util::BBox;
 use aednet_core::rescuer::{CertLevel, RescuerData, RescuerInput};
 use aednet_core::station::{StationInput, StationKind};
 use aednet_core::{Role, Secret, Tags};
-use aednet_store::{DynStore, ListQuery, NewToken, StoreError, UpsertOutcome};
+use aednet_store::{
+    DeviceEventRecord, DeviceState, DynStore, ListQuery, NewToken, Recorded, StoreError,
+    UpsertOutcome,
+};
 use chrono::{NaiveDate, TimeZone, Utc};
 
 const PG_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -87,6 +90,7 @@ both!(
     district_delete_and_assignment,
     tokens,
     index_load_matches_rows,
+    device_events_are_idempotent_and_carry_readiness,
 );
 
 fn now() -> chrono::DateTime<Utc> {
@@ -184,7 +188,11 @@ async fn aed_round_trip(s: &DynStore) {
         reason: Some("自检失败 E12".into()),
         since: now(),
     };
-    let r = s.set_aed_readiness(a.id, &ready).await.unwrap().unwrap();
+    let r = s
+        .set_aed_readiness(a.id, &ready, "api")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(r.data.readiness, ready);
     assert_eq!(s.count_aeds().await.unwrap(), 1);
     assert!(s.delete_aed(a.id).await.unwrap());
@@ -283,7 +291,7 @@ async fn upsert_is_idempotent_and_keeps_readiness(s: &DynStore) {
         reason: None,
         since: now(),
     };
-    s.set_aed_readiness(id0, &fault).await.unwrap();
+    s.set_aed_readiness(id0, &fault, "api").await.unwrap();
     let mut again = batch.clone();
     again[0].name = Some("改名".into());
     let third = s.upsert_aeds(&again).await.unwrap();
@@ -624,4 +632,98 @@ async fn index_load_matches_rows(s: &DynStore) {
         assert_eq!(r.opening_hours.as_deref(), d.opening_hours.as_deref());
         assert_eq!(r.indoor, d.indoor);
     }
+}
+
+async fn device_events_are_idempotent_and_carry_readiness(s: &DynStore) {
+    let a = s.create_aed(&aed(28.97, 118.87, None)).await.unwrap();
+    let t = Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap();
+    let ev = |seq: i64| DeviceEventRecord {
+        aed_id: a.id,
+        seq,
+        kind: "self_test".into(),
+        body: format!(r#"{{"seq":{seq},"type":"self_test","ok":false}}"#),
+        device_ts: t,
+        received_at: t,
+    };
+    let fault = Readiness {
+        status: ReadinessStatus::Fault,
+        reason: Some("self-test E12".into()),
+        since: t,
+    };
+    assert_eq!(
+        s.record_device_event(&ev(7), Some(&fault)).await.unwrap(),
+        Recorded::New
+    );
+    assert_eq!(
+        s.get_aed(a.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .data
+            .readiness
+            .status,
+        ReadinessStatus::Fault
+    );
+    // A resend of the same sequence number changes nothing, even with other readiness.
+    let ready = Readiness {
+        status: ReadinessStatus::Ready,
+        reason: None,
+        since: t,
+    };
+    assert_eq!(
+        s.record_device_event(&ev(7), Some(&ready)).await.unwrap(),
+        Recorded::Duplicate
+    );
+    assert_eq!(
+        s.get_aed(a.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .data
+            .readiness
+            .status,
+        ReadinessStatus::Fault
+    );
+    assert_eq!(
+        s.record_device_event(&ev(3), None).await.unwrap(),
+        Recorded::New
+    );
+    assert_eq!(s.device_event_seqs(a.id).await.unwrap(), vec![3, 7]);
+    s.set_aed_readiness(a.id, &ready, "api").await.unwrap();
+    let h = s.readiness_history(a.id, 10).await.unwrap();
+    assert_eq!(
+        h.iter()
+            .map(|c| (c.status, c.source.as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            (ReadinessStatus::Ready, "api"),
+            (ReadinessStatus::Fault, "device")
+        ]
+    );
+    assert_eq!(h[1].reason.as_deref(), Some("self-test E12"));
+    // Unknown AED: a conflict naming the field, nothing stored.
+    let mut orphan = ev(1);
+    orphan.aed_id = a.id + 1000;
+    assert!(matches!(
+        s.record_device_event(&orphan, None).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    // Coalesced state: later values win, missing ones keep the last known.
+    let st = |seen: i64, battery: Option<i32>| DeviceState {
+        aed_id: a.id,
+        last_seen_at: t + chrono::Duration::seconds(seen),
+        last_seq: seen,
+        battery_pct: battery,
+        temperature_c: Some(21.5),
+        signal_dbm: None,
+        firmware: Some("2.1.0".into()),
+    };
+    s.save_device_states(&[st(10, Some(88))]).await.unwrap();
+    s.save_device_states(&[st(20, None)]).await.unwrap();
+    let got = s.device_states().await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].last_seq, got[0].battery_pct, got[0].last_seen_at),
+        (20, Some(88), t + chrono::Duration::seconds(20))
+    );
 }
