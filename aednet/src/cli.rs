@@ -249,7 +249,11 @@ pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
 
 /// Builds the full application router over `state`.
 /// Every router, merged: the registry API, the caller and rescuer API, the web consoles.
-pub fn app(mut state: AppState, public: &aednet_mobile_api::PublicLimits) -> axum::Router {
+pub fn app(
+    mut state: AppState,
+    public: &aednet_mobile_api::PublicLimits,
+    gateway: Arc<aednet_device_gateway::Gateway>,
+) -> axum::Router {
     use utoipa::OpenApi;
     state.openapi = Arc::new(aednet_api::openapi::document(Some(
         aednet_mobile_api::ApiDoc::openapi(),
@@ -257,6 +261,7 @@ pub fn app(mut state: AppState, public: &aednet_mobile_api::PublicLimits) -> axu
     aednet_api::finish(
         aednet_api::routes()
             .merge(aednet_mobile_api::router(public))
+            .merge(aednet_device_gateway::router(gateway))
             .merge(aednet_web::router()),
         state,
     )
@@ -267,6 +272,8 @@ pub async fn serve(config: Config, store: DynStore) -> anyhow::Result<()> {
     state.walk = config.walk;
     // Callers are served from memory: load every AED and station before accepting requests.
     aednet_api::geo_sync::start(&state).await?;
+    let gateway = aednet_device_gateway::Gateway::new(state.clone(), config.gateway.clone());
+    gateway.start().await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -290,9 +297,13 @@ pub async fn serve(config: Config, store: DynStore) -> anyhow::Result<()> {
         },
     ));
     let mut arx = rx;
-    let api = aednet_api::serve(listener, app(state, &config.public), async move {
-        let _ = arx.changed().await;
-    });
+    let api = aednet_api::serve(
+        listener,
+        app(state, &config.public, gateway.clone()),
+        async move {
+            let _ = arx.changed().await;
+        },
+    );
     let signal = async move {
         shutdown_signal().await;
         tracing::info!("shutting down: finishing in-flight requests");

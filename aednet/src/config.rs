@@ -26,6 +26,8 @@ pub struct Config {
     pub walk: aednet_geoindex::WalkModel,
     /// Per-client limits on the public endpoints (`[public]`).
     pub public: aednet_mobile_api::PublicLimits,
+    /// Device telemetry limits and timing (`[gateway]`).
+    pub gateway: aednet_device_gateway::GatewayConfig,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -45,6 +47,7 @@ impl Default for Config {
             log_level: "info,sqlx=warn".into(),
             walk: aednet_geoindex::WalkModel::default(),
             public: aednet_mobile_api::PublicLimits::default(),
+            gateway: aednet_device_gateway::GatewayConfig::default(),
         }
     }
 }
@@ -59,6 +62,7 @@ impl std::fmt::Debug for Config {
             .field("log_level", &self.log_level)
             .field("walk", &self.walk)
             .field("public", &self.public)
+            .field("gateway", &self.gateway)
             .finish()
     }
 }

@@ -15,6 +15,7 @@ pub mod rescuer;
 pub mod role;
 pub mod secret;
 pub mod station;
+pub mod telemetry;
 pub mod validate;
 
 pub use aed::{Access, Aed, AedInput, Readiness, ReadinessStatus};

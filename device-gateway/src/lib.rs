@@ -1,5 +1,32 @@
-//! AED telemetry ingest: the `/ws/device` WebSocket protocol, device authentication, sequence
-//! numbers and durable acks, readiness derivation, and the heartbeat watchdog that marks
-//! silent devices offline.
+//! AED telemetry ingest: the `/ws/device` WebSocket protocol (`docs/device-protocol.md`),
+//! device authentication by token, sequence numbers with durable acks, readiness derivation
+//! ([`aednet_core::telemetry::Health`]), the heartbeat watchdog that marks silent devices
+//! offline, coalesced last-seen writes, and the maintenance API (devices needing attention,
+//! readiness history, a live feed).
 //!
-//! Filled by the device-gateway issue; the foundation only reserves the crate.
+//! Not yet: MQTT ingest, work orders and guardian checks (see the closing notes).
+
+pub mod deadlines;
+pub mod gateway;
+pub mod maintenance;
+
+pub use gateway::{Gateway, GatewayConfig};
+
+use std::sync::Arc;
+
+use aednet_api::AppState;
+use axum::routing::get;
+use axum::{Extension, Router};
+
+/// `/ws/device`, the maintenance API and its live feed.
+pub fn router(gw: Arc<Gateway>) -> Router<AppState> {
+    Router::new()
+        .route("/ws/device", get(gateway::device_socket))
+        .route("/ws/maintenance", get(maintenance::feed))
+        .route("/api/v1/maintenance/devices", get(maintenance::devices))
+        .route(
+            "/api/v1/aeds/{id}/readiness/history",
+            get(maintenance::history),
+        )
+        .layer(Extension(gw))
+}

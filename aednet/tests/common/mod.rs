@@ -73,6 +73,14 @@ impl TestServer {
     }
 
     pub async fn start_with(db: Db, limits: aednet_mobile_api::PublicLimits) -> TestServer {
+        Self::start_full(db, limits, aednet_device_gateway::GatewayConfig::default()).await
+    }
+
+    pub async fn start_full(
+        db: Db,
+        limits: aednet_mobile_api::PublicLimits,
+        gateway: aednet_device_gateway::GatewayConfig,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let (url, pg_db) = match db {
             Db::Sqlite => (
@@ -111,7 +119,9 @@ impl TestServer {
             .await
             .expect("load the geoindex");
         let app_state = state.clone();
-        let app = aednet::cli::app(state.clone(), &limits);
+        let gw = aednet_device_gateway::Gateway::new(state.clone(), gateway);
+        gw.start().await.expect("start the device gateway");
+        let app = aednet::cli::app(state.clone(), &limits, gw);
         let mapp = aednet_api::metrics_router(state);
         tokio::spawn(async move {
             let (mtx, mrx) = tokio::sync::oneshot::channel::<()>();

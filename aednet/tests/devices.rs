@@ -1,0 +1,359 @@
+//! The device gateway over real sockets on SQLite and PostgreSQL: authentication before the
+//! upgrade, durable idempotent acks, readiness derived from telemetry reaching the store, the
+//! nearest-AED answers and the maintenance API, bad frames (error frames, 1008, 1009) that do
+//! not disturb other devices, and the watchdog marking a silent device offline.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use aednet_core::Role;
+use common::{send, Db, TestServer};
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn eventually<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+async fn connect(s: &TestServer, token: Option<&str>) -> Result<Ws, u16> {
+    let url = s.base.replace("http://", "ws://") + "/ws/device";
+    let mut req = url.into_client_request().unwrap();
+    if let Some(t) = token {
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {t}").parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+async fn device_token(s: &TestServer, aed_id: i64) -> String {
+    let (secret, new) = aednet_api::auth::new_token("cabinet", Role::Device, Some(aed_id));
+    s.store.create_token(&new).await.unwrap();
+    secret
+}
+
+/// Sends a text frame and returns the server's next text frame as JSON.
+async fn call(ws: &mut Ws, text: String) -> Value {
+    ws.send(Message::Text(text.into())).await.unwrap();
+    next_json(ws).await
+}
+
+async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a reply")
+        {
+            Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).unwrap(),
+            Some(Ok(Message::Close(f))) => {
+                return json!({"closed": f.map(|f| (u16::from(f.code), f.reason.to_string()))})
+            }
+            Some(Ok(_)) => continue,
+            other => return json!({"ended": format!("{other:?}")}),
+        }
+    }
+}
+
+fn msg(seq: u64, body: Value) -> String {
+    let mut m = json!({"v": 1, "seq": seq, "ts": "2026-11-24T08:00:00Z"});
+    m.as_object_mut()
+        .unwrap()
+        .extend(body.as_object().unwrap().clone());
+    m.to_string()
+}
+
+async fn status(s: &TestServer, id: i64) -> String {
+    let (_, a) = send(s.get(&format!("/api/v1/aeds/{id}"), Some(Role::Maintenance))).await;
+    a["readiness_status"]
+        .as_str()
+        .or(a["readiness"]["status"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+async fn nearest_ids(s: &TestServer) -> Vec<i64> {
+    let (_, b) = send(s.get("/api/v1/aeds/nearest?lat=28.97&lon=118.87&k=10", None)).await;
+    b["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect()
+}
+
+async fn telemetry(db: Db) {
+    let s = TestServer::start_full(
+        db,
+        aednet_mobile_api::PublicLimits {
+            per_minute: 0,
+            ..Default::default()
+        },
+        aednet_device_gateway::GatewayConfig {
+            heartbeat_interval_s: 0.5,
+            offline_after_intervals: 3.0,
+            max_message_bytes: 2048,
+            ..Default::default()
+        },
+    )
+    .await;
+    let mk = |lat: f64, name: &str| json!({"lat": lat, "lon": 118.87, "name": name, "access": "yes", "opening_hours": "24/7", "pads_expiry": "2026-12-10"});
+    let (_, a) = send(s.post("/api/v1/aeds", Some(Role::Admin), &mk(28.9701, "站台柜"))).await;
+    let (_, b) = send(s.post("/api/v1/aeds", Some(Role::Admin), &mk(28.9705, "候车室柜"))).await;
+    let (a, b) = (a["id"].as_i64().unwrap(), b["id"].as_i64().unwrap());
+    let (ta, tb) = (device_token(&s, a).await, device_token(&s, b).await);
+
+    // Refused before the upgrade.
+    assert_eq!(connect(&s, None).await.err(), Some(401));
+    assert_eq!(connect(&s, Some("aed_not-a-token")).await.err(), Some(401));
+    assert_eq!(
+        connect(&s, Some(&s.tokens[&Role::Admin])).await.err(),
+        Some(403)
+    );
+    let (revoked, new) = aednet_api::auth::new_token("old", Role::Device, Some(a));
+    let rec = s.store.create_token(&new).await.unwrap();
+    s.store.revoke_token(rec.id).await.unwrap();
+    assert_eq!(connect(&s, Some(&revoked)).await.err(), Some(401));
+
+    let mut wa = connect(&s, Some(&ta)).await.unwrap();
+    let mut wb = connect(&s, Some(&tb)).await.unwrap();
+    // Ready after a passing self-test; acked by sequence number.
+    assert_eq!(
+        call(&mut wa, msg(1, json!({"type": "self_test", "ok": true}))).await,
+        json!({"type": "ack", "seq": 1})
+    );
+    assert_eq!(
+        call(&mut wb, msg(1, json!({"type": "self_test", "ok": true}))).await["type"],
+        "ack"
+    );
+    assert_eq!(status(&s, a).await, "ready");
+    // A fault: stored before the ack, gone from callers' answers.
+    assert_eq!(
+        call(
+            &mut wa,
+            msg(
+                2,
+                json!({"type": "self_test", "ok": false, "fault_codes": ["E12"]})
+            )
+        )
+        .await["seq"],
+        2
+    );
+    assert_eq!(status(&s, a).await, "fault");
+    eventually("the faulty AED leaves nearest answers", || async {
+        nearest_ids(&s).await == vec![b]
+    })
+    .await;
+    // A resend of an acked message is acked again and changes nothing.
+    assert_eq!(
+        call(
+            &mut wa,
+            msg(
+                2,
+                json!({"type": "self_test", "ok": false, "fault_codes": ["E12"]})
+            )
+        )
+        .await["seq"],
+        2
+    );
+    let (_, h) = send(s.get(
+        &format!("/api/v1/aeds/{a}/readiness/history"),
+        Some(Role::Maintenance),
+    ))
+    .await;
+    let hist: Vec<&str> = h["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(hist, vec!["fault", "ready"], "{h}");
+    assert_eq!(h["items"][0]["reason"], "self-test fault E12");
+    assert_eq!(s.store.device_event_seqs(a).await.unwrap(), vec![1, 2]);
+
+    // Maintenance: the fault, and pads expiring within 30 days for both.
+    let (st, m) = send(s.get(
+        "/api/v1/maintenance/devices?expiring_days=30",
+        Some(Role::Maintenance),
+    ))
+    .await;
+    assert_eq!(st, 200, "{m}");
+    let fa = m["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == a)
+        .unwrap();
+    assert_eq!(fa["attention"], json!(["fault", "pads_expiring"]));
+    let (st, m) = send(s.get(
+        "/api/v1/maintenance/devices?status=fault&expiring_days=0",
+        Some(Role::Maintenance),
+    ))
+    .await;
+    assert_eq!((st, m["count"].as_u64()), (200, Some(1)));
+    assert_eq!(
+        send(s.get("/api/v1/maintenance/devices", None)).await.0,
+        401
+    );
+    assert_eq!(
+        send(s.get("/api/v1/maintenance/devices", Some(Role::Dispatcher)))
+            .await
+            .0,
+        403
+    );
+    let (st, e) = send(s.get(
+        "/api/v1/maintenance/devices?status=broken",
+        Some(Role::Maintenance),
+    ))
+    .await;
+    assert_eq!((st, e["field"].as_str()), (400, Some("status")));
+
+    // Bad frames: error frames naming the problem, no ack; device b is not disturbed.
+    let e = call(&mut wa, "{not json".into()).await;
+    assert_eq!(
+        (e["type"].as_str(), e["code"].as_str()),
+        (Some("error"), Some("malformed"))
+    );
+    let e = call(&mut wa, msg(3, json!({"type": "teleport"}))).await;
+    assert_eq!(
+        (e["code"].as_str(), e["seq"].as_u64()),
+        (Some("unknown_type"), Some(3))
+    );
+    let e = call(
+        &mut wa,
+        r#"{"v":2,"seq":4,"ts":"2026-11-24T08:00:00Z","type":"heartbeat"}"#.into(),
+    )
+    .await;
+    assert_eq!(e["code"], "unsupported_version");
+    assert_eq!(
+        call(
+            &mut wb,
+            msg(2, json!({"type": "heartbeat", "battery_pct": 90}))
+        )
+        .await["type"],
+        "ack"
+    );
+    let _ = call(&mut wa, "[]".into()).await;
+    // The fifth bad message in a row: its error frame, then close 1008 with a reason.
+    assert_eq!(
+        call(&mut wa, "still not json".into()).await["code"],
+        "malformed"
+    );
+    let closed = next_json(&mut wa).await;
+    assert_eq!(
+        closed["closed"],
+        json!([1008, "too many bad messages"]),
+        "{closed}"
+    );
+    assert_eq!(status(&s, a).await, "fault", "bad frames changed nothing");
+    // Oversized: close 1009.
+    let mut wa = connect(&s, Some(&ta)).await.unwrap();
+    let big = msg(5, json!({"type": "firmware", "version": "x".repeat(4000)}));
+    wa.send(Message::Text(big.into())).await.unwrap();
+    let closed = next_json(&mut wa).await;
+    assert_eq!(closed["closed"][0], u16::from(CloseCode::Size), "{closed}");
+    assert_eq!(
+        call(&mut wb, msg(3, json!({"type": "heartbeat"}))).await["type"],
+        "ack"
+    );
+
+    // The watchdog: device a is silent (its socket is gone) and goes offline; b keeps beating.
+    let started = Instant::now();
+    let beat = async {
+        for seq in 4..60u64 {
+            if status(&s, a).await == "offline" {
+                break;
+            }
+            assert_eq!(
+                call(&mut wb, msg(seq, json!({"type": "heartbeat"}))).await["type"],
+                "ack"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    beat.await;
+    assert_eq!(status(&s, a).await, "offline");
+    println!(
+        "offline after {:?} of silence (deadline 1.5 s)",
+        started.elapsed()
+    );
+    assert_eq!(status(&s, b).await, "ready");
+    // Back: a heartbeat clears offline; the fault is still there until a passing self-test.
+    let mut wa = connect(&s, Some(&ta)).await.unwrap();
+    assert_eq!(
+        call(&mut wa, msg(6, json!({"type": "heartbeat"}))).await["type"],
+        "ack"
+    );
+    assert_eq!(status(&s, a).await, "fault");
+    // The door opens and the AED is taken out: in use, "may have been used".
+    call(&mut wb, msg(100, json!({"type": "door", "open": true}))).await;
+    assert_eq!(status(&s, b).await, "cabinet_open");
+    call(
+        &mut wb,
+        msg(101, json!({"type": "aed_presence", "present": false})),
+    )
+    .await;
+    assert_eq!(status(&s, b).await, "in_use");
+    let (_, hb) = send(s.get(
+        &format!("/api/v1/aeds/{b}/readiness/history?limit=1"),
+        Some(Role::Admin),
+    ))
+    .await;
+    assert_eq!(
+        hb["items"][0]["reason"],
+        "may have been used: AED removed from cabinet"
+    );
+    eventually("nobody is sent to a used AED", || async {
+        nearest_ids(&s).await.is_empty()
+    })
+    .await;
+
+    // Metrics.
+    let text = s
+        .client
+        .get(&s.metrics)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "aednet_device_connections",
+        "aednet_device_messages_total",
+        "aednet_device_ack_seconds",
+    ] {
+        assert!(text.contains(name), "{name} missing");
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telemetry_on_sqlite() {
+    telemetry(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telemetry_on_postgres() {
+    telemetry(Db::Postgres).await;
+}
