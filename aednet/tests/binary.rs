@@ -21,10 +21,15 @@ fn bin() -> Command {
 /// Starts `aednet <args> --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0` in `dir` and waits
 /// (with a deadline) for the line announcing the chosen ports. The child is waited for by
 /// [`terminate`], which every test calls.
-#[allow(clippy::zombie_processes)]
 fn start(dir: &std::path::Path, args: &[&str]) -> Running {
+    start_env(dir, args, &[])
+}
+
+#[allow(clippy::zombie_processes)]
+fn start_env(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Running {
     let mut child = bin()
         .args(args)
+        .envs(env.iter().copied())
         .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
         .current_dir(dir)
         .env_remove("AEDNET_DATABASE_URL")
@@ -252,4 +257,149 @@ async fn token_create_prints_a_working_secret_once() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 201);
     assert!(terminate(r).success());
+}
+
+/// kill -9 during a telemetry flood: every message the server acked is in the store after the
+/// crash, the stored readiness is the one the newest stored message gives, and after a restart
+/// resending everything stores the rest without duplicating anything.
+#[tokio::test(flavor = "multi_thread")]
+async fn acked_telemetry_survives_kill_9() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let dir = tempfile::tempdir().unwrap();
+    // A flood, not a well-behaved device: lift the per-connection rate limit.
+    let env = [
+        ("AEDNET_GATEWAY__MESSAGES_PER_S", "1000000"),
+        ("AEDNET_GATEWAY__BURST", "1000000"),
+    ];
+    let r = start_env(dir.path(), &["demo"], &env);
+    let tokens = std::fs::read_to_string(dir.path().join("aednet-data/demo-tokens.txt")).unwrap();
+    let admin = tokens
+        .lines()
+        .find_map(|l| l.strip_prefix("admin\t"))
+        .unwrap()
+        .to_string();
+    let client = reqwest::Client::new();
+    // An AED without telemetry so far: a closed door takes it back to `unknown`.
+    let unknown: Value = client
+        .get(format!("{}/api/v1/aeds?status=unknown&limit=1", r.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let aed_id = unknown["items"][0]["id"].as_i64().unwrap();
+    let created: Value = client
+        .post(format!("{}/api/v1/tokens", r.base))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"name": "cabinet-1", "role": "device", "subject_id": aed_id}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let device = created["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"))
+        .to_string();
+    let connect = |base: String| {
+        let device = device.clone();
+        async move {
+            let mut req = (base.replace("http://", "ws://") + "/ws/device")
+                .into_client_request()
+                .unwrap();
+            req.headers_mut()
+                .insert("authorization", format!("Bearer {device}").parse().unwrap());
+            tokio_tungstenite::connect_async(req).await.unwrap().0
+        }
+    };
+    // Door open on odd seq, closed on even: every message changes readiness, so every one must
+    // be stored before its ack.
+    let frame = |seq: u64| {
+        serde_json::json!({"v": 1, "seq": seq, "ts": "2026-11-24T08:00:00Z", "type": "door", "open": seq % 2 == 1}).to_string()
+    };
+    let total = 2000u64;
+    let ws = connect(r.base.clone()).await;
+    let (mut tx, mut rx) = ws.split();
+    let sender = tokio::spawn(async move {
+        for seq in 1..=total {
+            if tx.send(Message::Text(frame(seq).into())).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut acked = Vec::new();
+    let mut child = r.child;
+    while let Some(Ok(m)) = rx.next().await {
+        if let Message::Text(t) = m {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["type"] == "ack" {
+                acked.push(v["seq"].as_i64().unwrap());
+            }
+            if acked.len() == 150 {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                break;
+            }
+        }
+    }
+    sender.abort();
+    assert_eq!(acked.len(), 150, "the flood was acked before the kill");
+
+    let db = format!(
+        "sqlite://{}",
+        dir.path().join("aednet-data/demo.db").display()
+    );
+    let store = aednet_store::connect(&db).await.unwrap();
+    let stored = store.device_event_seqs(aed_id).await.unwrap();
+    for s in &acked {
+        assert!(
+            stored.contains(s),
+            "acked seq {s} lost; stored {} messages",
+            stored.len()
+        );
+    }
+    let newest = *stored.last().unwrap();
+    let aed = store.get_aed(aed_id).await.unwrap().unwrap();
+    let want = if newest % 2 == 1 {
+        "cabinet_open"
+    } else {
+        "unknown"
+    };
+    assert_eq!(
+        aed.data.readiness.status.as_str(),
+        want,
+        "readiness matches seq {newest}"
+    );
+    drop(store);
+
+    // Restart and resend everything: duplicates are acked without effect, the rest is stored.
+    let r2 = start_env(dir.path(), &["demo"], &env);
+    let mut ws = connect(r2.base.clone()).await;
+    for seq in 1..=200u64 {
+        ws.send(Message::Text(frame(seq).into())).await.unwrap();
+        loop {
+            match ws.next().await.unwrap().unwrap() {
+                Message::Text(t) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    assert_eq!(v["seq"], seq, "{v}");
+                    assert_eq!(v["type"], "ack", "{v}");
+                    break;
+                }
+                _ => continue,
+            }
+        }
+    }
+    let store = aednet_store::connect(&db).await.unwrap();
+    let stored = store.device_event_seqs(aed_id).await.unwrap();
+    assert_eq!(
+        stored.iter().filter(|s| **s <= 200).count(),
+        200,
+        "each seq exactly once"
+    );
+    assert!(terminate(r2).success());
 }
