@@ -571,7 +571,7 @@ impl Gateway {
                         .messages
                         .with_label_values(&[m.body.kind()])
                         .inc();
-                    let ack = json!({"type": "ack", "seq": m.seq}).to_string();
+                    let ack = format!(r#"{{"type":"ack","seq":{}}}"#, m.seq);
                     if socket.send(Message::Text(ack.into())).await.is_err() {
                         break None;
                     }

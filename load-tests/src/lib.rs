@@ -6,6 +6,7 @@
 //! [`drive`] runs closed-loop (max throughput) and open-loop (fixed rate, latency from the
 //! intended start time, so queueing is not hidden) load and records HDR histograms.
 
+pub mod devices;
 pub mod drive;
 pub mod targets;
 pub mod workload;

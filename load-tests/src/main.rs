@@ -47,6 +47,22 @@ enum Command {
         #[arg(long, default_value = "target/load-tests")]
         dir: PathBuf,
     },
+    /// Simulated AED cabinets over WebSockets against the real server: throughput, ack latency,
+    /// memory per socket, and the time from a fault to its AED leaving nearest answers.
+    Devices {
+        #[arg(long, default_value_t = 10_000)]
+        devices: usize,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Messages per second per device.
+        #[arg(long, default_value_t = 10.0)]
+        rate: f64,
+        /// Every n-th message is a status change (self-test fail/pass); 0 for heartbeats only.
+        #[arg(long, default_value_t = 100)]
+        fault_every: u64,
+        #[arg(long, default_value = "target/load-tests")]
+        dir: PathBuf,
+    },
     /// (internal) Serve aednet on a database without a public rate limit.
     #[command(hide = true)]
     ServeAednet { database_url: String },
@@ -72,10 +88,82 @@ async fn main() -> anyhow::Result<()> {
                     per_minute: 0,
                     ..Default::default()
                 },
+                // Simulated devices send faster than real ones.
+                gateway: aednet_device_gateway::GatewayConfig {
+                    messages_per_s: 1_000_000.0,
+                    burst: 1_000_000.0,
+                    max_connections: 50_000,
+                    ..Default::default()
+                },
                 ..Default::default()
             };
             let store = aednet::cli::open_store(&config).await?;
             aednet::cli::serve(config, store).await
+        }
+        Command::Devices {
+            devices,
+            seconds,
+            rate,
+            fault_every,
+            dir,
+        } => {
+            std::fs::create_dir_all(&dir)?;
+            let db = dir.join(format!("devices-{devices}.db"));
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+            }
+            let url = format!("sqlite://{}", db.display());
+            let t = std::time::Instant::now();
+            let tokens = aednet_load_tests::devices::prepare(&url, devices).await?;
+            eprintln!(
+                "{devices} AEDs and device tokens in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
+            let (base, child) = targets::spawn_aednet(&url).await?;
+            let pid = child.id().unwrap_or(0);
+            let opts = aednet_load_tests::devices::SimOptions {
+                devices,
+                seconds,
+                rate,
+                fault_every,
+            };
+            let r = aednet_load_tests::devices::simulate(&base, pid, &tokens, &opts).await?;
+            let probe =
+                aednet_load_tests::devices::fault_to_nearest(&base, tokens[0].0, &tokens[0].1)
+                    .await;
+            let per_socket = (r.rss_after_kib.saturating_sub(r.rss_before_kib)) as f64
+                / r.connected.max(1) as f64;
+            println!();
+            println!("| devices connected | connect time | messages acked/s | ack p50 ms | p99 ms | p99.9 ms | server RSS before → after connect | per socket | errors | fault → gone from nearest |");
+            println!("|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|");
+            println!(
+                "| {} of {} | {:.1} s | {:.0} | {:.2} | {:.2} | {:.2} | {} → {} MiB | {:.1} KiB | {} | {} |",
+                r.connected,
+                r.devices,
+                r.connect_seconds,
+                r.acked as f64 / r.seconds,
+                r.ack_latency.value_at_quantile(0.5) as f64 / 1000.0,
+                r.ack_latency.value_at_quantile(0.99) as f64 / 1000.0,
+                r.ack_latency.value_at_quantile(0.999) as f64 / 1000.0,
+                r.rss_before_kib / 1024,
+                r.rss_after_kib / 1024,
+                per_socket,
+                r.errors,
+                match probe {
+                    Ok(ms) => format!("{ms:.1} ms"),
+                    Err(e) => format!("failed: {e}"),
+                }
+            );
+            println!("({} sent, {:.0} msg/s per device offered, every {fault_every}th a status change, {seconds} s)", r.sent, rate);
+            let per_msg_us = r.server_cpu_s * 1e6 / r.acked.max(1) as f64;
+            println!(
+                "server CPU: {:.1} core-seconds for {} acked messages = {per_msg_us:.1} µs per message, i.e. {:.0} messages/s per core if the server had it to itself",
+                r.server_cpu_s,
+                r.acked,
+                1e6 / per_msg_us.max(0.001)
+            );
+            drop(child);
+            Ok(())
         }
         Command::Compare {
             aeds,

@@ -196,10 +196,25 @@ pub async fn aednet(
             t.elapsed().as_secs_f64()
         );
     }
+    let (base, child) = spawn_aednet(&url).await?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency * 2)
+        .build()?;
+    Ok(Target::Aednet {
+        client,
+        base,
+        open_at: workload::query_time().to_rfc3339().replace('+', "%2B"),
+        child,
+    })
+}
+
+/// Starts `aednet serve` on `url` in a child process (this binary, re-executed) and returns its
+/// base URL once it listens.
+pub async fn spawn_aednet(url: &str) -> anyhow::Result<(String, tokio::process::Child)> {
     let exe = std::env::current_exe()?;
     let mut child = tokio::process::Command::new(exe)
         .arg("serve-aednet")
-        .arg(&url)
+        .arg(url)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
@@ -221,20 +236,11 @@ pub async fn aednet(
         }
     };
     eprintln!(
-        "aednet: serving {} AEDs at {base} after {:.2} s start-up (load from SQLite + index build)",
-        aeds.len(),
+        "aednet: serving at {base} after {:.2} s start-up (load from SQLite + index build)",
         t.elapsed().as_secs_f64()
     );
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency * 2)
-        .build()?;
-    Ok(Target::Aednet {
-        client,
-        base,
-        open_at: workload::query_time().to_rfc3339().replace('+', "%2B"),
-        child,
-    })
+    Ok((base, child))
 }
 
 /// Loads the network into a PostGIS table (kept between runs, keyed by size and seed).
