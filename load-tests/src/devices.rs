@@ -98,8 +98,8 @@ pub async fn prepare(url: &str, n: usize) -> anyhow::Result<Vec<(i64, String)>> 
 }
 
 fn frame(seq: u64, fault_every: u64) -> String {
-    if fault_every > 0 && seq % fault_every == 0 {
-        let ok = (seq / fault_every) % 2 == 0;
+    if fault_every > 0 && seq.is_multiple_of(fault_every) {
+        let ok = (seq / fault_every).is_multiple_of(2);
         format!(
             r#"{{"v":1,"seq":{seq},"ts":"2026-11-24T08:00:00Z","type":"self_test","ok":{ok},"fault_codes":["E1"]}}"#
         )
