@@ -328,6 +328,117 @@ async fn telemetry(db: Db) {
     })
     .await;
 
+    // A guardian's check of a cabinet without telemetry; then a work order to its end.
+    let (_, c) = send(s.post("/api/v1/aeds", Some(Role::Admin), &mk(28.9710, "无联网柜"))).await;
+    let c = c["id"].as_i64().unwrap();
+    let (st, r) = send(s.post(
+        &format!("/api/v1/aeds/{c}/checks"),
+        Some(Role::Maintenance),
+        &json!({"ok": false, "note": "电池指示灯红色"}),
+    ))
+    .await;
+    assert_eq!((st, r["status"].as_str()), (201, Some("fault")), "{r}");
+    assert_eq!(status(&s, c).await, "fault");
+    let (_, h) = send(s.get(
+        &format!("/api/v1/aeds/{c}/readiness/history"),
+        Some(Role::Maintenance),
+    ))
+    .await;
+    assert_eq!(h["items"][0]["source"], "guardian");
+    assert!(h["items"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("电池指示灯红色"));
+    assert_eq!(
+        send(s.post(
+            &format!("/api/v1/aeds/{c}/checks"),
+            None,
+            &json!({"ok": true})
+        ))
+        .await
+        .0,
+        401
+    );
+    let (st, e) = send(s.post(
+        &format!("/api/v1/aeds/{c}/checks"),
+        Some(Role::Maintenance),
+        &json!({"ok": "yes"}),
+    ))
+    .await;
+    assert_eq!((st, e["error"].as_str()), (422, Some("invalid")), "{e}");
+    let (st, w) = send(s.post(
+        "/api/v1/work-orders",
+        Some(Role::Maintenance),
+        &json!({"aed_id": c, "title": "更换电池"}),
+    ))
+    .await;
+    assert_eq!((st, w["status"].as_str()), (201, Some("open")), "{w}");
+    let wid = w["id"].as_i64().unwrap();
+    let (st, e) = send(s.post(
+        "/api/v1/work-orders",
+        Some(Role::Maintenance),
+        &json!({"aed_id": c}),
+    ))
+    .await;
+    assert_eq!((st, e["field"].as_str()), (422, Some("title")));
+    let (st, e) = send(s.post(
+        "/api/v1/work-orders",
+        Some(Role::Maintenance),
+        &json!({"aed_id": 999_999, "title": "x"}),
+    ))
+    .await;
+    assert_eq!((st, e["field"].as_str()), (422, Some("aed_id")));
+    let (_, w) = send(s.post(
+        &format!("/api/v1/work-orders/{wid}/assign"),
+        Some(Role::Maintenance),
+        &json!({"assignee": "李师傅"}),
+    ))
+    .await;
+    assert_eq!(w["status"], "assigned");
+    let (_, w) = send(s.post(
+        &format!("/api/v1/work-orders/{wid}/notes"),
+        Some(Role::Maintenance),
+        &json!({"note": "已到现场"}),
+    ))
+    .await;
+    assert_eq!(w["notes"][0]["note"], "已到现场");
+    let (_, list) = send(s.get(
+        &format!("/api/v1/work-orders?aed_id={c}"),
+        Some(Role::Maintenance),
+    ))
+    .await;
+    assert_eq!(list["count"], 1);
+    let (_, w) = send(s.post(
+        &format!("/api/v1/work-orders/{wid}/close"),
+        Some(Role::Maintenance),
+        &json!({"resolution": "已更换电池"}),
+    ))
+    .await;
+    assert_eq!(w["status"], "closed");
+    let (st, _) = send(s.post(
+        &format!("/api/v1/work-orders/{wid}/assign"),
+        Some(Role::Maintenance),
+        &json!({"assignee": "王"}),
+    ))
+    .await;
+    assert_eq!(st, 409, "a closed order stays closed");
+    let (st, _) = send(s.post(
+        &format!("/api/v1/aeds/{c}/checks"),
+        Some(Role::Maintenance),
+        &json!({"ok": true}),
+    ))
+    .await;
+    assert_eq!(st, 201);
+    assert_eq!(status(&s, c).await, "ready");
+    let (_, list) = send(s.get("/api/v1/work-orders", Some(Role::Maintenance))).await;
+    assert_eq!(list["count"], 0);
+    assert_eq!(
+        send(s.get("/api/v1/work-orders", Some(Role::Dispatcher)))
+            .await
+            .0,
+        403
+    );
+
     // Metrics.
     let text = s
         .client

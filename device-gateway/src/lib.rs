@@ -4,7 +4,8 @@
 //! offline, coalesced last-seen writes, and the maintenance API (devices needing attention,
 //! readiness history, a live feed).
 //!
-//! Not yet: MQTT ingest, work orders and guardian checks (see the closing notes).
+//! Also the maintenance side: guardian checks for cabinets without telemetry and work orders.
+//! Not yet: MQTT ingest (see the closing notes).
 
 pub mod deadlines;
 pub mod gateway;
@@ -15,7 +16,7 @@ pub use gateway::{Gateway, GatewayConfig};
 use std::sync::Arc;
 
 use aednet_api::AppState;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Extension, Router};
 
 /// `/ws/device`, the maintenance API and its live feed.
@@ -27,6 +28,19 @@ pub fn router(gw: Arc<Gateway>) -> Router<AppState> {
         .route(
             "/api/v1/aeds/{id}/readiness/history",
             get(maintenance::history),
+        )
+        .route(
+            "/api/v1/aeds/{id}/checks",
+            post(maintenance::guardian_check),
+        )
+        .route(
+            "/api/v1/work-orders",
+            get(maintenance::list_orders).post(maintenance::open_order),
+        )
+        .route("/api/v1/work-orders/{id}", get(maintenance::get_order))
+        .route(
+            "/api/v1/work-orders/{id}/{action}",
+            post(maintenance::act_on_order),
         )
         .layer(Extension(gw))
 }

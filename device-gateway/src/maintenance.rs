@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use aednet_api::auth::Caller;
-use aednet_api::extract::{IdPath, Params};
+use aednet_api::extract::{IdPath, JsonBody, Params};
 use aednet_api::{ApiError, ApiResult, AppState};
 use aednet_core::aed::{Aed, ReadinessStatus};
 use aednet_core::event::Event;
@@ -194,4 +194,193 @@ async fn forward(mut socket: WebSocket, mut rx: tokio::sync::broadcast::Receiver
             }
         }
     }
+}
+
+/// Who did it, for the record: the token's name.
+fn author(caller: &Caller) -> String {
+    caller
+        .token
+        .as_ref()
+        .map_or_else(|| "unknown".to_string(), |t| t.name.clone())
+}
+
+fn required_text(field: &str, v: Option<String>, max: usize) -> ApiResult<String> {
+    let v = aednet_core::validate::clean(v)
+        .ok_or_else(|| ApiError::invalid(field, format!("{field} is required")))?;
+    if v.chars().count() > max {
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} is longer than {max} characters"),
+        ));
+    }
+    Ok(v)
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckInput {
+    pub ok: bool,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// `POST /api/v1/aeds/{id}/checks` `{"ok": true, "note": …}`: a guardian's manual check of a
+/// cabinet without telemetry. OK → ready ("guardian check OK"), not OK → fault with the note.
+pub async fn guardian_check(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    JsonBody(input): JsonBody<CheckInput>,
+) -> ApiResult<Response> {
+    caller.require(STAFF)?;
+    let note = aednet_core::validate::clean(input.note);
+    aednet_core::validate::max_len("note", &note, 500)?;
+    let by = author(&caller);
+    let reason = match (input.ok, note) {
+        (true, None) => format!("guardian check OK by {by}"),
+        (true, Some(n)) => format!("guardian check OK by {by}: {n}"),
+        (false, None) => format!("guardian check failed ({by})"),
+        (false, Some(n)) => format!("guardian check failed ({by}): {n}"),
+    };
+    let status = if input.ok {
+        ReadinessStatus::Ready
+    } else {
+        ReadinessStatus::Fault
+    };
+    let readiness = aednet_core::aed::Readiness {
+        status,
+        reason: Some(reason),
+        since: state.clock.now(),
+    };
+    state
+        .store
+        .set_aed_readiness(id, &readiness, "guardian")
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    state.bus.publish(Event::AedReadinessChanged { id, status });
+    Ok((axum::http::StatusCode::CREATED, Json(readiness)).into_response())
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewWorkOrder {
+    pub aed_id: i64,
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkOrderAction {
+    #[serde(default)]
+    pub assignee: Option<String>,
+    #[serde(default)]
+    pub note: Option<String>,
+    #[serde(default)]
+    pub resolution: Option<String>,
+}
+
+/// `GET /api/v1/work-orders?aed_id=&include_closed=true`
+pub async fn list_orders(
+    State(state): State<AppState>,
+    caller: Caller,
+    p: Params,
+) -> ApiResult<Response> {
+    caller.require(STAFF)?;
+    let aed_id = p.parse::<i64>("aed_id", "an id")?;
+    let all = p
+        .parse::<bool>("include_closed", "true or false")?
+        .unwrap_or(false);
+    let items = state.store.list_work_orders(aed_id, all).await?;
+    Ok(Json(json!({"count": items.len(), "items": items})).into_response())
+}
+
+/// `POST /api/v1/work-orders` `{"aed_id", "title"}` → 201.
+pub async fn open_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(input): JsonBody<NewWorkOrder>,
+) -> ApiResult<Response> {
+    caller.require(STAFF)?;
+    let title = required_text("title", input.title, 200)?;
+    if state.store.get_aed(input.aed_id).await?.is_none() {
+        return Err(ApiError::invalid(
+            "aed_id",
+            format!("no AED {}", input.aed_id),
+        ));
+    }
+    let w = state
+        .store
+        .create_work_order(input.aed_id, &title, &author(&caller), state.clock.now())
+        .await?;
+    Ok((axum::http::StatusCode::CREATED, Json(w)).into_response())
+}
+
+pub async fn get_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<Response> {
+    caller.require(STAFF)?;
+    let w = state
+        .store
+        .get_work_order(id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(w).into_response())
+}
+
+/// `POST /api/v1/work-orders/{id}/{assign|notes|close}`.
+pub async fn act_on_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::extract::Path((id, action)): axum::extract::Path<(i64, String)>,
+    JsonBody(input): JsonBody<WorkOrderAction>,
+) -> ApiResult<Response> {
+    caller.require(STAFF)?;
+    let now = state.clock.now();
+    let existing = state
+        .store
+        .get_work_order(id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let closed = || ApiError::Conflict {
+        field: None,
+        message: format!("work order {id} is closed"),
+    };
+    let w = match action.as_str() {
+        "assign" => {
+            let assignee = required_text("assignee", input.assignee, 100)?;
+            state
+                .store
+                .update_work_order(id, &aednet_store::WorkOrderUpdate::Assign { assignee }, now)
+                .await?
+                .ok_or_else(closed)?
+        }
+        "close" => {
+            let resolution = required_text("resolution", input.resolution, 1000)?;
+            state
+                .store
+                .update_work_order(
+                    id,
+                    &aednet_store::WorkOrderUpdate::Close { resolution },
+                    now,
+                )
+                .await?
+                .ok_or_else(closed)?
+        }
+        "notes" => {
+            if existing.status == "closed" {
+                return Err(closed());
+            }
+            let note = required_text("note", input.note, 2000)?;
+            state
+                .store
+                .add_work_order_note(id, &author(&caller), &note, now)
+                .await?
+                .ok_or(ApiError::NotFound)?
+        }
+        _ => return Err(ApiError::NotFound),
+    };
+    Ok(Json(w).into_response())
 }

@@ -141,6 +141,34 @@ pub struct DeviceState {
     pub firmware: Option<String>,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct WorkOrder {
+    pub id: i64,
+    pub aed_id: i64,
+    pub title: String,
+    /// `open`, `assigned`, `closed`.
+    pub status: String,
+    pub assignee: Option<String>,
+    pub opened_by: String,
+    pub opened_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub resolution: Option<String>,
+    pub notes: Vec<WorkOrderNote>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct WorkOrderNote {
+    pub author: String,
+    pub note: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkOrderUpdate {
+    Assign { assignee: String },
+    Close { resolution: String },
+}
+
 /// A bearer token as stored: only the SHA-256 of the secret is kept.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TokenRecord {
@@ -199,6 +227,37 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Coalesced last-seen state of connected devices (heartbeats are not logged one by one).
     async fn save_device_states(&self, batch: &[DeviceState]) -> Result<()>;
     async fn device_states(&self) -> Result<Vec<DeviceState>>;
+
+    // ---- Maintenance work orders
+    async fn create_work_order(
+        &self,
+        aed_id: i64,
+        title: &str,
+        opened_by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<WorkOrder>;
+    async fn get_work_order(&self, id: i64) -> Result<Option<WorkOrder>>;
+    /// Open and assigned orders (or all, with `include_closed`), oldest first; optionally of one AED.
+    async fn list_work_orders(
+        &self,
+        aed_id: Option<i64>,
+        include_closed: bool,
+    ) -> Result<Vec<WorkOrder>>;
+    /// Assigns (status `assigned`) or closes (status `closed`, with a resolution) an order that is
+    /// not closed; `None` when there is no such open order.
+    async fn update_work_order(
+        &self,
+        id: i64,
+        update: &WorkOrderUpdate,
+        at: DateTime<Utc>,
+    ) -> Result<Option<WorkOrder>>;
+    async fn add_work_order_note(
+        &self,
+        id: i64,
+        author: &str,
+        note: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<WorkOrder>>;
     /// Import path, one transaction: records are matched on (source, external_ref); a record
     /// equal in source content ([`AedData::same_source_content`]) is `Unchanged`, a changed one
     /// is updated keeping its readiness, a new one inserted. Records without an external_ref

@@ -10,7 +10,7 @@ use aednet_core::station::{StationInput, StationKind};
 use aednet_core::{Role, Secret, Tags};
 use aednet_store::{
     DeviceEventRecord, DeviceState, DynStore, ListQuery, NewToken, Recorded, StoreError,
-    UpsertOutcome,
+    UpsertOutcome, WorkOrderUpdate,
 };
 use chrono::{NaiveDate, TimeZone, Utc};
 
@@ -91,6 +91,7 @@ both!(
     tokens,
     index_load_matches_rows,
     device_events_are_idempotent_and_carry_readiness,
+    work_orders,
 );
 
 fn now() -> chrono::DateTime<Utc> {
@@ -726,4 +727,74 @@ async fn device_events_are_idempotent_and_carry_readiness(s: &DynStore) {
         (got[0].last_seq, got[0].battery_pct, got[0].last_seen_at),
         (20, Some(88), t + chrono::Duration::seconds(20))
     );
+}
+
+async fn work_orders(s: &DynStore) {
+    let a = s.create_aed(&aed(28.97, 118.87, None)).await.unwrap();
+    let t = Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap();
+    let w = s
+        .create_work_order(a.id, "更换电极片", "maint-1", t)
+        .await
+        .unwrap();
+    assert_eq!((w.status.as_str(), w.notes.len()), ("open", 0));
+    let w = s
+        .update_work_order(
+            w.id,
+            &WorkOrderUpdate::Assign {
+                assignee: "李师傅".into(),
+            },
+            t,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (w.status.as_str(), w.assignee.as_deref()),
+        ("assigned", Some("李师傅"))
+    );
+    let w = s
+        .add_work_order_note(w.id, "maint-1", "电极片已订购", t)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(w.notes[0].note, "电极片已订购");
+    assert_eq!(
+        s.list_work_orders(Some(a.id), false).await.unwrap().len(),
+        1
+    );
+    let w = s
+        .update_work_order(
+            w.id,
+            &WorkOrderUpdate::Close {
+                resolution: "已更换".into(),
+            },
+            t,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((w.status.as_str(), w.closed_at), ("closed", Some(t)));
+    // Closed orders stay closed and leave the open list.
+    assert!(s
+        .update_work_order(
+            w.id,
+            &WorkOrderUpdate::Assign {
+                assignee: "x".into()
+            },
+            t
+        )
+        .await
+        .unwrap()
+        .is_none());
+    assert!(s.list_work_orders(None, false).await.unwrap().is_empty());
+    assert_eq!(s.list_work_orders(None, true).await.unwrap().len(), 1);
+    assert!(s
+        .add_work_order_note(w.id + 99, "x", "y", t)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(matches!(
+        s.create_work_order(a.id + 99, "x", "y", t).await,
+        Err(StoreError::Conflict { .. })
+    ));
 }
