@@ -468,3 +468,76 @@ async fn telemetry_on_sqlite() {
 async fn telemetry_on_postgres() {
     telemetry(Db::Postgres).await;
 }
+
+/// The same pipeline from Mosquitto (127.0.0.1:1883 on every machine): a fault published to the
+/// device's topic is stored, acked on the ack topic, and changes readiness.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telemetry_over_mqtt() {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let prefix = format!("aednet-test-{}", uuid::Uuid::new_v4().simple());
+    let s = TestServer::start_full(
+        Db::Sqlite,
+        aednet_mobile_api::PublicLimits::default(),
+        aednet_device_gateway::GatewayConfig {
+            mqtt_url: Some("mqtt://127.0.0.1:1883".into()),
+            mqtt_prefix: prefix.clone(),
+            mqtt_client_id: format!("{prefix}-server"),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (_, a) = send(s.post(
+        "/api/v1/aeds",
+        Some(Role::Admin),
+        &json!({"lat": 28.97, "lon": 118.87, "access": "yes"}),
+    ))
+    .await;
+    let id = a["id"].as_i64().unwrap();
+    let (client, mut events) = AsyncClient::new(
+        MqttOptions::new(format!("{prefix}-device"), "127.0.0.1", 1883),
+        64,
+    );
+    client
+        .subscribe(format!("{prefix}/devices/{id}/ack"), QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let topic = format!("{prefix}/devices/{id}/telemetry");
+    let mut replies = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut published = false;
+    while replies.len() < 2 {
+        assert!(Instant::now() < deadline, "no MQTT acks; got {replies:?}");
+        match tokio::time::timeout(Duration::from_secs(5), events.poll()).await {
+            Ok(Ok(Event::Incoming(Packet::SubAck(_)))) if !published => {
+                published = true;
+                client
+                    .publish(
+                        &topic,
+                        QoS::AtLeastOnce,
+                        false,
+                        msg(
+                            1,
+                            json!({"type": "self_test", "ok": false, "fault_codes": ["E7"]}),
+                        ),
+                    )
+                    .await
+                    .unwrap();
+                client
+                    .publish(&topic, QoS::AtLeastOnce, false, "{oops")
+                    .await
+                    .unwrap();
+            }
+            Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                replies.push(serde_json::from_slice::<Value>(&p.payload).unwrap());
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => panic!("MQTT client: {e} — is Mosquitto running on 127.0.0.1:1883?"),
+            Err(_) => {}
+        }
+    }
+    assert_eq!(replies[0], json!({"type": "ack", "seq": 1}));
+    assert_eq!(replies[1]["code"], "malformed");
+    assert_eq!(status(&s, id).await, "fault");
+    assert_eq!(s.store.device_event_seqs(id).await.unwrap(), vec![1]);
+    s.stop().await;
+}

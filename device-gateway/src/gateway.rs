@@ -45,6 +45,12 @@ pub struct GatewayConfig {
     pub ping_interval_s: f64,
     /// How often coalesced heartbeat state is written.
     pub flush_interval_ms: u64,
+    /// Also take device messages from this MQTT broker (`mqtt://127.0.0.1:1883`); off when unset.
+    pub mqtt_url: Option<String>,
+    /// Topic prefix: devices publish to `{prefix}/devices/{aed_id}/telemetry`.
+    pub mqtt_prefix: String,
+    /// Stable per node, so the broker keeps its session (QoS 1 backlog) across restarts.
+    pub mqtt_client_id: String,
 }
 
 impl Default for GatewayConfig {
@@ -59,6 +65,9 @@ impl Default for GatewayConfig {
             bad_messages_before_close: 5,
             ping_interval_s: 30.0,
             flush_interval_ms: 1000,
+            mqtt_url: None,
+            mqtt_prefix: "aednet".into(),
+            mqtt_client_id: "aednet-gateway".into(),
         }
     }
 }
@@ -150,7 +159,7 @@ pub enum Rejected {
 }
 
 impl Rejected {
-    fn code(&self) -> &'static str {
+    pub fn code(&self) -> &'static str {
         match self {
             Rejected::Malformed(_) => "malformed",
             Rejected::UnknownType(_) => "unknown_type",
@@ -159,7 +168,7 @@ impl Rejected {
             Rejected::Internal => "internal",
         }
     }
-    fn message(&self) -> String {
+    pub fn message(&self) -> String {
         match self {
             Rejected::Malformed(m) | Rejected::UnknownType(m) => m.clone(),
             Rejected::UnsupportedVersion(v) => {
@@ -204,7 +213,7 @@ impl Gateway {
 
     /// Seeds the watchdog from the devices seen before a restart and starts the watchdog and
     /// flusher tasks.
-    pub async fn start(self: &Arc<Self>) -> aednet_store::Result<()> {
+    pub async fn start(self: &Arc<Self>) -> anyhow::Result<()> {
         let after = chrono::Duration::from_std(self.cfg.offline_after()).unwrap_or_default();
         for d in self.state.store.device_states().await? {
             self.deadlines
@@ -216,6 +225,17 @@ impl Gateway {
         let gw = self.clone();
         tokio::spawn(async move { gw.flusher().await });
         self.wake.notify_one();
+        if let Some(url) = &self.cfg.mqtt_url {
+            // A broker that is down now is retried by the client; a bad URL is an error.
+            crate::mqtt::run(
+                self.clone(),
+                url,
+                &self.cfg.mqtt_client_id,
+                &self.cfg.mqtt_prefix,
+            )
+            .await?;
+            tracing::info!(url = %url, prefix = %self.cfg.mqtt_prefix, "MQTT ingest on");
+        }
         Ok(())
     }
 

@@ -5,11 +5,12 @@
 //! readiness history, a live feed).
 //!
 //! Also the maintenance side: guardian checks for cabinets without telemetry and work orders.
-//! Not yet: MQTT ingest (see the closing notes).
+//! With `gateway.mqtt_url` set, the same messages also arrive from an MQTT broker ([`mqtt`]).
 
 pub mod deadlines;
 pub mod gateway;
 pub mod maintenance;
+pub mod mqtt;
 
 pub use gateway::{Gateway, GatewayConfig};
 
