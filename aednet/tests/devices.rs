@@ -137,6 +137,14 @@ async fn telemetry(db: Db) {
 
     let mut wa = connect(&s, Some(&ta)).await.unwrap();
     let mut wb = connect(&s, Some(&tb)).await.unwrap();
+    // The maintenance board's live feed.
+    let feed_url = s.base.replace("http://", "ws://") + "/ws/maintenance";
+    let mut req = feed_url.as_str().into_client_request().unwrap();
+    req.headers_mut().insert("authorization", format!("Bearer {}", s.tokens[&Role::Maintenance]).parse().unwrap());
+    let (mut feed, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut anon = feed_url.as_str().into_client_request().unwrap();
+    anon.headers_mut().insert("authorization", format!("Bearer {}", s.tokens[&Role::Dispatcher]).parse().unwrap());
+    assert!(tokio_tungstenite::connect_async(anon).await.is_err(), "the feed is for maintenance");
     // Ready after a passing self-test; acked by sequence number.
     assert_eq!(
         call(&mut wa, msg(1, json!({"type": "self_test", "ok": true}))).await,
@@ -160,6 +168,11 @@ async fn telemetry(db: Db) {
         2
     );
     assert_eq!(status(&s, a).await, "fault");
+    let mut seen = Vec::new();
+    while !seen.contains(&json!({"type": "readiness", "aed_id": a, "status": "fault"})) {
+        seen.push(next_json(&mut feed).await);
+    }
+    assert!(seen.contains(&json!({"type": "readiness", "aed_id": a, "status": "ready"})), "{seen:?}");
     eventually("the faulty AED leaves nearest answers", || async {
         nearest_ids(&s).await == vec![b]
     })
