@@ -255,9 +255,9 @@ pub fn app(
     gateway: Arc<aednet_device_gateway::Gateway>,
 ) -> axum::Router {
     use utoipa::OpenApi;
-    state.openapi = Arc::new(aednet_api::openapi::document(Some(
-        aednet_mobile_api::ApiDoc::openapi(),
-    )));
+    let mut extra = aednet_mobile_api::ApiDoc::openapi();
+    extra.merge(aednet_device_gateway::ApiDoc::openapi());
+    state.openapi = Arc::new(aednet_api::openapi::document(Some(extra)));
     aednet_api::finish(
         aednet_api::routes()
             .merge(aednet_mobile_api::router(public))

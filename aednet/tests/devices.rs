@@ -140,11 +140,24 @@ async fn telemetry(db: Db) {
     // The maintenance board's live feed.
     let feed_url = s.base.replace("http://", "ws://") + "/ws/maintenance";
     let mut req = feed_url.as_str().into_client_request().unwrap();
-    req.headers_mut().insert("authorization", format!("Bearer {}", s.tokens[&Role::Maintenance]).parse().unwrap());
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", s.tokens[&Role::Maintenance])
+            .parse()
+            .unwrap(),
+    );
     let (mut feed, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     let mut anon = feed_url.as_str().into_client_request().unwrap();
-    anon.headers_mut().insert("authorization", format!("Bearer {}", s.tokens[&Role::Dispatcher]).parse().unwrap());
-    assert!(tokio_tungstenite::connect_async(anon).await.is_err(), "the feed is for maintenance");
+    anon.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", s.tokens[&Role::Dispatcher])
+            .parse()
+            .unwrap(),
+    );
+    assert!(
+        tokio_tungstenite::connect_async(anon).await.is_err(),
+        "the feed is for maintenance"
+    );
     // Ready after a passing self-test; acked by sequence number.
     assert_eq!(
         call(&mut wa, msg(1, json!({"type": "self_test", "ok": true}))).await,
@@ -172,7 +185,10 @@ async fn telemetry(db: Db) {
     while !seen.contains(&json!({"type": "readiness", "aed_id": a, "status": "fault"})) {
         seen.push(next_json(&mut feed).await);
     }
-    assert!(seen.contains(&json!({"type": "readiness", "aed_id": a, "status": "ready"})), "{seen:?}");
+    assert!(
+        seen.contains(&json!({"type": "readiness", "aed_id": a, "status": "ready"})),
+        "{seen:?}"
+    );
     eventually("the faulty AED leaves nearest answers", || async {
         nearest_ids(&s).await == vec![b]
     })
@@ -451,6 +467,10 @@ async fn telemetry(db: Db) {
             .0,
         403
     );
+
+    let (_, doc) = send(s.get("/api/openapi.json", None)).await;
+    assert!(doc["paths"]["/api/v1/work-orders/{id}/{action}"]["post"].is_object());
+    assert!(doc["paths"]["/api/v1/maintenance/devices"]["get"].is_object());
 
     // Metrics.
     let text = s

@@ -20,6 +20,15 @@ use aednet_api::AppState;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(maintenance::devices, maintenance::history, maintenance::guardian_check,
+        maintenance::list_orders, maintenance::open_order, maintenance::get_order, maintenance::act_on_order),
+    components(schemas(aednet_store::WorkOrder, aednet_store::WorkOrderNote, aednet_store::ReadinessChange)),
+    tags((name = "maintenance", description = "Devices needing attention, readiness history, guardian checks, work orders; the device protocol is in docs/device-protocol.md"))
+)]
+pub struct ApiDoc;
+
 /// `/ws/device`, the maintenance API and its live feed.
 pub fn router(gw: Arc<Gateway>) -> Router<AppState> {
     Router::new()

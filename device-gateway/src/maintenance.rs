@@ -74,6 +74,12 @@ fn item(a: Aed, statuses: &[ReadinessStatus], horizon: NaiveDate) -> Option<Devi
     })
 }
 
+#[utoipa::path(get, path = "/api/v1/maintenance/devices", tag = "maintenance",
+    params(("status" = Option<String>, Query, description = "comma list; default fault, offline, in_use, cabinet_open, degraded"),
+        ("expiring_days" = Option<i64>, Query, description = "pads or battery expiring within this many days, default 30"),
+        ("district_id" = Option<i64>, Query)),
+    security(("bearer" = [])),
+    responses((status = 200, description = "AEDs needing attention, oldest problem first"), (status = 400, body = aednet_api::error::ErrorBody)))]
 /// `GET /api/v1/maintenance/devices?status=fault,offline&expiring_days=30&district_id=`:
 /// AEDs needing attention, oldest problem first.
 pub async fn devices(
@@ -132,6 +138,10 @@ pub async fn devices(
     Ok(Json(json!({"count": out.len(), "items": out})).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/aeds/{id}/readiness/history", tag = "maintenance",
+    params(("id" = i64, Path), ("limit" = Option<u32>, Query, description = "1..=1000, default 100")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Readiness changes with their source, newest first"), (status = 404, body = aednet_api::error::ErrorBody)))]
 /// `GET /api/v1/aeds/{id}/readiness/history?limit=` — newest first.
 pub async fn history(
     State(state): State<AppState>,
@@ -224,6 +234,10 @@ pub struct CheckInput {
     pub note: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/v1/aeds/{id}/checks", tag = "maintenance",
+    params(("id" = i64, Path)), request_body(content = serde_json::Value, description = r#"{"ok": true, "note": "…"}"#),
+    security(("bearer" = [])),
+    responses((status = 201, description = "The readiness set by the check"), (status = 404, body = aednet_api::error::ErrorBody), (status = 422, body = aednet_api::error::ErrorBody)))]
 /// `POST /api/v1/aeds/{id}/checks` `{"ok": true, "note": …}`: a guardian's manual check of a
 /// cabinet without telemetry. OK → ready ("guardian check OK"), not OK → fault with the note.
 pub async fn guardian_check(
@@ -280,6 +294,9 @@ pub struct WorkOrderAction {
     pub resolution: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/work-orders", tag = "maintenance",
+    params(("aed_id" = Option<i64>, Query), ("include_closed" = Option<bool>, Query)),
+    security(("bearer" = [])), responses((status = 200, description = "Work orders, oldest first")))]
 /// `GET /api/v1/work-orders?aed_id=&include_closed=true`
 pub async fn list_orders(
     State(state): State<AppState>,
@@ -295,6 +312,10 @@ pub async fn list_orders(
     Ok(Json(json!({"count": items.len(), "items": items})).into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/work-orders", tag = "maintenance",
+    request_body(content = serde_json::Value, description = r#"{"aed_id": 1, "title": "更换电极片"}"#),
+    security(("bearer" = [])),
+    responses((status = 201, body = aednet_store::WorkOrder), (status = 422, body = aednet_api::error::ErrorBody)))]
 /// `POST /api/v1/work-orders` `{"aed_id", "title"}` → 201.
 pub async fn open_order(
     State(state): State<AppState>,
@@ -316,6 +337,8 @@ pub async fn open_order(
     Ok((axum::http::StatusCode::CREATED, Json(w)).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/work-orders/{id}", tag = "maintenance", params(("id" = i64, Path)),
+    security(("bearer" = [])), responses((status = 200, body = aednet_store::WorkOrder), (status = 404, body = aednet_api::error::ErrorBody)))]
 pub async fn get_order(
     State(state): State<AppState>,
     caller: Caller,
@@ -330,6 +353,12 @@ pub async fn get_order(
     Ok(Json(w).into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/work-orders/{id}/{action}", tag = "maintenance",
+    params(("id" = i64, Path), ("action" = String, Path, description = "assign (assignee), notes (note) or close (resolution)")),
+    request_body(content = serde_json::Value, description = r#"{"assignee": "…"} | {"note": "…"} | {"resolution": "…"}"#),
+    security(("bearer" = [])),
+    responses((status = 200, body = aednet_store::WorkOrder), (status = 404, body = aednet_api::error::ErrorBody),
+        (status = 409, body = aednet_api::error::ErrorBody), (status = 422, body = aednet_api::error::ErrorBody)))]
 /// `POST /api/v1/work-orders/{id}/{assign|notes|close}`.
 pub async fn act_on_order(
     State(state): State<AppState>,
