@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use aednet_core::Role;
-use common::{send, Db, TestServer};
+use common::{eventually, send, Db, TestServer};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -17,21 +17,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn eventually<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting for: {what}");
-}
 
 async fn connect(s: &TestServer, token: Option<&str>) -> Result<Ws, u16> {
     let url = s.base.replace("http://", "ws://") + "/ws/device";

@@ -5,27 +5,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use aednet_core::Role;
-use common::{send, Db, TestServer};
+use common::{eventually, send, Db, TestServer};
 use serde_json::{json, Value};
-
-/// Polls `f` until it returns true or a 5 s deadline passes (index updates are asynchronous).
-async fn eventually<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting for: {what}");
-}
 
 fn ids(body: &Value) -> Vec<i64> {
     body["results"]

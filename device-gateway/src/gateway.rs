@@ -354,43 +354,30 @@ impl Gateway {
             });
         }
         drop(s);
-        if let Body::Heartbeat {
-            battery_pct,
-            temperature_c,
-            signal_dbm,
-        } = &msg.body
-        {
-            let mut pending = self.pending.lock();
-            let e = pending.entry(aed_id).or_insert_with(|| DeviceState {
-                aed_id,
-                last_seen_at: now,
-                last_seq: seq,
-                battery_pct: None,
-                temperature_c: None,
-                signal_dbm: None,
-                firmware: None,
-            });
-            e.last_seen_at = now;
-            e.last_seq = e.last_seq.max(seq);
-            e.battery_pct = battery_pct.map(i32::from).or(e.battery_pct);
-            e.temperature_c = temperature_c.map(f64::from).or(e.temperature_c);
-            e.signal_dbm = signal_dbm.map(i32::from).or(e.signal_dbm);
-        } else {
-            let mut pending = self.pending.lock();
-            let e = pending.entry(aed_id).or_insert_with(|| DeviceState {
-                aed_id,
-                last_seen_at: now,
-                last_seq: seq,
-                battery_pct: None,
-                temperature_c: None,
-                signal_dbm: None,
-                firmware: None,
-            });
-            e.last_seen_at = now;
-            e.last_seq = e.last_seq.max(seq);
-            if let Body::Firmware { version } = &msg.body {
-                e.firmware = Some(version.clone());
+        let mut pending = self.pending.lock();
+        let e = pending.entry(aed_id).or_insert_with(|| DeviceState {
+            aed_id,
+            last_seen_at: now,
+            last_seq: seq,
+            battery_pct: None,
+            temperature_c: None,
+            signal_dbm: None,
+            firmware: None,
+        });
+        e.last_seen_at = now;
+        e.last_seq = e.last_seq.max(seq);
+        match &msg.body {
+            Body::Heartbeat {
+                battery_pct,
+                temperature_c,
+                signal_dbm,
+            } => {
+                e.battery_pct = battery_pct.map(i32::from).or(e.battery_pct);
+                e.temperature_c = temperature_c.map(f64::from).or(e.temperature_c);
+                e.signal_dbm = signal_dbm.map(i32::from).or(e.signal_dbm);
             }
+            Body::Firmware { version } => e.firmware = Some(version.clone()),
+            _ => {}
         }
         Ok(())
     }

@@ -199,3 +199,19 @@ pub async fn send(rb: reqwest::RequestBuilder) -> (u16, Value) {
 pub fn aed_body(lat: f64, lon: f64, name: &str) -> Value {
     serde_json::json!({"lat": lat, "lon": lon, "name": name, "access": "yes", "opening_hours": "24/7"})
 }
+
+/// Polls `f` until it returns true or a 10 s deadline passes (index updates are asynchronous).
+pub async fn eventually<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
