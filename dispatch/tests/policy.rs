@@ -1,0 +1,101 @@
+//! The offer plan against its rules over random rescuers and AEDs, and the greedy fetch
+//! assignment against brute force on small instances.
+
+use std::collections::HashSet;
+
+use aednet_core::LatLon;
+use aednet_dispatch::{plan, AedOption, Candidate, OfferRole, Policy};
+use proptest::prelude::*;
+
+fn near(lat: f64, lon: f64) -> impl Strategy<Value = LatLon> {
+    (-0.01..0.01f64, -0.01..0.01f64).prop_map(move |(a, b)| LatLon {
+        lat: lat + a,
+        lon: lon + b,
+    })
+}
+
+fn instance() -> impl Strategy<Value = (Vec<Candidate>, Vec<AedOption>, Policy)> {
+    (
+        prop::collection::vec(near(28.97, 118.87), 0..25),
+        prop::collection::vec((near(28.97, 118.87), 0.0..120.0f64), 0..10),
+        0usize..4,
+        0usize..5,
+        1usize..15,
+        60.0..900.0f64,
+    )
+        .prop_map(|(rs, ads, cpr, fetch, cap, budget)| {
+            let rescuers = rs
+                .into_iter()
+                .enumerate()
+                .map(|(i, pos)| Candidate {
+                    rescuer_id: i as i64,
+                    pos,
+                })
+                .collect();
+            let aeds = ads
+                .into_iter()
+                .enumerate()
+                .map(|(i, (pos, h))| AedOption {
+                    aed_id: 100 + i as i64,
+                    pos,
+                    handling_s: h,
+                })
+                .collect();
+            let p = Policy {
+                cpr_direct: cpr,
+                max_fetchers: fetch,
+                max_alerts: cap,
+                fetch_budget_s: budget,
+                ..Policy::default()
+            };
+            (rescuers, aeds, p)
+        })
+}
+
+proptest! {
+    #[test]
+    fn offers_follow_the_rules((rescuers, aeds, p) in instance()) {
+        let patient = LatLon { lat: 28.97, lon: 118.87 };
+        let offers = plan(patient, &rescuers, &aeds, &p);
+        prop_assert!(offers.len() <= p.max_alerts.min(rescuers.len()));
+        let ids: HashSet<i64> = offers.iter().map(|o| o.rescuer_id).collect();
+        prop_assert_eq!(ids.len(), offers.len(), "nobody is offered twice");
+        let fetch: Vec<i64> = offers.iter().filter_map(|o| match o.role { OfferRole::FetchAed { aed_id } => Some(aed_id), OfferRole::Cpr => None }).collect();
+        prop_assert_eq!(fetch.iter().collect::<HashSet<_>>().len(), fetch.len(), "no AED gets two fetchers");
+        prop_assert!(fetch.len() <= p.max_fetchers);
+        for o in &offers {
+            if let OfferRole::FetchAed { .. } = o.role {
+                prop_assert!(o.eta_s <= p.fetch_budget_s);
+            }
+        }
+        // The first cpr_direct offers are the rescuers nearest in time.
+        let mut direct: Vec<(f64, i64)> = rescuers.iter().map(|c| (p.travel_s(c.pos, patient), c.rescuer_id)).collect();
+        direct.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let k = p.cpr_direct.min(p.max_alerts).min(rescuers.len());
+        for (o, (t, id)) in offers.iter().zip(direct.iter().take(k)) {
+            prop_assert_eq!(o.role, OfferRole::Cpr);
+            prop_assert_eq!(o.rescuer_id, *id);
+            prop_assert!((o.eta_s - t).abs() < 1e-9);
+        }
+        // The first fetch is the fastest possible (rescuer, AED) pair among the others.
+        let others: Vec<&Candidate> = rescuers.iter().filter(|c| !direct.iter().take(k).any(|(_, id)| *id == c.rescuer_id)).collect();
+        let pr = &p;
+        let best = others.iter().flat_map(|c| aeds.iter().map(move |a| pr.travel_s(c.pos, a.pos) + a.handling_s + pr.travel_s(a.pos, patient)))
+            .filter(|t| *t <= p.fetch_budget_s)
+            .fold(f64::INFINITY, f64::min);
+        if let Some(first) = offers.iter().find(|o| matches!(o.role, OfferRole::FetchAed { .. })) {
+            prop_assert!((first.eta_s - best).abs() < 1e-9, "{} vs {best}", first.eta_s);
+        } else {
+            prop_assert!(best.is_infinite() || p.max_fetchers == 0 || offers.len() >= p.max_alerts);
+        }
+    }
+}
+
+#[test]
+fn waves_widen_until_enough_rescuers_and_aeds() {
+    let p = Policy::default();
+    // 3 rescuers within 500 m, 8 within 750 m; AEDs: 1 within 500 m, 3 within 750 m.
+    let r = p.wave(|radius| if radius < 600.0 { (3, 1) } else { (8, 3) });
+    assert_eq!(r, 750.0);
+    assert_eq!(p.wave(|_| (0, 0)), 1500.0, "never enough: the widest wave");
+}
