@@ -165,9 +165,38 @@ pub async fn apply(state: &AppState, event: &Event) -> aednet_store::Result<()> 
             geo.remove_station(id);
         }
         Event::BulkChange { .. } => reload(state).await?,
+        // A rescuer who left (deleted, off duty, consent withdrawn) is forgotten at once.
+        Event::RescuerDeleted { id } => {
+            geo.rescuer_gone(id);
+        }
+        Event::RescuerUpserted { id } => {
+            let keep = state
+                .store
+                .get_rescuer(id)
+                .await?
+                .is_some_and(|r| r.data.on_duty && r.data.location_consent);
+            if !keep {
+                geo.rescuer_gone(id);
+            }
+        }
         _ => {}
     }
     Ok(())
+}
+
+/// Forgets rescuer positions older than the index's TTL, every 30 s.
+pub fn spawn_rescuer_expiry(state: &AppState) -> JoinHandle<()> {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+        loop {
+            tick.tick().await;
+            let gone = state.geo.expire_rescuers(state.clock.now());
+            if !gone.is_empty() {
+                tracing::debug!(n = gone.len(), "rescuer positions expired");
+            }
+        }
+    })
 }
 
 /// Loads the indexes, then follows the bus. Subscribes before loading so nothing published
@@ -175,6 +204,7 @@ pub async fn apply(state: &AppState, event: &Event) -> aednet_store::Result<()> 
 pub async fn start(state: &AppState) -> aednet_store::Result<JoinHandle<()>> {
     let mut rx = state.bus.subscribe();
     reload(state).await?;
+    spawn_rescuer_expiry(state);
     let state = state.clone();
     Ok(tokio::spawn(async move {
         loop {

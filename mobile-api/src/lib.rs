@@ -2,10 +2,12 @@
 //!
 //! Callers (no login): `GET /api/v1/aeds/nearest` — the AEDs that can be fetched and brought
 //! back soonest, open and working — and `GET /api/v1/stations/nearest`, behind a per-client
-//! rate limit. The dispatch issue adds the rescuer side (duty, location, offers).
+//! rate limit. Rescuers: `PUT /api/v1/me/duty`, `POST /api/v1/me/location` (positions kept in
+//! memory only, with consent, while on duty). The dispatch issue adds the offer WebSocket.
 
 pub mod nearest;
 pub mod rate_limit;
+pub mod rescuer;
 
 use aednet_api::AppState;
 use axum::routing::get;
@@ -14,16 +16,22 @@ use utoipa::OpenApi;
 
 pub use rate_limit::{PublicLimits, RateLimiter};
 
-/// The caller routes, rate limited per client.
+/// The caller routes, rate limited per client, and the rescuer's own routes.
 pub fn router(limits: &PublicLimits) -> Router<AppState> {
     let limiter = std::sync::Arc::new(RateLimiter::new(limits));
-    Router::new()
+    let public = Router::new()
         .route("/api/v1/aeds/nearest", get(nearest::nearest_aeds))
         .route("/api/v1/stations/nearest", get(nearest::nearest_stations))
         .route_layer(axum::middleware::from_fn_with_state(
             limiter,
             rate_limit::enforce,
-        ))
+        ));
+    public
+        .route("/api/v1/me/duty", axum::routing::put(rescuer::set_duty))
+        .route(
+            "/api/v1/me/location",
+            axum::routing::post(rescuer::report_location),
+        )
 }
 
 #[derive(OpenApi)]

@@ -1,0 +1,127 @@
+//! The rescuer's own endpoints (rescuer token, bound to one rescuer): go on or off duty, report
+//! position. Positions live only in memory (the geoindex, expired after its TTL), are kept only
+//! with consent while on duty with a valid certificate, and are never in any public response.
+
+use aednet_api::auth::Caller;
+use aednet_api::extract::JsonBody;
+use aednet_api::{ApiError, ApiResult, AppState};
+use aednet_core::{LatLon, Role};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+fn rescuer_id(caller: &Caller) -> ApiResult<i64> {
+    caller.require(&[Role::Rescuer])?;
+    caller
+        .token
+        .as_ref()
+        .and_then(|t| t.subject_id)
+        .ok_or(ApiError::Forbidden)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DutyInput {
+    pub on_duty: bool,
+    #[serde(default)]
+    pub location_consent: Option<bool>,
+}
+
+/// `PUT /api/v1/me/duty` `{"on_duty": true, "location_consent": true}`. Going off duty (or
+/// withdrawing consent) forgets the position at once.
+pub async fn set_duty(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(input): JsonBody<DutyInput>,
+) -> ApiResult<Response> {
+    let id = rescuer_id(&caller)?;
+    let mut r = state
+        .store
+        .get_rescuer(id)
+        .await?
+        .ok_or(ApiError::Forbidden)?;
+    r.data.on_duty = input.on_duty;
+    if let Some(c) = input.location_consent {
+        r.data.location_consent = c;
+    }
+    if r.data.on_duty && !r.data.is_certified_on(state.clock.now().date_naive()) {
+        return Err(ApiError::Conflict {
+            field: Some("on_duty".into()),
+            message: "the certificate is not valid today: renew it before going on duty".into(),
+        });
+    }
+    state
+        .store
+        .replace_rescuer(id, &r.data)
+        .await?
+        .ok_or(ApiError::Forbidden)?;
+    if !r.data.on_duty || !r.data.location_consent {
+        state.geo.rescuer_gone(id);
+    }
+    state
+        .bus
+        .publish(aednet_core::Event::RescuerUpserted { id });
+    Ok(
+        Json(json!({"on_duty": r.data.on_duty, "location_consent": r.data.location_consent}))
+            .into_response(),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocationInput {
+    pub lat: f64,
+    pub lon: f64,
+    #[serde(default)]
+    pub accuracy_m: Option<f64>,
+}
+
+/// `POST /api/v1/me/location` `{"lat", "lon", "accuracy_m"}` → 204. 409 unless on duty with
+/// consent and a valid certificate.
+pub async fn report_location(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(input): JsonBody<LocationInput>,
+) -> ApiResult<Response> {
+    let id = rescuer_id(&caller)?;
+    let pos = LatLon::new(input.lat, input.lon)?;
+    if input
+        .accuracy_m
+        .is_some_and(|a| !(0.0..=10_000.0).contains(&a))
+    {
+        return Err(ApiError::invalid(
+            "accuracy_m",
+            "accuracy_m must be between 0 and 10000",
+        ));
+    }
+    let r = state
+        .store
+        .get_rescuer(id)
+        .await?
+        .ok_or(ApiError::Forbidden)?;
+    let now = state.clock.now();
+    let refuse = |field: &str, message: &str| ApiError::Conflict {
+        field: Some(field.into()),
+        message: message.into(),
+    };
+    if !r.data.location_consent {
+        return Err(refuse(
+            "location_consent",
+            "no consent to share location: nothing is kept",
+        ));
+    }
+    if !r.data.on_duty {
+        return Err(refuse(
+            "on_duty",
+            "off duty: locations are kept only while on duty",
+        ));
+    }
+    if !r.data.is_certified_on(now.date_naive()) {
+        return Err(refuse("certificate", "the certificate is not valid today"));
+    }
+    state.geo.rescuer_moved(id, pos, now);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
