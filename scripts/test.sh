@@ -25,3 +25,19 @@ if [ ! -f ../shared/data/liechtenstein.osm.pbf ]; then
 fi
 
 cargo test --workspace --locked "$@"
+
+# Browser tests (only for the full run): Debian's chromium, installed here if missing, driven
+# by playwright-core against the real binary the tests above just built.
+if [ "$#" -eq 0 ]; then
+  if ! command -v chromium >/dev/null; then
+    echo "installing chromium for the browser tests" >&2
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get install -y chromium >&2 || { $SUDO apt-get update >&2 && $SUDO apt-get install -y chromium >&2; }
+  fi
+  if ! command -v node >/dev/null; then
+    echo "node not found: install Node.js 18 or newer (Debian: apt-get install nodejs npm)" >&2
+    exit 1
+  fi
+  npm ci --prefix web/e2e --no-audit --no-fund
+  AEDNET_BIN="${CARGO_TARGET_DIR:-target}/debug/aednet" CHROMIUM="$(command -v chromium)" node web/e2e/public-map.mjs
+fi

@@ -1,6 +1,7 @@
 //! The consoles (public AED map, dispatcher, maintenance board, planner) as static assets
-//! embedded in the binary and served at `/`. The foundation serves a bilingual start page that
-//! points a new user at the API; the web issue replaces it with the consoles.
+//! embedded in the binary and served at `/`. So far a bilingual start page with the caller's
+//! nearest-AED finder (a plain SVG plot, no tiles or CDN) and pointers to the API; the web issue
+//! grows it into the four consoles. `e2e/` tests it in Debian's chromium.
 
 use axum::http::header;
 use axum::response::IntoResponse;
