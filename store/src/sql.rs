@@ -65,6 +65,11 @@ pub async fn connect(url: &str) -> Result<DynStore> {
         sqlx::migrate!("../migrations/postgres").run(&pool).await?;
         Ok(Arc::new(PgStore { pool }))
     } else {
+        if url.trim().is_empty() {
+            return Err(StoreError::UnsupportedUrl(
+                "the database URL is empty (set database_url / AEDNET_DATABASE_URL, e.g. sqlite://aednet-data/aednet.db)".into(),
+            ));
+        }
         let scheme = url.split(':').next().unwrap_or("");
         Err(StoreError::UnsupportedUrl(format!(
             "'{scheme}:' (expected sqlite: or postgres:)"

@@ -798,3 +798,10 @@ async fn work_orders(s: &DynStore) {
         Err(StoreError::Conflict { .. })
     ));
 }
+
+#[tokio::test]
+async fn bad_urls_say_what_is_wrong() {
+    let err = |e: Result<DynStore, StoreError>| e.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err(aednet_store::connect("").await).contains("empty"));
+    assert!(err(aednet_store::connect("mysql://x/y").await).contains("'mysql:'"));
+}
