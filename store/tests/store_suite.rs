@@ -92,6 +92,7 @@ both!(
     index_load_matches_rows,
     device_events_are_idempotent_and_carry_readiness,
     work_orders,
+    incidents_keep_an_append_only_audit,
 );
 
 fn now() -> chrono::DateTime<Utc> {
@@ -804,4 +805,41 @@ async fn bad_urls_say_what_is_wrong() {
     let err = |e: Result<DynStore, StoreError>| e.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err(aednet_store::connect("").await).contains("empty"));
     assert!(err(aednet_store::connect("mysql://x/y").await).contains("'mysql:'"));
+}
+
+async fn incidents_keep_an_append_only_audit(s: &DynStore) {
+    let t = Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap();
+    let id = s.create_incident("created", t).await.unwrap();
+    s.save_incident(
+        id,
+        "alerting",
+        r#"{"v":1}"#,
+        &[(1, t, "a".into()), (2, t, "b".into())],
+    )
+    .await
+    .unwrap();
+    s.save_incident(id, "closed", r#"{"v":2}"#, &[(3, t, "c".into())])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_incident(id).await.unwrap().as_deref(),
+        Some(r#"{"v":2}"#)
+    );
+    assert_eq!(s.incident_audit(id).await.unwrap(), vec!["a", "b", "c"]);
+    // Rewriting history is refused and changes nothing.
+    assert!(matches!(
+        s.save_incident(id, "open", "{}", &[(2, t, "forged".into())])
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(
+        s.get_incident(id).await.unwrap().as_deref(),
+        Some(r#"{"v":2}"#)
+    );
+    let other = s.create_incident("created", t).await.unwrap();
+    s.save_incident(other, "alerting", "{\"open\":true}", &[])
+        .await
+        .unwrap();
+    assert_eq!(s.open_incidents().await.unwrap(), vec!["{\"open\":true}"]);
+    assert!(s.save_incident(id + 100, "x", "{}", &[]).await.is_err());
 }
