@@ -253,6 +253,7 @@ pub fn app(
     mut state: AppState,
     public: &aednet_mobile_api::PublicLimits,
     gateway: Arc<aednet_device_gateway::Gateway>,
+    dispatch: Arc<aednet_dispatch::Engine>,
 ) -> axum::Router {
     use utoipa::OpenApi;
     let mut extra = aednet_mobile_api::ApiDoc::openapi();
@@ -262,6 +263,7 @@ pub fn app(
         aednet_api::routes()
             .merge(aednet_mobile_api::router(public))
             .merge(aednet_device_gateway::router(gateway))
+            .merge(aednet_dispatch::router(dispatch))
             .merge(aednet_web::router()),
         state,
     )
@@ -274,6 +276,9 @@ pub async fn serve(config: Config, store: DynStore) -> anyhow::Result<()> {
     aednet_api::geo_sync::start(&state).await?;
     let gateway = aednet_device_gateway::Gateway::new(state.clone(), config.gateway.clone());
     gateway.start().await?;
+    // Open incidents resume with their timers.
+    let dispatch = aednet_dispatch::Engine::new(state.clone(), config.dispatch.clone());
+    dispatch.start().await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -299,7 +304,7 @@ pub async fn serve(config: Config, store: DynStore) -> anyhow::Result<()> {
     let mut arx = rx;
     let api = aednet_api::serve(
         listener,
-        app(state, &config.public, gateway.clone()),
+        app(state, &config.public, gateway.clone(), dispatch),
         async move {
             let _ = arx.changed().await;
         },

@@ -28,6 +28,8 @@ pub struct Config {
     pub public: aednet_mobile_api::PublicLimits,
     /// Device telemetry limits and timing (`[gateway]`).
     pub gateway: aednet_device_gateway::GatewayConfig,
+    /// Who is alerted and how (`[dispatch]`): waves, roles, time-outs.
+    pub dispatch: aednet_dispatch::Policy,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -48,6 +50,7 @@ impl Default for Config {
             walk: aednet_geoindex::WalkModel::default(),
             public: aednet_mobile_api::PublicLimits::default(),
             gateway: aednet_device_gateway::GatewayConfig::default(),
+            dispatch: aednet_dispatch::Policy::default(),
         }
     }
 }
@@ -63,6 +66,7 @@ impl std::fmt::Debug for Config {
             .field("walk", &self.walk)
             .field("public", &self.public)
             .field("gateway", &self.gateway)
+            .field("dispatch", &self.dispatch)
             .finish()
     }
 }

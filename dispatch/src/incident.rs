@@ -150,6 +150,10 @@ pub struct Incident {
     pub id: i64,
     pub lat: f64,
     pub lon: f64,
+    #[serde(default)]
+    pub address: Option<String>,
+    #[serde(default)]
+    pub notes: Option<String>,
     pub state: IncidentState,
     pub created_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
@@ -166,6 +170,8 @@ impl Incident {
             id,
             lat: at.lat,
             lon: at.lon,
+            address: None,
+            notes: None,
             state: IncidentState::Created,
             created_at: now,
             closed_at: None,
@@ -312,17 +318,8 @@ impl Incident {
             (Answer::Accept, OfferState::Offered) => {
                 self.offers[idx].state = OfferState::Accepted;
                 self.log(now, AuditEvent::Accepted { offer, rescuer_id });
-                if let Some(aed_id) = self.offers[idx].fetch_aed {
-                    fx.reveal_code = Some(aed_id);
-                    self.log(
-                        now,
-                        AuditEvent::CodeRevealed {
-                            offer,
-                            rescuer_id,
-                            aed_id,
-                        },
-                    );
-                }
+                // The engine shows the code if the cabinet has one, and records that it did.
+                fx.reveal_code = self.offers[idx].fetch_aed;
                 if matches!(self.state, IncidentState::Created | IncidentState::Alerting) {
                     self.set_state(IncidentState::EnRoute, now);
                 }
@@ -347,6 +344,23 @@ impl Incident {
             }
         }
         Ok(fx)
+    }
+
+    /// Records that the cabinet code of an accepted fetch was shown to its rescuer.
+    pub fn code_revealed(&mut self, offer: u32, now: DateTime<Utc>) {
+        if let Some(o) = self.offers.iter().find(|o| o.id == offer) {
+            if let Some(aed_id) = o.fetch_aed {
+                let rescuer_id = o.rescuer_id;
+                self.log(
+                    now,
+                    AuditEvent::CodeRevealed {
+                        offer,
+                        rescuer_id,
+                        aed_id,
+                    },
+                );
+            }
+        }
     }
 
     fn stand_down_pending(&mut self, now: DateTime<Utc>) -> Vec<i64> {
@@ -504,6 +518,7 @@ mod tests {
         // The fetcher accepts: the code is revealed, once, and audited.
         let fx = i.answer(2, 2, Answer::Accept, t(10)).unwrap();
         assert_eq!(fx.reveal_code, Some(50));
+        i.code_revealed(2, t(10));
         assert_eq!(i.state, IncidentState::EnRoute);
         let again = i.answer(2, 2, Answer::Accept, t(11)).unwrap();
         assert!(
@@ -563,8 +578,8 @@ mod tests {
                 "state",
                 "declined",
                 "accepted",
-                "code_revealed",
                 "state",
+                "code_revealed",
                 "accepted",
                 "stood_down",
                 "arrived",

@@ -2,13 +2,19 @@
 //! (CPR-direct and AED-fetch), offer time-outs and escalation waves, stand-down, the audit log,
 //! and the seeded outcome simulator that compares dispatch policies.
 //!
-//! So far, both without I/O: [`policy`], who is alerted in which role, and [`incident`], the
-//! incident state machine with offers, answers, time-outs, stand-down and its audit trail.
-//! Persisting incidents, timers, the dispatcher API, offers over the rescuer WebSocket and the
-//! simulator are the rest of the dispatch issue.
+//! [`policy`] (who is alerted in which role) and [`incident`] (the state machine with its audit
+//! trail) do no I/O; [`engine`] persists incidents after every change, runs offer timers and
+//! waves, pushes offers and stand-downs to rescuers, and resumes open incidents after a
+//! restart; [`http`] is the dispatcher and rescuer API with the rescuer's WebSocket. Not yet:
+//! the outcome simulator and the dispatcher's live WebSocket.
 
+pub mod engine;
+pub mod http;
 pub mod incident;
 pub mod policy;
+
+pub use engine::Engine;
+pub use http::router;
 
 pub use incident::{
     Answer, AuditEntry, AuditEvent, DispatchError, Effects, Incident, IncidentState, OfferState,

@@ -81,16 +81,37 @@ impl TestServer {
         limits: aednet_mobile_api::PublicLimits,
         gateway: aednet_device_gateway::GatewayConfig,
     ) -> TestServer {
+        Self::start_all(
+            db,
+            limits,
+            gateway,
+            aednet_dispatch::Policy::default(),
+            None,
+        )
+        .await
+    }
+
+    /// Everything configurable; `url` reuses an existing database (a restart).
+    pub async fn start_all(
+        db: Db,
+        limits: aednet_mobile_api::PublicLimits,
+        gateway: aednet_device_gateway::GatewayConfig,
+        policy: aednet_dispatch::Policy,
+        reuse: Option<(String, Option<String>)>,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let (url, pg_db) = match db {
-            Db::Sqlite => (
-                format!("sqlite://{}", dir.path().join("t.db").display()),
-                None,
-            ),
-            Db::Postgres => {
-                let (url, name) = fresh_pg_database().await;
-                (url, Some(name))
-            }
+        let (url, pg_db) = match reuse {
+            Some(r) => r,
+            None => match db {
+                Db::Sqlite => (
+                    format!("sqlite://{}", dir.path().join("t.db").display()),
+                    None,
+                ),
+                Db::Postgres => {
+                    let (url, name) = fresh_pg_database().await;
+                    (url, Some(name))
+                }
+            },
         };
         let store = aednet_store::connect(&url).await.expect("connect store");
         let mut tokens = std::collections::HashMap::new();
@@ -121,7 +142,9 @@ impl TestServer {
         let app_state = state.clone();
         let gw = aednet_device_gateway::Gateway::new(state.clone(), gateway);
         gw.start().await.expect("start the device gateway");
-        let app = aednet::cli::app(state.clone(), &limits, gw);
+        let engine = aednet_dispatch::Engine::new(state.clone(), policy);
+        engine.start().await.expect("start the dispatch engine");
+        let app = aednet::cli::app(state.clone(), &limits, gw, engine);
         let mapp = aednet_api::metrics_router(state);
         tokio::spawn(async move {
             let (mtx, mrx) = tokio::sync::oneshot::channel::<()>();
