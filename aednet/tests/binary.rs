@@ -403,3 +403,137 @@ async fn acked_telemetry_survives_kill_9() {
     );
     assert!(terminate(r2).success());
 }
+
+/// kill -9 in the middle of an incident: after the restart the incident, its offers and its
+/// audit log are there, and its offer timer resumes (the unanswered offer times out).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_incident_survives_kill_9_and_its_timers_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("AEDNET_DISPATCH__OFFER_TIMEOUT_S", "3"),
+        ("AEDNET_DISPATCH__MIN_AEDS", "0"),
+        ("AEDNET_DISPATCH__MIN_RESCUERS", "1"),
+    ];
+    let r = start_env(dir.path(), &["demo"], &env);
+    let tokens = std::fs::read_to_string(dir.path().join("aednet-data/demo-tokens.txt")).unwrap();
+    let token = |role: &str| {
+        tokens
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{role}\t")))
+            .unwrap()
+            .to_string()
+    };
+    let (admin, dispatcher) = (token("admin"), token("dispatcher"));
+    let client = reqwest::Client::new();
+    let post = |base: &str, path: &str, tok: &str, body: Value| {
+        client
+            .post(format!("{base}{path}"))
+            .bearer_auth(tok)
+            .json(&body)
+            .send()
+    };
+    let rescuer: Value = post(
+        &r.base,
+        "/api/v1/rescuers",
+        &admin,
+        serde_json::json!({"name": "值班救护员",
+        "certificate_no": "ZJQZ-CRASH-1", "level": "first_aider", "cert_issued": "2024-05-01",
+        "cert_expires": "2030-04-30", "on_duty": true, "location_consent": true}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let rid = rescuer["id"].as_i64().unwrap();
+    let tok: Value = post(
+        &r.base,
+        "/api/v1/tokens",
+        &admin,
+        serde_json::json!({"name": "phone", "role": "rescuer", "subject_id": rid}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let rtok = tok["token"].as_str().unwrap().to_string();
+    let st = post(
+        &r.base,
+        "/api/v1/me/location",
+        &rtok,
+        serde_json::json!({"lat": 28.9705, "lon": 118.8702}),
+    )
+    .await
+    .unwrap()
+    .status();
+    assert_eq!(st.as_u16(), 204);
+    let inc: Value = post(
+        &r.base,
+        "/api/v1/incidents",
+        &dispatcher,
+        serde_json::json!({"lat": 28.9700, "lon": 118.8700}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let id = inc["id"].as_i64().unwrap();
+    let offers = inc["offers"].as_array().unwrap();
+    assert!(
+        offers
+            .iter()
+            .any(|o| o["rescuer_id"] == rid && o["state"] == "offered"),
+        "{inc}"
+    );
+
+    let mut child = r.child;
+    child.kill().unwrap(); // SIGKILL, mid-incident
+    child.wait().unwrap();
+
+    let r2 = start_env(dir.path(), &["demo"], &env);
+    let get = || async {
+        client
+            .get(format!("{}/api/v1/incidents/{id}", r2.base))
+            .bearer_auth(&dispatcher)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let after = get().await;
+    assert_eq!(after["offers"], inc["offers"], "offers survive the crash");
+    assert!(after["audit_log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["kind"] == "offered"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = get().await;
+        let o = now["offers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["rescuer_id"] == rid)
+            .unwrap()
+            .clone();
+        if o["state"] == "timed_out" {
+            assert!(now["audit_log"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["kind"] == "timed_out"));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the offer timer did not resume: {o}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(terminate(r2).success());
+}
