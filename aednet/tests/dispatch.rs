@@ -105,6 +105,18 @@ async fn flow(db: Db) {
             .send()
     };
 
+    // The dispatcher's live board.
+    let mut req = (s.base.replace("http://", "ws://") + "/ws/dispatch")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", s.tokens[&Role::Dispatcher])
+            .parse()
+            .unwrap(),
+    );
+    let (mut board, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+
     // The dispatcher creates the incident: four offers, roles by the policy.
     let (st, inc) = send(s.post("/api/v1/incidents", Some(Role::Dispatcher), &json!({"lat": 28.9700, "lon": 118.8700, "address": "衢州站广场", "notes": "男性，约60岁，倒地无呼吸"}))).await;
     assert_eq!(st, 201, "{inc}");
@@ -140,6 +152,22 @@ async fn flow(db: Db) {
     assert!(
         !offers.values().any(|m| m.to_string().contains("8642")),
         "no code before accepting"
+    );
+
+    let b = next_msg(&mut board).await;
+    assert_eq!(
+        (b["type"].as_str(), b["incident_id"].as_i64()),
+        (Some("incident"), Some(inc_id)),
+        "{b}"
+    );
+    assert_eq!(
+        b["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "offered")
+            .count(),
+        4
     );
 
     // Someone else's offer: 403. The extra CPR helper declines.
@@ -219,6 +247,23 @@ async fn flow(db: Db) {
     )
     .await;
     assert_eq!(mine["count"], 1);
+    // The dispatcher sees responders with live distance and ETA, and the AEDs nearby.
+    let (_, live) = send(s.get(
+        &format!("/api/v1/incidents/{inc_id}"),
+        Some(Role::Dispatcher),
+    ))
+    .await;
+    let resp = live["responders"].as_array().unwrap();
+    assert_eq!(resp.len(), 3, "{live}");
+    assert!(resp.iter().all(|r| r["distance_m"]
+        .as_f64()
+        .is_some_and(|d| d > 50.0 && d < 600.0)
+        && r["eta_s"].is_number()));
+    assert_eq!(live["aeds_nearby"].as_array().unwrap().len(), 2);
+    assert!(
+        !live.to_string().contains("8642"),
+        "no code on the dispatcher's board"
+    );
 
     // Close: those still on the way are stood down over their sockets.
     let (st, closed) = send(s.post(
@@ -257,6 +302,15 @@ async fn flow(db: Db) {
         .0,
         409
     );
+
+    let mut closed_seen = false;
+    for _ in 0..20 {
+        if next_msg(&mut board).await["state"] == "closed" {
+            closed_seen = true;
+            break;
+        }
+    }
+    assert!(closed_seen, "the board saw the close");
 
     // The audit log holds it all, in order.
     let (_, full) = send(s.get(

@@ -54,6 +54,8 @@ pub struct Engine {
     deadlines: Mutex<BTreeSet<(i64, i64)>>,
     wake: Notify,
     channels: Mutex<HashMap<i64, broadcast::Sender<String>>>,
+    /// Every incident change, for dispatcher consoles.
+    board: broadcast::Sender<String>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -75,6 +77,7 @@ impl Engine {
             deadlines: Mutex::new(BTreeSet::new()),
             wake: Notify::new(),
             channels: Mutex::new(HashMap::new()),
+            board: broadcast::channel(256).0,
         })
     }
 
@@ -97,6 +100,41 @@ impl Engine {
         let engine = self.clone();
         tokio::spawn(async move { engine.timers().await });
         Ok(())
+    }
+
+    /// Incident changes for dispatcher consoles: `{"type": "incident", "incident_id", "state",
+    /// "events": [new audit entries]}`.
+    pub fn board(&self) -> broadcast::Receiver<String> {
+        self.board.subscribe()
+    }
+
+    /// Responders of an incident with their live distance and ETA to the patient (from the
+    /// in-memory rescuer index; `null` when a position has expired), and AEDs nearby with their
+    /// readiness and hours.
+    pub async fn live_view(&self, inc: &Incident) -> Value {
+        let now = self.state.clock.now();
+        let pos = LatLon {
+            lat: inc.lat,
+            lon: inc.lon,
+        };
+        let responders: Vec<Value> = inc
+            .offers
+            .iter()
+            .filter(|o| matches!(o.state, OfferState::Accepted | OfferState::Arrived))
+            .map(|o| {
+                let fix = self.state.geo.rescuer(o.rescuer_id);
+                let d = fix.map(|f| f.pos.distance_m(&pos));
+                json!({"rescuer_id": o.rescuer_id, "offer_id": o.id, "state": o.state, "fetch_aed": o.fetch_aed,
+                    "distance_m": d, "eta_s": d.map(|d| d * self.policy.detour_factor / self.policy.rescuer_speed_mps),
+                    "seen_at": fix.map(|f| f.seen_at)})
+            })
+            .collect();
+        let mut f = Filters::caller_defaults(now);
+        f.max_distance_m = Some(1000.0);
+        f.readiness = aednet_geoindex::ReadinessFilter::Any;
+        f.hours = aednet_geoindex::HoursPolicy::Any;
+        let aeds = self.state.geo.nearest_aeds(pos, 10, &f, &self.state.walk);
+        json!({"responders": responders, "aeds_nearby": aeds})
     }
 
     /// A rescuer's live channel (offers, stand-downs); pending offers are resent on connect.
@@ -161,6 +199,11 @@ impl Engine {
             .store
             .save_incident(inc.id, &state, &doc, &audit)
             .await?;
+        let new: Vec<&crate::incident::AuditEntry> = inc.audit[slot.saved..].iter().collect();
+        let _ = self.board.send(
+            json!({"type": "incident", "incident_id": inc.id, "state": inc.state, "events": new})
+                .to_string(),
+        );
         slot.saved = inc.audit.len();
         Ok(())
     }

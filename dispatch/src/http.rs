@@ -53,6 +53,7 @@ pub fn router(engine: Arc<Engine>) -> Router<AppState> {
             post(answer),
         )
         .route("/ws/rescuer", get(rescuer_socket))
+        .route("/ws/dispatch", get(dispatch_socket))
         .layer(Extension(engine))
 }
 
@@ -110,6 +111,9 @@ async fn get_one(
         .collect();
     let mut body = serde_json::to_value(&inc).unwrap_or_default();
     body["audit_log"] = json!(audit);
+    let live = e.live_view(&inc).await;
+    body["responders"] = live["responders"].clone();
+    body["aeds_nearby"] = live["aeds_nearby"].clone();
     Ok(Json(body).into_response())
 }
 
@@ -219,4 +223,41 @@ async fn serve(
             }
         }
     }
+}
+
+/// `GET /ws/dispatch` (dispatcher or admin): every incident change as it happens.
+async fn dispatch_socket(
+    Extension(e): Extension<Arc<Engine>>,
+    caller: Caller,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if let Err(err) = caller.require(DISPATCH) {
+        return err.into_response();
+    }
+    let mut rx = e.board();
+    ws.max_message_size(4096).on_upgrade(move |mut socket| async move {
+        loop {
+            tokio::select! {
+                m = rx.recv() => match m {
+                    Ok(text) => {
+                        if socket.send(Message::Text(text.into())).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(RecvError::Lagged(n)) => {
+                        let resync = json!({"type": "resync", "missed": n}).to_string();
+                        if socket.send(Message::Text(resync.into())).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(RecvError::Closed) => break,
+                },
+                m = socket.recv() => {
+                    if !matches!(m, Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Text(_)))) {
+                        break;
+                    }
+                }
+            }
+        }
+    })
 }
