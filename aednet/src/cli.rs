@@ -258,6 +258,7 @@ pub fn app(
     use utoipa::OpenApi;
     let mut extra = aednet_mobile_api::ApiDoc::openapi();
     extra.merge(aednet_device_gateway::ApiDoc::openapi());
+    extra.merge(aednet_dispatch::http::ApiDoc::openapi());
     state.openapi = Arc::new(aednet_api::openapi::document(Some(extra)));
     aednet_api::finish(
         aednet_api::routes()

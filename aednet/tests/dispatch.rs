@@ -350,6 +350,9 @@ async fn flow(db: Db) {
             .0,
         403
     );
+    let (_, doc) = send(s.get("/api/openapi.json", None)).await;
+    assert!(doc["paths"]["/api/v1/incidents"]["post"].is_object());
+    assert!(doc["paths"]["/api/v1/me/location"]["post"].is_object());
     let (st, e) = send(s.post(
         "/api/v1/incidents",
         Some(Role::Dispatcher),

@@ -41,6 +41,13 @@ impl From<EngineError> for ApiError {
     }
 }
 
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(create, list, get_one, close, cancel, my_offers, answer),
+    tags((name = "dispatch", description = "Incidents for dispatchers; offers reach rescuers over /ws/rescuer")),
+)]
+pub struct ApiDoc;
+
 pub fn router(engine: Arc<Engine>) -> Router<AppState> {
     Router::new()
         .route("/api/v1/incidents", get(list).post(create))
@@ -68,6 +75,10 @@ pub struct NewIncident {
     pub notes: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/v1/incidents", tag = "dispatch",
+    request_body(content = serde_json::Value, description = r#"{"lat": 28.97, "lon": 118.87, "address": "…", "notes": "…"}"#),
+    security(("bearer" = [])),
+    responses((status = 201, description = "The incident with the first wave's offers"), (status = 422, body = aednet_api::error::ErrorBody)))]
 /// `POST /api/v1/incidents` (dispatcher): stores it and alerts the first wave.
 async fn create(
     Extension(e): Extension<Arc<Engine>>,
@@ -84,6 +95,8 @@ async fn create(
     Ok((StatusCode::CREATED, Json(inc)).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/incidents", tag = "dispatch", security(("bearer" = [])),
+    responses((status = 200, description = "Open incidents")))]
 async fn list(Extension(e): Extension<Arc<Engine>>, caller: Caller) -> ApiResult<Response> {
     caller.require(DISPATCH)?;
     let mut items = Vec::new();
@@ -93,6 +106,9 @@ async fn list(Extension(e): Extension<Arc<Engine>>, caller: Caller) -> ApiResult
     Ok(Json(json!({"count": items.len(), "items": items})).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "dispatch", params(("id" = i64, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Incident, offers, audit log, responders with live ETA, AEDs nearby"), (status = 404, body = aednet_api::error::ErrorBody)))]
 /// The incident with its audit log as stored.
 async fn get_one(
     State(state): State<AppState>,
@@ -117,6 +133,10 @@ async fn get_one(
     Ok(Json(body).into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/close", tag = "dispatch", params(("id" = i64, Path)),
+    request_body(content = serde_json::Value, description = r#"{"aed_applied": true, "shock_delivered": false, "handed_to_ems": true}"#),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Closed; everyone still on the way is stood down"), (status = 409, body = aednet_api::error::ErrorBody)))]
 async fn close(
     Extension(e): Extension<Arc<Engine>>,
     caller: Caller,
@@ -127,6 +147,8 @@ async fn close(
     Ok(Json(e.close(id, Some(outcome)).await?).into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/cancel", tag = "dispatch", params(("id" = i64, Path)),
+    security(("bearer" = [])), responses((status = 200, description = "Cancelled"), (status = 409, body = aednet_api::error::ErrorBody)))]
 async fn cancel(
     Extension(e): Extension<Arc<Engine>>,
     caller: Caller,
@@ -145,12 +167,19 @@ fn rescuer_id(caller: &Caller) -> ApiResult<i64> {
         .ok_or(ApiError::Forbidden)
 }
 
+#[utoipa::path(get, path = "/api/v1/me/offers", tag = "rescuers", security(("bearer" = [])),
+    responses((status = 200, description = "This rescuer's pending and accepted offers")))]
 async fn my_offers(Extension(e): Extension<Arc<Engine>>, caller: Caller) -> ApiResult<Response> {
     let id = rescuer_id(&caller)?;
     let items = e.offers_for(id).await;
     Ok(Json(json!({"count": items.len(), "items": items})).into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/me/offers/{incident}/{offer}/{answer}", tag = "rescuers",
+    params(("incident" = i64, Path), ("offer" = u32, Path), ("answer" = String, Path, description = "accept, decline or arrived")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The offer; `cabinet_code` for an accepted fetch of a locked cabinet"),
+        (status = 403, body = aednet_api::error::ErrorBody), (status = 404, body = aednet_api::error::ErrorBody), (status = 409, body = aednet_api::error::ErrorBody)))]
 /// `POST /api/v1/me/offers/{incident}/{offer}/{accept|decline|arrived}`: idempotent; the
 /// cabinet code comes back only to an accepted fetcher.
 async fn answer(

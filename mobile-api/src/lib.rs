@@ -36,7 +36,7 @@ pub fn router(limits: &PublicLimits) -> Router<AppState> {
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(nearest::nearest_aeds, nearest::nearest_stations),
+    paths(nearest::nearest_aeds, nearest::nearest_stations, rescuer::set_duty, rescuer::report_location),
     tags((name = "callers", description = "Public queries for someone beside a collapsed person"))
 )]
 pub struct ApiDoc;

@@ -30,6 +30,10 @@ pub struct DutyInput {
     pub location_consent: Option<bool>,
 }
 
+#[utoipa::path(put, path = "/api/v1/me/duty", tag = "rescuers",
+    request_body(content = serde_json::Value, description = r#"{"on_duty": true, "location_consent": true}"#),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Duty and consent now"), (status = 409, body = aednet_api::error::ErrorBody)))]
 /// `PUT /api/v1/me/duty` `{"on_duty": true, "location_consent": true}`. Going off duty (or
 /// withdrawing consent) forgets the position at once.
 pub async fn set_duty(
@@ -79,6 +83,10 @@ pub struct LocationInput {
     pub accuracy_m: Option<f64>,
 }
 
+#[utoipa::path(post, path = "/api/v1/me/location", tag = "rescuers",
+    request_body(content = serde_json::Value, description = r#"{"lat": 28.97, "lon": 118.87, "accuracy_m": 8}"#),
+    security(("bearer" = [])),
+    responses((status = 204, description = "Kept in memory"), (status = 409, body = aednet_api::error::ErrorBody), (status = 422, body = aednet_api::error::ErrorBody)))]
 /// `POST /api/v1/me/location` `{"lat", "lon", "accuracy_m"}` → 204. 409 unless on duty with
 /// consent and a valid certificate.
 pub async fn report_location(
