@@ -255,6 +255,8 @@ pub fn app(
     gateway: Arc<aednet_device_gateway::Gateway>,
     dispatch: Arc<aednet_dispatch::Engine>,
 ) -> axum::Router {
+    let eligibility = Arc::new(aednet_mobile_api::rescuer::Eligibility::default());
+    eligibility.start(&state);
     use utoipa::OpenApi;
     let mut extra = aednet_mobile_api::ApiDoc::openapi();
     extra.merge(aednet_device_gateway::ApiDoc::openapi());
@@ -262,7 +264,7 @@ pub fn app(
     state.openapi = Arc::new(aednet_api::openapi::document(Some(extra)));
     aednet_api::finish(
         aednet_api::routes()
-            .merge(aednet_mobile_api::router(public))
+            .merge(aednet_mobile_api::router(public, eligibility))
             .merge(aednet_device_gateway::router(gateway))
             .merge(aednet_dispatch::router(dispatch))
             .merge(aednet_web::router()),

@@ -10,6 +10,8 @@ pub mod rate_limit;
 pub mod rescuer;
 
 use aednet_api::AppState;
+use std::sync::Arc;
+
 use axum::routing::get;
 use axum::Router;
 use utoipa::OpenApi;
@@ -17,8 +19,8 @@ use utoipa::OpenApi;
 pub use rate_limit::{PublicLimits, RateLimiter};
 
 /// The caller routes, rate limited per client, and the rescuer's own routes.
-pub fn router(limits: &PublicLimits) -> Router<AppState> {
-    let limiter = std::sync::Arc::new(RateLimiter::new(limits));
+pub fn router(limits: &PublicLimits, eligibility: Arc<rescuer::Eligibility>) -> Router<AppState> {
+    let limiter = Arc::new(RateLimiter::new(limits));
     let public = Router::new()
         .route("/api/v1/aeds/nearest", get(nearest::nearest_aeds))
         .route("/api/v1/stations/nearest", get(nearest::nearest_stations))
@@ -26,12 +28,14 @@ pub fn router(limits: &PublicLimits) -> Router<AppState> {
             limiter,
             rate_limit::enforce,
         ));
-    public
+    let rescuers = Router::new()
         .route("/api/v1/me/duty", axum::routing::put(rescuer::set_duty))
         .route(
             "/api/v1/me/location",
             axum::routing::post(rescuer::report_location),
         )
+        .layer(axum::Extension(eligibility));
+    public.merge(rescuers)
 }
 
 #[derive(OpenApi)]

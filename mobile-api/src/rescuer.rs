@@ -2,16 +2,86 @@
 //! position. Positions live only in memory (the geoindex, expired after its TTL), are kept only
 //! with consent while on duty with a valid certificate, and are never in any public response.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use aednet_api::auth::Caller;
 use aednet_api::extract::JsonBody;
 use aednet_api::{ApiError, ApiResult, AppState};
+use aednet_core::rescuer::RescuerData;
 use aednet_core::{LatLon, Role};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
+use chrono::NaiveDate;
+use parking_lot::RwLock;
 use serde::Deserialize;
 use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+
+/// What decides whether a position may be kept, per rescuer, so location updates (many per
+/// second in a city) do not read the store. Filled on first use; the duty endpoint refreshes
+/// it at once, and `RescuerUpserted`/`RescuerDeleted` events (an admin's edits) drop entries.
+#[derive(Debug, Default)]
+pub struct Eligibility {
+    map: RwLock<HashMap<i64, Option<Rule>>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Rule {
+    on_duty: bool,
+    consent: bool,
+    issued: NaiveDate,
+    expires: NaiveDate,
+}
+
+impl Rule {
+    fn of(d: &RescuerData) -> Self {
+        Self {
+            on_duty: d.on_duty,
+            consent: d.location_consent,
+            issued: d.cert_issued,
+            expires: d.cert_expires,
+        }
+    }
+}
+
+impl Eligibility {
+    /// Follows the bus: any change to a rescuer drops its cached rule.
+    pub fn start(self: &Arc<Self>, state: &AppState) {
+        let mut rx = state.bus.subscribe();
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(
+                        aednet_core::Event::RescuerUpserted { id }
+                        | aednet_core::Event::RescuerDeleted { id },
+                    ) => {
+                        me.map.write().remove(&id);
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(_)) => me.map.write().clear(),
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        });
+    }
+
+    async fn get(&self, state: &AppState, id: i64) -> ApiResult<Option<Rule>> {
+        if let Some(r) = self.map.read().get(&id) {
+            return Ok(*r);
+        }
+        let rule = state
+            .store
+            .get_rescuer(id)
+            .await?
+            .map(|r| Rule::of(&r.data));
+        self.map.write().insert(id, rule);
+        Ok(rule)
+    }
+}
 
 fn rescuer_id(caller: &Caller) -> ApiResult<i64> {
     caller.require(&[Role::Rescuer])?;
@@ -38,6 +108,7 @@ pub struct DutyInput {
 /// withdrawing consent) forgets the position at once.
 pub async fn set_duty(
     State(state): State<AppState>,
+    Extension(cache): Extension<Arc<Eligibility>>,
     caller: Caller,
     JsonBody(input): JsonBody<DutyInput>,
 ) -> ApiResult<Response> {
@@ -62,6 +133,8 @@ pub async fn set_duty(
         .replace_rescuer(id, &r.data)
         .await?
         .ok_or(ApiError::Forbidden)?;
+    // Before answering: a position sent right after going off duty must already be refused.
+    cache.map.write().insert(id, Some(Rule::of(&r.data)));
     if !r.data.on_duty || !r.data.location_consent {
         state.geo.rescuer_gone(id);
     }
@@ -91,6 +164,7 @@ pub struct LocationInput {
 /// consent and a valid certificate.
 pub async fn report_location(
     State(state): State<AppState>,
+    Extension(cache): Extension<Arc<Eligibility>>,
     caller: Caller,
     JsonBody(input): JsonBody<LocationInput>,
 ) -> ApiResult<Response> {
@@ -105,29 +179,26 @@ pub async fn report_location(
             "accuracy_m must be between 0 and 10000",
         ));
     }
-    let r = state
-        .store
-        .get_rescuer(id)
-        .await?
-        .ok_or(ApiError::Forbidden)?;
+    let r = cache.get(&state, id).await?.ok_or(ApiError::Forbidden)?;
     let now = state.clock.now();
     let refuse = |field: &str, message: &str| ApiError::Conflict {
         field: Some(field.into()),
         message: message.into(),
     };
-    if !r.data.location_consent {
+    if !r.consent {
         return Err(refuse(
             "location_consent",
             "no consent to share location: nothing is kept",
         ));
     }
-    if !r.data.on_duty {
+    if !r.on_duty {
         return Err(refuse(
             "on_duty",
             "off duty: locations are kept only while on duty",
         ));
     }
-    if !r.data.is_certified_on(now.date_naive()) {
+    let today = now.date_naive();
+    if !(r.issued <= today && today <= r.expires) {
         return Err(refuse("certificate", "the certificate is not valid today"));
     }
     state.geo.rescuer_moved(id, pos, now);
