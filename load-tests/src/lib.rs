@@ -8,5 +8,6 @@
 
 pub mod devices;
 pub mod drive;
+pub mod locations;
 pub mod targets;
 pub mod workload;

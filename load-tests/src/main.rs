@@ -63,6 +63,17 @@ enum Command {
         #[arg(long, default_value = "target/load-tests")]
         dir: PathBuf,
     },
+    /// Rescuer location updates over HTTP (`POST /api/v1/me/location`), closed loop.
+    Locations {
+        #[arg(long, default_value_t = 10_000)]
+        rescuers: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        #[arg(long, default_value = "target/load-tests")]
+        dir: PathBuf,
+    },
     /// (internal) Serve aednet on a database without a public rate limit.
     #[command(hide = true)]
     ServeAednet { database_url: String },
@@ -99,6 +110,39 @@ async fn main() -> anyhow::Result<()> {
             };
             let store = aednet::cli::open_store(&config).await?;
             aednet::cli::serve(config, store).await
+        }
+        Command::Locations {
+            rescuers,
+            seconds,
+            concurrency,
+            dir,
+        } => {
+            std::fs::create_dir_all(&dir)?;
+            let db = dir.join(format!("rescuers-{rescuers}.db"));
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+            }
+            let url = format!("sqlite://{}", db.display());
+            let tokens =
+                std::sync::Arc::new(aednet_load_tests::locations::prepare(&url, rescuers).await?);
+            let (base, child) = targets::spawn_aednet(&url).await?;
+            // Warm the eligibility cache and the connection pool.
+            aednet_load_tests::locations::drive(&base, tokens.clone(), concurrency, 2).await?;
+            let r =
+                aednet_load_tests::locations::drive(&base, tokens, concurrency, seconds).await?;
+            println!();
+            println!("| rescuers | in flight | updates/s | p50 ms | p99 ms | p99.9 ms | errors |");
+            println!("|---:|---:|---:|---:|---:|---:|---:|");
+            println!(
+                "| {rescuers} | {concurrency} | {:.0} | {:.2} | {:.2} | {:.2} | {} |",
+                r.requests as f64 / r.seconds,
+                r.hist.value_at_quantile(0.5) as f64 / 1000.0,
+                r.hist.value_at_quantile(0.99) as f64 / 1000.0,
+                r.hist.value_at_quantile(0.999) as f64 / 1000.0,
+                r.errors
+            );
+            drop(child);
+            Ok(())
         }
         Command::Devices {
             devices,
