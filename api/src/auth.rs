@@ -90,11 +90,19 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .ok_or(ApiError::Unauthorized)?;
-        let record = state
-            .store
-            .find_token(&hash_token(secret))
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
+        let hash = hash_token(secret);
+        let record = match state.tokens.get(&hash) {
+            Some(r) => r,
+            None => {
+                let r = state
+                    .store
+                    .find_token(&hash)
+                    .await?
+                    .ok_or(ApiError::Unauthorized)?;
+                state.tokens.put(hash, r.clone());
+                r
+            }
+        };
         Ok(Caller {
             role: record.role,
             token: Some(record),
@@ -115,5 +123,36 @@ mod tests {
         assert_eq!(ra.token_hash, hash_token(&a));
         assert_eq!(ra.token_hash.len(), 64);
         assert!(!ra.token_hash.contains(&a[4..]));
+    }
+}
+
+/// Recently verified tokens, so an authenticated request does not query the store each time.
+/// Entries live `TOKEN_CACHE_TTL`; revoking through this node's API clears the cache at once,
+/// and another node's revocation takes effect here within the TTL.
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    map: parking_lot::RwLock<std::collections::HashMap<String, (TokenRecord, std::time::Instant)>>,
+}
+
+pub const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl TokenCache {
+    fn get(&self, hash: &str) -> Option<TokenRecord> {
+        let map = self.map.read();
+        let (rec, at) = map.get(hash)?;
+        (at.elapsed() < TOKEN_CACHE_TTL).then(|| rec.clone())
+    }
+
+    fn put(&self, hash: String, rec: TokenRecord) {
+        let mut map = self.map.write();
+        // Bounded: drop everything rather than grow without limit under a flood of tokens.
+        if map.len() >= 100_000 {
+            map.clear();
+        }
+        map.insert(hash, (rec, std::time::Instant::now()));
+    }
+
+    pub fn clear(&self) {
+        self.map.write().clear();
     }
 }

@@ -20,6 +20,7 @@ pub struct AppState {
     /// The OpenAPI document served at `/api/openapi.json`; the binary merges in the routers
     /// of other crates.
     pub openapi: Arc<serde_json::Value>,
+    pub tokens: Arc<crate::auth::TokenCache>,
 }
 
 impl AppState {
@@ -32,6 +33,7 @@ impl AppState {
             geo: Arc::new(GeoIndex::default()),
             walk: WalkModel::default(),
             openapi: Arc::new(crate::openapi::document(None)),
+            tokens: Arc::new(crate::auth::TokenCache::default()),
         }
     }
 }

@@ -119,6 +119,8 @@ pub async fn revoke_token(
 ) -> ApiResult<StatusCode> {
     caller.require(&[Role::Admin])?;
     if state.store.revoke_token(id).await? {
+        // Verified tokens are cached briefly; a revocation here takes effect at once.
+        state.tokens.clear();
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound)
