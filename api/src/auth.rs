@@ -62,6 +62,15 @@ impl Caller {
         }
     }
 
+    /// For a token bound to one rescuer or device: its id, if the role is `role`.
+    pub fn subject(&self, role: Role) -> Result<i64, ApiError> {
+        self.require(&[role])?;
+        self.token
+            .as_ref()
+            .and_then(|t| t.subject_id)
+            .ok_or(ApiError::Forbidden)
+    }
+
     pub fn is(&self, roles: &[Role]) -> bool {
         roles.contains(&self.role)
     }

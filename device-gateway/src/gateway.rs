@@ -637,11 +637,9 @@ pub async fn device_socket(
     caller: Caller,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if let Err(e) = caller.require(&[Role::Device]) {
-        return e.into_response();
-    }
-    let Some(aed_id) = caller.token.as_ref().and_then(|t| t.subject_id) else {
-        return ApiError::Forbidden.into_response();
+    let aed_id = match caller.subject(Role::Device) {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
     };
     match state.store.get_aed(aed_id).await {
         Ok(Some(_)) => {}

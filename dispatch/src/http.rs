@@ -159,12 +159,7 @@ async fn cancel(
 }
 
 fn rescuer_id(caller: &Caller) -> ApiResult<i64> {
-    caller.require(&[Role::Rescuer])?;
-    caller
-        .token
-        .as_ref()
-        .and_then(|t| t.subject_id)
-        .ok_or(ApiError::Forbidden)
+    caller.subject(Role::Rescuer)
 }
 
 #[utoipa::path(get, path = "/api/v1/me/offers", tag = "rescuers", security(("bearer" = [])),

@@ -84,12 +84,7 @@ impl Eligibility {
 }
 
 fn rescuer_id(caller: &Caller) -> ApiResult<i64> {
-    caller.require(&[Role::Rescuer])?;
-    caller
-        .token
-        .as_ref()
-        .and_then(|t| t.subject_id)
-        .ok_or(ApiError::Forbidden)
+    caller.subject(Role::Rescuer)
 }
 
 #[derive(Debug, Deserialize)]
