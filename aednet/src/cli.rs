@@ -50,6 +50,33 @@ pub enum Command {
     /// Manage API bearer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Simulations (no database needed).
+    #[command(subcommand)]
+    Simulate(SimulateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SimulateCommand {
+    /// Arrests in the demo city under several dispatch policies, side by side.
+    Dispatch {
+        #[arg(long, default_value_t = 2000)]
+        incidents: usize,
+        #[arg(long, default_value_t = crate::bootstrap::DEFAULT_SEED)]
+        seed: u64,
+        /// Probability an alerted rescuer accepts.
+        #[arg(long, default_value_t = 0.3)]
+        accept: f64,
+        /// Share of rescuers on duty.
+        #[arg(long, default_value_t = 0.25)]
+        on_duty: f64,
+        /// Also write the table as CSV here.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// The aednet policy to try, as JSON over the configured `[dispatch]`, e.g.
+        /// '{"max_alerts": 20}'.
+        #[arg(long)]
+        policy: Option<String>,
+    },
 }
 
 #[derive(Debug, Args, Clone)]
@@ -203,6 +230,46 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(cmd) => {
             let store = open_store(&config).await?;
             run_token(store.as_ref(), cmd).await
+        }
+        Command::Simulate(SimulateCommand::Dispatch {
+            incidents,
+            seed,
+            accept,
+            on_duty,
+            csv,
+            policy,
+        }) => {
+            let mut p = serde_json::to_value(&config.dispatch)?;
+            if let Some(json) = policy {
+                let over: serde_json::Value =
+                    serde_json::from_str(&json).context("--policy is not JSON")?;
+                for (k, v) in over.as_object().context("--policy must be a JSON object")? {
+                    p[k] = v.clone();
+                }
+            }
+            let policy: aednet_dispatch::Policy = serde_json::from_value(p).context("--policy")?;
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&accept),
+                "--accept must be between 0 and 1"
+            );
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&on_duty),
+                "--on-duty must be between 0 and 1"
+            );
+            let o = crate::simulate::SimOptions {
+                incidents,
+                seed,
+                accept,
+                on_duty,
+                policy,
+            };
+            let results = crate::simulate::run(&o);
+            print!("{}", crate::simulate::table(&o, &results));
+            if let Some(path) = csv {
+                std::fs::write(&path, crate::simulate::csv(&results))
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            Ok(())
         }
     }
 }

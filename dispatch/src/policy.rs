@@ -43,13 +43,16 @@ pub struct Policy {
 impl Default for Policy {
     fn default() -> Self {
         Self {
-            waves_m: vec![500.0, 750.0, 1000.0, 1500.0],
+            // Tuned with `aednet simulate dispatch` (see the README): wider first waves than
+            // AED-Alert's 500/750/1000 m reach an acceptance in 81 % of arrests instead of 63 %
+            // in the demo city, one rescuer straight to CPR and up to four fetching AEDs.
+            waves_m: vec![1000.0, 1800.0, 3000.0],
             min_rescuers: 6,
             min_aeds: 2,
-            cpr_direct: 2,
-            max_fetchers: 3,
+            cpr_direct: 1,
+            max_fetchers: 4,
             max_alerts: 12,
-            fetch_budget_s: 8.0 * 60.0,
+            fetch_budget_s: 10.0 * 60.0,
             rescuer_speed_mps: 2.3,
             detour_factor: 1.2,
             offer_timeout_s: 45.0,

@@ -94,8 +94,8 @@ proptest! {
 #[test]
 fn waves_widen_until_enough_rescuers_and_aeds() {
     let p = Policy::default();
-    // 3 rescuers within 500 m, 8 within 750 m; AEDs: 1 within 500 m, 3 within 750 m.
-    let r = p.wave(|radius| if radius < 600.0 { (3, 1) } else { (8, 3) });
-    assert_eq!(r, 750.0);
-    assert_eq!(p.wave(|_| (0, 0)), 1500.0, "never enough: the widest wave");
+    // 3 rescuers within 1 km, 8 within 1.8 km; AEDs: 1 within 1 km, 3 within 1.8 km.
+    let r = p.wave(|radius| if radius < 1500.0 { (3, 1) } else { (8, 3) });
+    assert_eq!(r, 1800.0);
+    assert_eq!(p.wave(|_| (0, 0)), 3000.0, "never enough: the widest wave");
 }
