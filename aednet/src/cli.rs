@@ -357,6 +357,7 @@ pub async fn serve(config: Config, store: DynStore) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", config.metrics_listen))?;
     let addr = listener.local_addr()?;
     let maddr = metrics_listener.local_addr()?;
+    let stop = shutdown_signal();
     // Tests and scripts read this line to learn the ports chosen for `--listen …:0`.
     println!("aednet listening on http://{addr} (metrics on http://{maddr}/metrics)");
     tracing::info!(%addr, metrics = %maddr, backend = ?state.store.backend(), "serving");
@@ -380,7 +381,7 @@ pub async fn serve(config: Config, store: DynStore) -> anyhow::Result<()> {
         },
     );
     let signal = async move {
-        shutdown_signal().await;
+        stop.await;
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = tx.send(true);
     };
@@ -390,22 +391,32 @@ pub async fn serve(config: Config, store: DynStore) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Registers the SIGINT and SIGTERM handlers now and returns a future that completes on the
+/// first of them. Registering before the address is announced matters: a supervisor or test that
+/// reads the announcement and at once sends SIGTERM must get a graceful shutdown, not the
+/// default action (immediate exit).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+                }
+                _ => {
+                    tracing::warn!("cannot install signal handlers; stop with SIGKILL");
+                    std::future::pending::<()>().await;
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 fn progress_bar() -> ProgressBar {

@@ -537,3 +537,212 @@ async fn an_incident_survives_kill_9_and_its_timers_resume() {
     }
     assert!(terminate(r2).success());
 }
+
+/// Every YAML document under `deploy/` (compose, Kubernetes, Prometheus) must parse.
+fn deploy_yaml(rel: &str) -> Vec<yaml_rust2::Yaml> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy")
+        .join(rel);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    yaml_rust2::YamlLoader::load_from_str(&text).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// Metric names (`aednet_…`) a PromQL expression uses, histogram suffixes stripped.
+fn metric_names(expr: &str, out: &mut std::collections::BTreeSet<String>) {
+    let bytes = expr.as_bytes();
+    let mut i = 0;
+    while let Some(pos) = expr[i..].find("aednet_") {
+        let start = i + pos;
+        let mut end = start;
+        while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_') {
+            end += 1;
+        }
+        let boundary =
+            start == 0 || !(bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_');
+        if boundary {
+            let name = &expr[start..end];
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(name);
+            out.insert(base.to_string());
+        }
+        i = end;
+    }
+}
+
+/// The operations files are checked against the real binary: the Kubernetes ConfigMap's
+/// `aednet.toml` and the image's environment are the configuration it starts with, the
+/// probes' paths answer, and every metric the alert rules and the Grafana dashboard use is
+/// exported by `/metrics`.
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_files_match_the_binary() {
+    use yaml_rust2::Yaml;
+    let mut kinds = Vec::new();
+    let mut probe_paths = Vec::new();
+    let mut config_toml = None;
+    let kustomization = deploy_yaml("k8s/kustomization.yaml");
+    let resources = kustomization[0]["resources"].as_vec().expect("resources");
+    assert!(!resources.is_empty());
+    for res in resources.iter().chain([
+        &Yaml::String("hpa.yaml".into()),
+        &Yaml::String("secret.example.yaml".into()),
+    ]) {
+        let file = res.as_str().unwrap();
+        for doc in deploy_yaml(&format!("k8s/{file}")) {
+            let kind = doc["kind"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{file}: no kind"));
+            assert!(
+                doc["apiVersion"].as_str().is_some(),
+                "{file}: no apiVersion"
+            );
+            assert!(
+                doc["metadata"]["name"].as_str().is_some(),
+                "{file}: no name"
+            );
+            kinds.push(kind.to_string());
+            if kind == "Deployment" {
+                let c = &doc["spec"]["template"]["spec"]["containers"][0];
+                for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
+                    let path = c[probe]["httpGet"]["path"].as_str();
+                    probe_paths.push(path.unwrap_or_else(|| panic!("{probe} path")).to_string());
+                }
+                assert_eq!(
+                    c["securityContext"]["allowPrivilegeEscalation"].as_bool(),
+                    Some(false)
+                );
+                assert_eq!(
+                    doc["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"].as_bool(),
+                    Some(true)
+                );
+            }
+            if kind == "ConfigMap" {
+                config_toml = doc["data"]["aednet.toml"].as_str().map(str::to_string);
+            }
+        }
+    }
+    for k in [
+        "Namespace",
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+        "Secret",
+    ] {
+        assert!(kinds.iter().any(|x| x == k), "no {k} manifest");
+    }
+    let compose = deploy_yaml("compose/compose.yaml");
+    for svc in ["postgres", "nats", "aednet", "prometheus"] {
+        assert!(
+            !compose[0]["services"][svc].is_badvalue(),
+            "compose has no {svc}"
+        );
+    }
+    assert!(!deploy_yaml("prometheus/prometheus.yml")[0]["scrape_configs"].is_badvalue());
+
+    let mut used = std::collections::BTreeSet::new();
+    let rules = deploy_yaml("prometheus/alerts.yml");
+    let mut alerts = 0;
+    for group in rules[0]["groups"].as_vec().expect("groups") {
+        for rule in group["rules"].as_vec().expect("rules") {
+            let expr = rule["expr"].as_str().expect("expr");
+            assert!(
+                rule["alert"].as_str().is_some()
+                    && rule["annotations"]["summary"].as_str().is_some()
+            );
+            metric_names(expr, &mut used);
+            alerts += 1;
+        }
+    }
+    assert!(alerts >= 5, "alert rules: {alerts}");
+    let dash: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/grafana/aednet-overview.json"
+        ))
+        .unwrap(),
+    )
+    .expect("dashboard is JSON");
+    for panel in dash["panels"].as_array().expect("panels") {
+        for t in panel["targets"].as_array().expect("targets") {
+            metric_names(t["expr"].as_str().expect("expr"), &mut used);
+        }
+    }
+    assert!(used.len() >= 6, "metrics used: {used:?}");
+
+    // The image's environment (Containerfile ENV) and the ConfigMap's file, as the binary reads them.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("aednet.toml");
+    std::fs::write(&cfg, config_toml.expect("ConfigMap carries aednet.toml")).unwrap();
+    let containerfile = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/Containerfile"
+    ))
+    .unwrap();
+    let env_block: String = containerfile
+        .split("\nENV ")
+        .nth(1)
+        .expect("Containerfile sets ENV")
+        .lines()
+        .take_while(|l| !l.trim().is_empty() && !l.starts_with("EXPOSE"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut env: Vec<(String, String)> = env_block
+        .split_whitespace()
+        .filter(|w| *w != "\\")
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').expect("KEY=value");
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+    assert!(env.iter().any(|(k, _)| k == "AEDNET_LOG_FORMAT"));
+    // Only the database path differs: the image keeps it under /var/lib/aednet.
+    for (k, v) in &mut env {
+        if k == "AEDNET_DATABASE_URL" {
+            *v = format!("sqlite://{}/aednet.db", dir.path().display());
+        }
+    }
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = start_env(
+        dir.path(),
+        &["--config", cfg.to_str().unwrap(), "serve"],
+        &env_refs,
+    );
+    let client = reqwest::Client::new();
+    for p in &probe_paths {
+        let s = client
+            .get(format!("{}{p}", r.base))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(s, 200, "probe {p}");
+    }
+    // One request of the kind the latency rules watch, so its labelled series exists.
+    let s = client
+        .get(format!("{}/api/v1/aeds/nearest?lat=47.1&lon=9.5", r.base))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(s, 200);
+    let text = client
+        .get(&r.metrics)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let missing: Vec<&String> = used
+        .iter()
+        .filter(|m| !text.contains(&format!("# TYPE {m} ")))
+        .collect();
+    assert!(terminate(r).success());
+    assert!(
+        missing.is_empty(),
+        "metrics used by deploy/ but not exported: {missing:?}"
+    );
+}
