@@ -55,8 +55,9 @@ pub enum Style {
     HartslagNu,
 }
 
-/// Offer time-out of the other services' styles (not tuned here).
-const PEER_TIMEOUT_S: f64 = 45.0;
+/// Offer time-out of the other services' styles: as long as the slowest simulated reaction,
+/// so no style loses an acceptance to its time-out and the rows compare who is alerted.
+const PEER_TIMEOUT_S: f64 = 90.0;
 /// The ambulance is on scene: the incident is closed.
 const HORIZON_S: i64 = 20 * 60;
 /// How volunteers really move (field studies), whatever a policy assumes.
