@@ -57,7 +57,8 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum SimulateCommand {
-    /// Arrests in the demo city under several dispatch policies, side by side.
+    /// Arrests in the demo city under several dispatch policies, side by side, each through
+    /// the real dispatch engine on a virtual clock (seeded: the same seed gives the same table).
     Dispatch {
         #[arg(long, default_value_t = 2000)]
         incidents: usize,

@@ -612,9 +612,9 @@ mod tests {
         let a = table(&o, &r);
         let b = table(&o, &run(&o).await.unwrap());
         assert_eq!(a, b, "the same seed gives the same table");
-        // Virtual time: 40 arrests of up to 20 minutes each, twice, for four policies, take
-        // nowhere near 40 × 20 minutes of wall time.
-        assert!(started.elapsed() < std::time::Duration::from_secs(120));
+        // Virtual time: 40 arrests of up to 20 minutes each (13 hours if anything slept on
+        // real time) run in seconds; the bound is loose on purpose, this is not a speed test.
+        assert!(started.elapsed() < std::time::Duration::from_secs(600));
         let c = table(&opts(8), &run(&opts(8)).await.unwrap());
         assert_ne!(a, c, "another seed, other arrests");
         for (style, s) in &r {
