@@ -384,6 +384,24 @@ async fn protocol(db: Db) {
     let o = c[2].next("offer").await;
     assert_eq!(o["incident_id"], inc2_id);
     assert_eq!(c[2].ask(answer(&o, "accept"), "a2").await["type"], "ack");
+    // A position over HTTP moves the responder just the same: an `update` on the socket.
+    let st = send(
+        s.client
+            .post(s.url("/api/v1/me/location"))
+            .bearer_auth(&tokens[2])
+            .json(&json!({"lat": 28.9720, "lon": 118.8700})),
+    )
+    .await
+    .0;
+    assert_eq!(st, 204);
+    let u = c[2].next("update").await;
+    assert_eq!(u["incident_id"], inc2_id);
+    assert!(
+        u["distance_m"]
+            .as_f64()
+            .is_some_and(|d| (200.0..245.0).contains(&d)),
+        "{u}"
+    );
     let (st, _) = send(s.post(
         &format!("/api/v1/incidents/{inc2_id}/cancel"),
         Some(Role::Dispatcher),
