@@ -57,7 +57,8 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum SimulateCommand {
-    /// Arrests in the demo city under several dispatch policies, side by side.
+    /// Arrests in the demo city under several dispatch policies, side by side, each through
+    /// the real dispatch engine on a virtual clock (seeded: the same seed gives the same table).
     Dispatch {
         #[arg(long, default_value_t = 2000)]
         incidents: usize,
@@ -263,7 +264,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 on_duty,
                 policy,
             };
-            let results = crate::simulate::run(&o);
+            let results = crate::simulate::run(&o).await?;
             print!("{}", crate::simulate::table(&o, &results));
             if let Some(path) = csv {
                 std::fs::write(&path, crate::simulate::csv(&results))
@@ -324,6 +325,8 @@ pub fn app(
 ) -> axum::Router {
     let eligibility = Arc::new(aednet_mobile_api::rescuer::Eligibility::default());
     eligibility.start(&state);
+    // Accepted responders' moves become live distance/ETA frames.
+    eligibility.observe(dispatch.clone());
     use utoipa::OpenApi;
     let mut extra = aednet_mobile_api::ApiDoc::openapi();
     extra.merge(aednet_device_gateway::ApiDoc::openapi());
@@ -331,9 +334,9 @@ pub fn app(
     state.openapi = Arc::new(aednet_api::openapi::document(Some(extra)));
     aednet_api::finish(
         aednet_api::routes()
-            .merge(aednet_mobile_api::router(public, eligibility))
+            .merge(aednet_mobile_api::router(public, eligibility.clone()))
             .merge(aednet_device_gateway::router(gateway))
-            .merge(aednet_dispatch::router(dispatch))
+            .merge(aednet_dispatch::router(dispatch, eligibility))
             .merge(aednet_web::router()),
         state,
     )

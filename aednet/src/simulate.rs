@@ -1,21 +1,36 @@
-//! `aednet simulate dispatch`: a seeded simulation of cardiac arrests in the demo city, the same
-//! rescuers and AEDs offered to several dispatch policies side by side.
+//! `aednet simulate dispatch`: a seeded discrete-event simulation of cardiac arrests in the demo
+//! city, answered through the real dispatch [`Engine`] on a virtual clock, one engine per policy
+//! side by side.
 //!
-//! Each arrest is independent and happens at a random hour of a week, at a place drawn by
-//! population (district by its population, then near one of the district's public sites —
-//! the demo city's proxy for where people are). A quarter of the rescuers are on duty, at
-//! places drawn the same way with a wider spread. AEDs are the demo city's, filtered as a
-//! caller's query would be at that hour (opening hours, readiness, access) through the real
-//! geoindex. Alerted rescuers accept with a probability after a reaction delay, and move at
-//! 2.3 m/s over a 1.2 detour; unanswered offers time out and policies with waves alert again.
-//! The aednet policy is [`aednet_dispatch::plan`] itself, wave by wave.
+//! Each policy gets its own engine over a real store (in-memory SQLite), the real geoindex
+//! (the demo city's AEDs with readiness and opening hours; rescuers in the live index) and a
+//! [`ManualClock`]. Arrests happen one after another at random hours of a week, at places drawn
+//! by population (district by its population, then near one of its public sites). For each,
+//! a share of the rescuers are on duty at their places; the engine is asked to create the
+//! incident and then time moves from event to event, never sleeping:
+//!
+//! - a rescuer's answer, a reaction delay after the offer reached them: accept with the given
+//!   probability, otherwise decline or stay silent (half each) — silence ends in the engine's
+//!   own time-out, and an accept after the time-out is refused by the engine like a real one;
+//! - an accepted rescuer's arrival at the patient (via the AED for a fetch, at 2.3 m/s over a
+//!   1.2 detour, plus the AED's floors and cabinet), reported to the engine as `arrived`;
+//! - the engine's own deadlines ([`Engine::next_deadline`] → [`Engine::fire_due`]): offer
+//!   time-outs and the waves they trigger.
+//!
+//! An incident runs until nothing is left to happen or 20 minutes have passed (the ambulance is
+//! there), then it is closed. What each rescuer would answer is drawn from the seed, the arrest
+//! and the rescuer only, so every policy meets the same people answering the same way.
 
-use std::collections::HashSet;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::fmt::Write as _;
+use std::sync::Arc;
 
-use aednet_core::LatLon;
-use aednet_dispatch::{plan, AedOption, Candidate, OfferRole, Policy};
-use aednet_geoindex::{AedEntry, AedIndex, Filters, Schedules, WalkModel};
+use aednet_api::AppState;
+use aednet_core::event::LocalBus;
+use aednet_core::{Clock, LatLon, ManualClock};
+use aednet_dispatch::{Answer, Engine, OfferState, Outcome, Policy};
+use aednet_geoindex::{AedEntry, AedIndex, Filters, Schedules};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -40,6 +55,15 @@ pub enum Style {
     HartslagNu,
 }
 
+/// Offer time-out of the other services' styles: as long as the slowest simulated reaction,
+/// so no style loses an acceptance to its time-out and the rows compare who is alerted.
+const PEER_TIMEOUT_S: f64 = 90.0;
+/// The ambulance is on scene: the incident is closed.
+const HORIZON_S: i64 = 20 * 60;
+/// How volunteers really move (field studies), whatever a policy assumes.
+const SPEED_MPS: f64 = 2.3;
+const DETOUR: f64 = 1.2;
+
 impl Style {
     pub const ALL: [Style; 4] = [
         Style::Aednet,
@@ -51,8 +75,52 @@ impl Style {
         match self {
             Style::Aednet => "aednet (default policy)",
             Style::GoodSam => "GoodSAM-style (3 nearest ≤ 500 m/1 km, all direct)",
-            Style::HeartRunner => "HeartRunner-style (≤ 20 within 1.8 km, first CPR, rest fetch)",
-            Style::HartslagNu => "HartslagNu-style (≤ 30 within 1 km, 1/3 direct, 2/3 via AED)",
+            Style::HeartRunner => "HeartRunner-style (≤ 20 within 1.8 km, 1 CPR, rest fetch)",
+            Style::HartslagNu => "HartslagNu-style (≤ 30 within 1 km, AED route only if short)",
+        }
+    }
+
+    /// The style as the engine's [`Policy`]. Where a service decides something the engine's
+    /// policy cannot express, the nearest expressible choice (see the README):
+    /// HeartRunner gives roles on acceptance (first accepter CPR) — here the nearest gets CPR
+    /// at offer time; HartslagNu's "1/3 direct, 2/3 via an AED if cheap" becomes 3 direct and
+    /// fetch offers only within a short 6-minute rescuer → AED → patient budget.
+    pub fn policy(self, aednet: &Policy) -> Policy {
+        let base = Policy {
+            offer_timeout_s: PEER_TIMEOUT_S,
+            ..Policy::default()
+        };
+        match self {
+            Style::Aednet => aednet.clone(),
+            Style::GoodSam => Policy {
+                waves_m: vec![500.0, 1000.0],
+                min_rescuers: 3,
+                min_aeds: 0,
+                cpr_direct: 3,
+                max_fetchers: 0,
+                max_alerts: 3,
+                ..base
+            },
+            Style::HeartRunner => Policy {
+                waves_m: vec![1800.0],
+                min_rescuers: 20,
+                min_aeds: 0,
+                cpr_direct: 1,
+                max_fetchers: 19,
+                max_alerts: 20,
+                fetch_budget_s: 30.0 * 60.0,
+                ..base
+            },
+            Style::HartslagNu => Policy {
+                waves_m: vec![1000.0],
+                min_rescuers: 30,
+                min_aeds: 0,
+                cpr_direct: 3,
+                max_fetchers: 27,
+                max_alerts: 30,
+                fetch_budget_s: 6.0 * 60.0,
+                ..base
+            },
         }
     }
 }
@@ -65,6 +133,10 @@ pub struct PolicyStats {
     pub alerts: usize,
     pub with_acceptance: usize,
     pub not_needed: usize,
+    /// Accepts that came after the offer had timed out (refused by the engine).
+    pub too_late: usize,
+    /// Offers with a fetch-an-AED role.
+    pub fetch_alerts: usize,
     pub incidents: usize,
 }
 
@@ -79,10 +151,13 @@ impl PolicyStats {
         let rank = ((self.incidents.max(1) - 1) as f64 * q).round() as usize;
         v.get(rank).copied()
     }
+    fn per_incident(&self, n: usize) -> f64 {
+        n as f64 / self.incidents.max(1) as f64
+    }
 }
 
 struct World {
-    aeds: AedIndex,
+    aeds: Vec<AedEntry>,
     rescuers: Vec<LatLon>,
     sites: Vec<(usize, LatLon)>,
     weights: Vec<f64>,
@@ -153,7 +228,7 @@ fn world(seed: u64, now: DateTime<Utc>) -> World {
         .collect();
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7e5c);
     let w0 = World {
-        aeds: AedIndex::default(),
+        aeds: Vec::new(),
         rescuers: Vec::new(),
         sites,
         weights,
@@ -164,282 +239,352 @@ fn world(seed: u64, now: DateTime<Utc>) -> World {
         .map(|_| place(&mut rng, &w0, 1500.0))
         .collect();
     World {
-        aeds: AedIndex::build(entries),
+        aeds: entries,
         rescuers,
         ..w0
     }
 }
 
-/// One alerted rescuer's fate.
-struct Alerted {
-    accepts: bool,
-    delay_s: f64,
+/// One arrest, drawn from the seed and its number only.
+struct Arrest {
+    at: DateTime<Utc>,
+    patient: LatLon,
+    /// Rescuer ids (index + 1) on duty at that moment.
+    on_duty: Vec<i64>,
+}
+
+fn mix(seed: u64, a: u64, b: u64) -> u64 {
+    // SplitMix64 finaliser over the three: independent streams per (arrest, rescuer).
+    let mut z =
+        seed ^ a.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn arrest(o: &SimOptions, w: &World, week0: DateTime<Utc>, n: usize) -> Arrest {
+    let mut rng = ChaCha8Rng::seed_from_u64(mix(o.seed, n as u64, u64::MAX));
+    // Asia/Shanghai hour of the week, as UTC.
+    let at = week0 + Duration::minutes(rng.gen_range(0..7 * 24 * 60)) - Duration::hours(8);
+    let patient = place(&mut rng, w, 800.0);
+    let on_duty = (0..w.rescuers.len())
+        .filter(|_| rng.gen_bool(o.on_duty))
+        .map(|i| i as i64 + 1)
+        .collect();
+    Arrest {
+        at,
+        patient,
+        on_duty,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Reply {
+    Accept,
+    Decline,
+    Silent,
+}
+
+/// What rescuer `r` does with an offer in arrest `n`, after how many seconds — whatever the policy.
+fn fate(o: &SimOptions, n: usize, r: i64) -> (Reply, f64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(mix(o.seed, n as u64, r as u64));
+    let reply = if rng.gen_bool(o.accept) {
+        Reply::Accept
+    } else if rng.gen_bool(0.5) {
+        Reply::Decline
+    } else {
+        Reply::Silent
+    };
+    (reply, rng.gen_range(20.0..90.0))
 }
 
 fn travel(a: LatLon, b: LatLon) -> f64 {
-    a.distance_m(&b) * 1.2 / 2.3
+    a.distance_m(&b) * DETOUR / SPEED_MPS
 }
 
-pub fn run(o: &SimOptions) -> Vec<(Style, PolicyStats)> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Event {
+    Answer {
+        offer: u32,
+        rescuer: i64,
+        reply: Reply,
+    },
+    Arrive {
+        offer: u32,
+        rescuer: i64,
+    },
+}
+
+/// One policy's engine on its own store, index and virtual clock.
+struct Bench {
+    engine: Arc<Engine>,
+    state: AppState,
+    clock: Arc<ManualClock>,
+}
+
+impl Bench {
+    async fn new(w: &World, policy: Policy, at: DateTime<Utc>) -> anyhow::Result<Self> {
+        let store = aednet_store::connect("sqlite::memory:").await?;
+        let clock = Arc::new(ManualClock::new(at));
+        let state = AppState::new(store, Arc::new(LocalBus::default()), clock.clone());
+        state.geo.replace_aeds(AedIndex::build(w.aeds.clone()));
+        let engine = Engine::new(state.clone(), policy);
+        Ok(Self {
+            engine,
+            state,
+            clock,
+        })
+    }
+
+    /// One arrest from the first alert to the ambulance, event by event.
+    async fn arrest(
+        &self,
+        o: &SimOptions,
+        w: &World,
+        n: usize,
+        a: &Arrest,
+        s: &mut PolicyStats,
+    ) -> anyhow::Result<()> {
+        let geo = &self.state.geo;
+        self.clock.set(a.at);
+        let home = |r: i64| w.rescuers[(r - 1) as usize];
+        for &r in &a.on_duty {
+            geo.rescuer_moved(r, home(r), a.at);
+        }
+        // Where each usable AED is and its extra time (floors, cabinet), as the engine sees it.
+        let mut f = Filters::caller_defaults(a.at);
+        f.max_distance_m = Some(10_000.0);
+        f.readiness = aednet_geoindex::ReadinessFilter::Any;
+        f.hours = aednet_geoindex::HoursPolicy::Any;
+        let aeds: HashMap<i64, (LatLon, f64)> = geo
+            .nearest_aeds(a.patient, 1000, &f, &self.state.walk)
+            .into_iter()
+            .map(|x| {
+                let handling = (x.one_way_s - self.state.walk.walk_s(x.distance_m)).max(0.0);
+                (
+                    x.id,
+                    (
+                        LatLon {
+                            lat: x.lat,
+                            lon: x.lon,
+                        },
+                        handling,
+                    ),
+                )
+            })
+            .collect();
+
+        let mut inc = self.engine.create(a.patient, None, None).await?;
+        let end = a.at + Duration::seconds(HORIZON_S);
+        let mut queue: BinaryHeap<Reverse<(DateTime<Utc>, u64, Event)>> = BinaryHeap::new();
+        let mut seq = 0u64;
+        let mut seen = 0usize;
+        let mut arrivals: Vec<(f64, bool)> = Vec::new();
+        let mut accepted = 0usize;
+        loop {
+            // Offers the engine made since the last step reach their rescuers.
+            for off in &inc.offers[seen..] {
+                let (reply, delay) = fate(o, n, off.rescuer_id);
+                if reply != Reply::Silent {
+                    let t = off.offered_at + Duration::milliseconds((delay * 1000.0) as i64);
+                    seq += 1;
+                    queue.push(Reverse((
+                        t,
+                        seq,
+                        Event::Answer {
+                            offer: off.id,
+                            rescuer: off.rescuer_id,
+                            reply,
+                        },
+                    )));
+                }
+            }
+            seen = inc.offers.len();
+            let next_event = queue.peek().map(|Reverse((t, _, _))| *t);
+            let deadline = self.engine.next_deadline();
+            // A rescuer's answer at the very moment of a time-out still counts.
+            let timer_first = match (deadline, next_event) {
+                (Some(d), Some(e)) => d < e,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            if timer_first {
+                let t = deadline.expect("checked");
+                if t > end {
+                    break;
+                }
+                self.clock.set(t);
+                self.engine.fire_due(t).await;
+            } else {
+                let Some(Reverse((t, _, ev))) = queue.pop() else {
+                    break;
+                };
+                if t > end {
+                    break;
+                }
+                self.clock.set(t);
+                match ev {
+                    Event::Answer {
+                        offer,
+                        rescuer,
+                        reply,
+                    } => {
+                        let state = inc.offers.iter().find(|x| x.id == offer).map(|x| x.state);
+                        // Told to stand down before they answered: they do nothing.
+                        if state == Some(OfferState::StoodDown) {
+                            continue;
+                        }
+                        let answer = if reply == Reply::Accept {
+                            // The phone sends its position with the accept.
+                            geo.rescuer_moved(rescuer, home(rescuer), t);
+                            Answer::Accept
+                        } else {
+                            Answer::Decline
+                        };
+                        match self.engine.answer(inc.id, offer, rescuer, answer).await {
+                            Ok(done) if done.offer.state == OfferState::Accepted => {
+                                accepted += 1;
+                                let from = home(rescuer);
+                                let dt = match done.offer.fetch_aed.and_then(|id| aeds.get(&id)) {
+                                    Some((pos, handling)) => {
+                                        travel(from, *pos) + handling + travel(*pos, a.patient)
+                                    }
+                                    None => travel(from, a.patient),
+                                };
+                                seq += 1;
+                                queue.push(Reverse((
+                                    t + Duration::milliseconds((dt * 1000.0) as i64),
+                                    seq,
+                                    Event::Arrive { offer, rescuer },
+                                )));
+                            }
+                            Ok(_) => {}
+                            Err(_) if reply == Reply::Accept => s.too_late += 1,
+                            Err(_) => {}
+                        }
+                    }
+                    Event::Arrive { offer, rescuer } => {
+                        geo.rescuer_moved(rescuer, a.patient, t);
+                        let done = self
+                            .engine
+                            .answer(inc.id, offer, rescuer, Answer::Arrived)
+                            .await?;
+                        let secs = (t - a.at).num_milliseconds() as f64 / 1000.0;
+                        arrivals.push((secs, done.offer.fetch_aed.is_some()));
+                    }
+                }
+            }
+            inc = self.engine.get(inc.id).await?;
+        }
+        let aed = arrivals
+            .iter()
+            .filter(|x| x.1)
+            .map(|x| x.0)
+            .fold(f64::INFINITY, f64::min);
+        let cpr = arrivals.iter().map(|x| x.0).fold(f64::INFINITY, f64::min);
+        self.clock.set(end.max(self.clock.now()));
+        self.engine
+            .close(
+                inc.id,
+                Some(Outcome {
+                    aed_applied: aed.is_finite(),
+                    shock_delivered: false,
+                    handed_to_ems: true,
+                }),
+            )
+            .await?;
+        for &r in &a.on_duty {
+            geo.rescuer_gone(r);
+        }
+
+        s.incidents += 1;
+        s.alerts += inc.offers.len();
+        s.fetch_alerts += inc.offers.iter().filter(|x| x.fetch_aed.is_some()).count();
+        if accepted > 0 {
+            s.with_acceptance += 1;
+        }
+        if cpr.is_finite() {
+            s.cpr_times.push(cpr);
+        }
+        if aed <= 240.0 {
+            s.aed_4 += 1;
+        }
+        if aed <= 480.0 {
+            s.aed_8 += 1;
+        }
+        // Accepted rescuers who were neither the first at the patient nor the first AED.
+        let useful = usize::from(cpr.is_finite())
+            + usize::from(aed.is_finite() && !arrivals.iter().any(|x| x.1 && x.0 == cpr));
+        s.not_needed += accepted.saturating_sub(useful);
+        Ok(())
+    }
+}
+
+pub async fn run(o: &SimOptions) -> anyhow::Result<Vec<(Style, PolicyStats)>> {
     let week0 = Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap(); // a Monday
-    let w = world(o.seed, week0);
-    let walk = WalkModel::default();
-    let mut rng = ChaCha8Rng::seed_from_u64(o.seed);
-    let mut out: Vec<(Style, PolicyStats)> = Style::ALL
-        .iter()
-        .map(|s| (*s, PolicyStats::default()))
-        .collect();
-    for _ in 0..o.incidents {
-        // Asia/Shanghai hour of the week, as UTC.
-        let t = week0 + Duration::minutes(rng.gen_range(0..7 * 24 * 60)) - Duration::hours(8);
-        let patient = place(&mut rng, &w, 800.0);
-        let on_duty: Vec<(i64, LatLon)> = w
-            .rescuers
-            .iter()
-            .enumerate()
-            .filter(|_| rng.gen_bool(o.on_duty))
-            .map(|(i, p)| (i as i64, *p))
-            .collect();
-        // The same rescuers answer the same way whatever the policy.
-        let fate: Vec<Alerted> = (0..w.rescuers.len())
-            .map(|_| Alerted {
-                accepts: rng.gen_bool(o.accept),
-                delay_s: rng.gen_range(20.0..90.0),
-            })
-            .collect();
-        let mut f = Filters::caller_defaults(t);
-        f.max_distance_m = Some(3000.0);
-        let usable = w.aeds.nearest(patient, 30, &f, &walk);
-        let aeds: Vec<AedOption> = usable
-            .iter()
-            .map(|n| AedOption {
-                aed_id: n.id,
-                pos: LatLon {
-                    lat: n.lat,
-                    lon: n.lon,
-                },
-                handling_s: (n.one_way_s - walk.walk_s(n.distance_m)).max(0.0),
-            })
-            .collect();
-        for (style, stats) in &mut out {
-            simulate_one(*style, &o.policy, patient, &on_duty, &aeds, &fate, stats);
-        }
-    }
-    out
-}
-
-/// (alerted rescuer, fetch AED or direct, time offered) for one incident under a style.
-fn simulate_one(
-    style: Style,
-    policy: &Policy,
-    patient: LatLon,
-    on_duty: &[(i64, LatLon)],
-    aeds: &[AedOption],
-    fate: &[Alerted],
-    s: &mut PolicyStats,
-) {
-    let near = |r: f64, exclude: &HashSet<i64>| -> Vec<(f64, i64, LatLon)> {
-        let mut v: Vec<(f64, i64, LatLon)> = on_duty
-            .iter()
-            .filter(|(id, p)| !exclude.contains(id) && p.distance_m(&patient) <= r)
-            .map(|(id, p)| (p.distance_m(&patient), *id, *p))
-            .collect();
-        v.sort_by(|a, b| a.0.total_cmp(&b.0));
-        v
-    };
-    let fetch_time =
-        |p: LatLon, a: &AedOption| travel(p, a.pos) + a.handling_s + travel(a.pos, patient);
-    // (arrival at patient, brings an AED)
-    let mut arrivals: Vec<(f64, bool)> = Vec::new();
-    let mut alerted: HashSet<i64> = HashSet::new();
-    let timeout = 45.0;
-    match style {
-        Style::Aednet => {
-            let wanted = policy.cpr_direct + policy.max_fetchers;
-            let mut claimed: HashSet<i64> = HashSet::new();
-            let mut accepted = 0;
-            for (wave, radius) in policy.waves_m.iter().enumerate() {
-                if accepted >= wanted {
-                    break;
-                }
-                let t0 = wave as f64 * timeout;
-                let cands: Vec<Candidate> = near(*radius, &alerted)
-                    .into_iter()
-                    .map(|(_, id, pos)| Candidate {
-                        rescuer_id: id,
-                        pos,
-                    })
-                    .collect();
-                let free: Vec<AedOption> = aeds
-                    .iter()
-                    .filter(|a| !claimed.contains(&a.aed_id))
-                    .copied()
-                    .collect();
-                let mut p = policy.clone();
-                p.max_alerts = p.max_alerts.min((wanted - accepted) * 3);
-                for offer in plan(patient, &cands, &free, &p) {
-                    alerted.insert(offer.rescuer_id);
-                    let a = &fate[offer.rescuer_id as usize];
-                    if !a.accepts {
-                        continue;
-                    }
-                    accepted += 1;
-                    let pos = on_duty
-                        .iter()
-                        .find(|(id, _)| *id == offer.rescuer_id)
-                        .map(|(_, p)| *p)
-                        .unwrap_or(patient);
-                    match offer.role {
-                        OfferRole::Cpr => {
-                            arrivals.push((t0 + a.delay_s + travel(pos, patient), false))
-                        }
-                        OfferRole::FetchAed { aed_id } => {
-                            claimed.insert(aed_id);
-                            let aed = free
-                                .iter()
-                                .find(|x| x.aed_id == aed_id)
-                                .expect("planned AED");
-                            arrivals.push((t0 + a.delay_s + fetch_time(pos, aed), true));
-                        }
-                    }
-                }
+    let w = Arc::new(world(o.seed, week0));
+    let arrests: Arc<Vec<Arrest>> =
+        Arc::new((0..o.incidents).map(|n| arrest(o, &w, week0, n)).collect());
+    // Policies are independent: one task each, results in a fixed order.
+    let mut tasks = Vec::new();
+    for style in Style::ALL {
+        let (w, arrests, o) = (w.clone(), arrests.clone(), o.clone());
+        tasks.push(tokio::spawn(async move {
+            let bench = Bench::new(&w, style.policy(&o.policy), week0).await?;
+            let mut stats = PolicyStats::default();
+            for (n, a) in arrests.iter().enumerate() {
+                bench.arrest(&o, &w, n, a, &mut stats).await?;
             }
-        }
-        Style::GoodSam => {
-            let mut pool = near(500.0, &HashSet::new());
-            if pool.is_empty() {
-                pool = near(1000.0, &HashSet::new());
-            }
-            // Three at a time; a decline or silence goes to the next after the time-out.
-            for (wave, chunk) in pool.chunks(3).take(3).enumerate() {
-                let t0 = wave as f64 * timeout;
-                for (_, id, pos) in chunk {
-                    alerted.insert(*id);
-                    let a = &fate[*id as usize];
-                    if a.accepts {
-                        arrivals.push((t0 + a.delay_s + travel(*pos, patient), false));
-                    }
-                }
-                if arrivals.len() >= 3 {
-                    break;
-                }
-            }
-        }
-        Style::HeartRunner => {
-            let mut first = true;
-            let mut accepters: Vec<(f64, LatLon)> = near(1800.0, &HashSet::new())
-                .into_iter()
-                .take(20)
-                .filter_map(|(_, id, pos)| {
-                    alerted.insert(id);
-                    let a = &fate[id as usize];
-                    a.accepts.then_some((a.delay_s, pos))
-                })
-                .collect();
-            accepters.sort_by(|a, b| a.0.total_cmp(&b.0));
-            for (delay, pos) in accepters {
-                if first || aeds.is_empty() {
-                    arrivals.push((delay + travel(pos, patient), false));
-                    first = false;
-                } else {
-                    // The AED nearest to the responder, whether or not someone else took it.
-                    let a = aeds
-                        .iter()
-                        .min_by(|x, y| pos.distance_m(&x.pos).total_cmp(&pos.distance_m(&y.pos)))
-                        .expect("non-empty");
-                    arrivals.push((delay + fetch_time(pos, a), true));
-                }
-            }
-        }
-        Style::HartslagNu => {
-            let pool: Vec<(f64, i64, LatLon)> =
-                near(1000.0, &HashSet::new()).into_iter().take(30).collect();
-            let direct_n = pool.len().div_ceil(3);
-            for (i, (_, id, pos)) in pool.iter().enumerate() {
-                alerted.insert(*id);
-                let a = &fate[*id as usize];
-                if !a.accepts {
-                    continue;
-                }
-                let direct = travel(*pos, patient);
-                let via = aeds
-                    .iter()
-                    .map(|x| fetch_time(*pos, x))
-                    .fold(f64::INFINITY, f64::min);
-                // Via an AED only when it costs little over going direct.
-                if i >= direct_n && via <= direct * 1.5 + 60.0 {
-                    arrivals.push((a.delay_s + via, true));
-                } else {
-                    arrivals.push((a.delay_s + direct, false));
-                }
-            }
-        }
+            anyhow::Ok((style, stats))
+        }));
     }
-    s.incidents += 1;
-    s.alerts += alerted.len();
-    if !arrivals.is_empty() {
-        s.with_acceptance += 1;
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await??);
     }
-    let cpr = arrivals.iter().map(|a| a.0).fold(f64::INFINITY, f64::min);
-    let aed = arrivals
-        .iter()
-        .filter(|a| a.1)
-        .map(|a| a.0)
-        .fold(f64::INFINITY, f64::min);
-    if cpr.is_finite() {
-        s.cpr_times.push(cpr);
-    }
-    if aed <= 240.0 {
-        s.aed_4 += 1;
-    }
-    if aed <= 480.0 {
-        s.aed_8 += 1;
-    }
-    // Accepted rescuers whose arrival improved neither the first CPR nor the first AED.
-    s.not_needed += arrivals
-        .iter()
-        .filter(|a| a.0 > cpr && !(a.1 && a.0 <= aed))
-        .count();
+    Ok(out)
 }
 
 pub fn table(o: &SimOptions, results: &[(Style, PolicyStats)]) -> String {
     let mut t = String::new();
-    let _ = writeln!(t, "{} simulated arrests in the demo city (seed {}), acceptance {:.0} %, {:.0} % of rescuers on duty", o.incidents, o.seed, o.accept * 100.0, o.on_duty * 100.0);
+    let _ = writeln!(t, "{} simulated arrests in the demo city (seed {}), acceptance {:.0} %, {:.0} % of rescuers on duty, through the dispatch engine on a virtual clock", o.incidents, o.seed, o.accept * 100.0, o.on_duty * 100.0);
     let _ = writeln!(t);
-    let _ = writeln!(t, "| policy | AED on scene ≤ 4 min | ≤ 8 min | first CPR p50 | p90 | alerts / incident | ≥ 1 acceptance | accepted, not needed / incident |");
-    let _ = writeln!(t, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(t, "| policy | AED on scene ≤ 4 min | ≤ 8 min | first CPR p50 | p90 | alerts / incident | ≥ 1 acceptance | accepted, not needed / incident | accepts after time-out / incident |");
+    let _ = writeln!(t, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (style, s) in results {
         let q = |x: Option<f64>| x.map_or("never".to_string(), |v| format!("{:.0} s", v));
         let _ = writeln!(
             t,
-            "| {} | {:.1} % | {:.1} % | {} | {} | {:.1} | {:.1} % | {:.2} |",
+            "| {} | {:.1} % | {:.1} % | {} | {} | {:.1} | {:.1} % | {:.2} | {:.2} |",
             style.name(),
             s.pct(s.aed_4),
             s.pct(s.aed_8),
             q(s.quantile(0.5)),
             q(s.quantile(0.9)),
-            s.alerts as f64 / s.incidents.max(1) as f64,
+            s.per_incident(s.alerts),
             s.pct(s.with_acceptance),
-            s.not_needed as f64 / s.incidents.max(1) as f64
+            s.per_incident(s.not_needed),
+            s.per_incident(s.too_late),
         );
     }
     t
 }
 
 pub fn csv(results: &[(Style, PolicyStats)]) -> String {
-    let mut t = String::from("policy,aed_4min_pct,aed_8min_pct,cpr_p50_s,cpr_p90_s,alerts_per_incident,acceptance_pct,not_needed_per_incident\n");
+    let mut t = String::from("policy,aed_4min_pct,aed_8min_pct,cpr_p50_s,cpr_p90_s,alerts_per_incident,acceptance_pct,not_needed_per_incident,too_late_per_incident\n");
     for (style, s) in results {
         let _ = writeln!(
             t,
-            "{:?},{:.2},{:.2},{:.1},{:.1},{:.2},{:.2},{:.3}",
+            "{:?},{:.2},{:.2},{:.1},{:.1},{:.2},{:.2},{:.3},{:.3}",
             style,
             s.pct(s.aed_4),
             s.pct(s.aed_8),
             s.quantile(0.5).unwrap_or(f64::NAN),
             s.quantile(0.9).unwrap_or(f64::NAN),
-            s.alerts as f64 / s.incidents.max(1) as f64,
+            s.per_incident(s.alerts),
             s.pct(s.with_acceptance),
-            s.not_needed as f64 / s.incidents.max(1) as f64
+            s.per_incident(s.not_needed),
+            s.per_incident(s.too_late),
         );
     }
     t
@@ -449,27 +594,74 @@ pub fn csv(results: &[(Style, PolicyStats)]) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn deterministic_and_every_policy_is_measured() {
-        let o = SimOptions {
-            incidents: 150,
-            seed: 7,
+    fn opts(seed: u64) -> SimOptions {
+        SimOptions {
+            incidents: 40,
+            seed,
             accept: 0.3,
             on_duty: 0.25,
             policy: Policy::default(),
-        };
-        let a = table(&o, &run(&o));
-        let b = table(&o, &run(&o));
-        assert_eq!(a, b, "the same seed gives the same table");
-        let r = run(&o);
-        for (style, s) in &r {
-            assert_eq!(s.incidents, 150, "{style:?}");
-            assert!(s.aed_4 <= s.aed_8 && s.aed_8 <= s.incidents);
-            assert!(s.with_acceptance >= s.cpr_times.len().min(s.incidents));
         }
-        // All-direct GoodSAM-style dispatch never brings an AED; role-based policies do.
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn deterministic_through_the_engine_and_every_policy_is_measured() {
+        let o = opts(7);
+        let started = std::time::Instant::now();
+        let r = run(&o).await.unwrap();
+        let a = table(&o, &r);
+        let b = table(&o, &run(&o).await.unwrap());
+        assert_eq!(a, b, "the same seed gives the same table");
+        // Virtual time: 40 arrests of up to 20 minutes each (13 hours if anything slept on
+        // real time) run in seconds; the bound is loose on purpose, this is not a speed test.
+        assert!(started.elapsed() < std::time::Duration::from_secs(600));
+        let c = table(&opts(8), &run(&opts(8)).await.unwrap());
+        assert_ne!(a, c, "another seed, other arrests");
+        for (style, s) in &r {
+            assert_eq!(s.incidents, 40, "{style:?}");
+            assert!(s.aed_4 <= s.aed_8 && s.aed_8 <= s.incidents);
+            assert!(s.cpr_times.len() <= s.with_acceptance);
+            assert!(s.alerts > 0, "{style:?} alerted nobody");
+        }
+        // All-direct GoodSAM-style dispatch never brings an AED; role-based policies do, and
+        // GoodSAM alerts at most 3 at a time.
         let get = |st: Style| &r.iter().find(|(s, _)| *s == st).unwrap().1;
         assert_eq!(get(Style::GoodSam).aed_8, 0);
-        assert!(get(Style::Aednet).aed_8 > 0);
+        assert_eq!(get(Style::GoodSam).fetch_alerts, 0);
+        assert!(get(Style::Aednet).fetch_alerts > 0);
+        assert!(get(Style::HeartRunner).fetch_alerts > 0);
+        assert!(get(Style::HeartRunner).alerts >= get(Style::GoodSam).alerts);
+    }
+
+    #[tokio::test]
+    async fn an_arrest_runs_through_the_engine_with_its_audit_trail() {
+        // One arrest, one policy, by hand: the engine's store holds the closed incident with
+        // offers, answers and time-outs on the virtual clock.
+        let o = SimOptions {
+            incidents: 1,
+            ..opts(3)
+        };
+        let week0 = Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap();
+        let w = world(o.seed, week0);
+        let mut n = 0;
+        let a = loop {
+            let a = arrest(&o, &w, week0, n);
+            if a.on_duty.len() > 100 {
+                break a;
+            }
+            n += 1;
+        };
+        let bench = Bench::new(&w, Style::GoodSam.policy(&o.policy), week0)
+            .await
+            .unwrap();
+        let mut s = PolicyStats::default();
+        bench.arrest(&o, &w, n, &a, &mut s).await.unwrap();
+        let inc = bench.engine.get(1).await.unwrap();
+        assert!(!inc.state.is_open(), "closed at the end");
+        assert!(inc.closed_at.unwrap() >= a.at, "on the virtual clock");
+        assert!(inc.offers.iter().all(|x| x.offered_at >= a.at));
+        let audit = bench.state.store.incident_audit(1).await.unwrap();
+        assert_eq!(audit.len(), inc.audit.len(), "every step persisted");
+        assert_eq!(s.alerts, inc.offers.len());
     }
 }

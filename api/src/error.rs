@@ -101,10 +101,12 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// Status and body as the HTTP answer would carry them (also for WebSocket error frames);
+    /// an internal error's detail goes to the log, not the body.
+    pub fn status_and_body(&self) -> (StatusCode, ErrorBody) {
         let (status, code, field) = self.parts();
-        let message = match &self {
+        let message = match self {
             ApiError::Internal(detail) => {
                 tracing::error!(detail = %detail, "internal error");
                 "internal error".to_string()
@@ -112,15 +114,21 @@ impl IntoResponse for ApiError {
             ApiError::Invalid(e) => e.message.clone(),
             other => other.to_string(),
         };
-        let mut resp = (
+        (
             status,
-            axum::Json(ErrorBody {
+            ErrorBody {
                 error: code,
                 message,
                 field,
-            }),
+            },
         )
-            .into_response();
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = self.status_and_body();
+        let mut resp = (status, axum::Json(body)).into_response();
         if let ApiError::RateLimited(secs) = self {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));

@@ -48,18 +48,29 @@ where
                 field: None,
                 message: format!("malformed JSON: {e}"),
             })?;
-        serde_path_to_error::deserialize(value)
-            .map(JsonBody)
-            .map_err(|e| {
-                let path = e.path().to_string();
-                let field = if path == "." {
-                    "body".to_string()
-                } else {
-                    path
-                };
-                ApiError::invalid(field, e.into_inner().to_string())
-            })
+        from_value(value).map(JsonBody)
     }
+}
+
+/// A parsed JSON document into `T`, with a field of the wrong type, an unknown enum value, an
+/// unknown or a missing field as 422 naming that field (also for WebSocket frames).
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        let field = if path == "." {
+            // serde names a missing or unknown field only in its message: "missing field `lat`".
+            message
+                .strip_prefix("missing field `")
+                .or_else(|| message.strip_prefix("unknown field `"))
+                .and_then(|m| m.split('`').next())
+                .unwrap_or("body")
+                .to_string()
+        } else {
+            path
+        };
+        ApiError::invalid(field, message)
+    })
 }
 
 /// A numeric `{id}` path segment; anything else is 400 naming `id`.

@@ -1,6 +1,12 @@
 //! The dispatch engine: incidents persisted after every change (document + append-only audit),
 //! offers pushed to rescuers' channels, answers, time-out timers, further waves, stand-down,
-//! and resumption of open incidents after a restart.
+//! live distance/ETA of responders on their way, and resumption of open incidents after a
+//! restart.
+//!
+//! Time comes only from the state's [`aednet_core::Clock`]: offer time-outs are deadlines on
+//! that clock, fired by [`Engine::fire_due`]. Live, [`Engine::start`] runs a task that sleeps
+//! until [`Engine::next_deadline`] and calls it; the outcome simulator calls the same two on a
+//! virtual clock and never sleeps.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -37,6 +43,19 @@ pub struct Answered {
     pub cabinet_code: Option<String>,
 }
 
+/// An accepted responder on the way, for live distance/ETA (kept in sync with the incidents).
+#[derive(Debug, Clone, Copy)]
+struct Responder {
+    incident_id: i64,
+    offer_id: u32,
+    patient: LatLon,
+    /// The AED to fetch, until the responder has been near it.
+    aed: Option<LatLon>,
+}
+
+/// Within this distance of the AED a fetcher counts as having picked it up.
+const AT_AED_M: f64 = 30.0;
+
 struct Slot {
     incident: Incident,
     /// Audit entries already in the store.
@@ -52,6 +71,7 @@ pub struct Engine {
     /// Planning is serialised so two incidents close together cannot pick the same rescuer.
     planning: AsyncMutex<()>,
     deadlines: Mutex<BTreeSet<(i64, i64)>>,
+    responders: Mutex<HashMap<i64, Responder>>,
     wake: Notify,
     channels: Mutex<HashMap<i64, broadcast::Sender<String>>>,
     /// Every incident change, for dispatcher consoles.
@@ -75,6 +95,7 @@ impl Engine {
             committed: Mutex::new(HashMap::new()),
             planning: AsyncMutex::new(()),
             deadlines: Mutex::new(BTreeSet::new()),
+            responders: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             channels: Mutex::new(HashMap::new()),
             board: broadcast::channel(256).0,
@@ -87,6 +108,15 @@ impl Engine {
 
     /// Loads open incidents (their timers resume) and starts the timer task.
     pub async fn start(self: &Arc<Self>) -> anyhow::Result<()> {
+        self.resume().await?;
+        let engine = self.clone();
+        tokio::spawn(async move { engine.timers().await });
+        Ok(())
+    }
+
+    /// Loads open incidents and their deadlines without starting the timer task: whoever
+    /// calls this drives time with [`Engine::fire_due`] (the simulator).
+    pub async fn resume(&self) -> anyhow::Result<()> {
         for doc in self.state.store.open_incidents().await? {
             let incident: Incident = serde_json::from_str(&doc)?;
             let saved = incident.audit.len();
@@ -97,8 +127,6 @@ impl Engine {
                 Arc::new(AsyncMutex::new(Slot { incident, saved })),
             );
         }
-        let engine = self.clone();
-        tokio::spawn(async move { engine.timers().await });
         Ok(())
     }
 
@@ -155,6 +183,13 @@ impl Engine {
     fn sync_commitments(&self, inc: &Incident) {
         let mut c = self.committed.lock();
         c.retain(|_, i| *i != inc.id);
+        let mut r = self.responders.lock();
+        let before: HashMap<i64, Responder> = r
+            .iter()
+            .filter(|(_, x)| x.incident_id == inc.id)
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        r.retain(|_, x| x.incident_id != inc.id);
         if inc.state.is_open() {
             for o in &inc.offers {
                 if matches!(
@@ -163,8 +198,67 @@ impl Engine {
                 ) {
                     c.insert(o.rescuer_id, inc.id);
                 }
+                if o.state == OfferState::Accepted {
+                    // Keep what was learnt (the AED already reached) across re-syncs.
+                    let aed = match before.get(&o.rescuer_id) {
+                        Some(b) if b.offer_id == o.id => b.aed,
+                        _ => o
+                            .fetch_aed
+                            .and_then(|id| self.state.geo.aeds().get(id).map(|e| e.pos)),
+                    };
+                    r.insert(
+                        o.rescuer_id,
+                        Responder {
+                            incident_id: inc.id,
+                            offer_id: o.id,
+                            patient: LatLon {
+                                lat: inc.lat,
+                                lon: inc.lon,
+                            },
+                            aed,
+                        },
+                    );
+                }
             }
         }
+    }
+
+    /// Live distance and ETA of an accepted responder who moved: to the rescuer (`update`)
+    /// and to dispatcher consoles (`responder`). Distances and times only, never positions.
+    pub fn responder_moved(&self, rescuer_id: i64, pos: LatLon) {
+        let r = {
+            let mut map = self.responders.lock();
+            let Some(r) = map.get_mut(&rescuer_id) else {
+                return;
+            };
+            if r.aed.is_some_and(|a| a.distance_m(&pos) <= AT_AED_M) {
+                r.aed = None;
+            }
+            *r
+        };
+        let p = &self.policy;
+        let to_patient = pos.distance_m(&r.patient);
+        let (to_aed, eta) = match r.aed {
+            Some(a) => (
+                Some(pos.distance_m(&a)),
+                p.travel_s(pos, a) + p.travel_s(a, r.patient),
+            ),
+            None => (None, p.travel_s(pos, r.patient)),
+        };
+        let to_patient = to_patient.round();
+        let to_aed = to_aed.map(f64::round);
+        let eta = eta.round();
+        self.push(
+            rescuer_id,
+            &json!({"type": "update", "incident_id": r.incident_id, "offer_id": r.offer_id,
+                "distance_m": to_patient, "aed_distance_m": to_aed, "eta_s": eta}),
+        );
+        let _ = self.board.send(
+            json!({"type": "responder", "incident_id": r.incident_id, "offer_id": r.offer_id,
+                "rescuer_id": rescuer_id, "distance_m": to_patient, "aed_distance_m": to_aed,
+                "eta_s": eta})
+            .to_string(),
+        );
     }
 
     fn schedule(&self, inc: &Incident) {
@@ -199,7 +293,18 @@ impl Engine {
             .store
             .save_incident(inc.id, &state, &doc, &audit)
             .await?;
-        let new: Vec<&crate::incident::AuditEntry> = inc.audit[slot.saved..].iter().collect();
+        // Positions stay in the stored audit record (dispatchers read it per incident); the
+        // live board carries distances and times only.
+        let new: Vec<Value> = inc.audit[slot.saved..]
+            .iter()
+            .map(|e| {
+                let mut v = serde_json::to_value(e).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("position");
+                }
+                v
+            })
+            .collect();
         let _ = self.board.send(
             json!({"type": "incident", "incident_id": inc.id, "state": inc.state, "events": new})
                 .to_string(),
@@ -379,6 +484,12 @@ impl Engine {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(), EngineError> {
+        // A cancelled incident tells everyone `cancel`; otherwise it is a `stand_down`.
+        let kind = if slot.incident.state == crate::incident::IncidentState::Cancelled {
+            "cancel"
+        } else {
+            "stand_down"
+        };
         let mut msgs = Vec::new();
         if fx.need_more && slot.incident.state.is_open() {
             msgs = self.next_wave(&mut slot.incident, now).await?;
@@ -389,7 +500,7 @@ impl Engine {
         for r in &fx.stood_down {
             self.push(
                 *r,
-                &json!({"type": "stand_down", "incident_id": slot.incident.id, "reason": reason}),
+                &json!({"type": kind, "incident_id": slot.incident.id, "reason": reason}),
             );
         }
         for (r, m) in &msgs {
@@ -420,7 +531,15 @@ impl Engine {
         };
         let mut slot = s.lock().await;
         let now = self.state.clock.now();
-        let fx = slot.incident.answer(offer_id, rescuer_id, answer, now)?;
+        // Where they are when they accept or arrive goes into the incident's audit record (and
+        // nowhere else); the in-memory fix is the only source.
+        let at = match answer {
+            Answer::Accept | Answer::Arrived => self.state.geo.rescuer(rescuer_id).map(|f| f.pos),
+            Answer::Decline => None,
+        };
+        let fx = slot
+            .incident
+            .answer(offer_id, rescuer_id, answer, at, now)?;
         if !fx.unchanged {
             if let Some(aed_id) = fx.reveal_code {
                 let has_code = self
@@ -492,24 +611,51 @@ impl Engine {
         Ok(out)
     }
 
+    /// The earliest offer time-out among open incidents, on the engine's clock.
+    pub fn next_deadline(&self) -> Option<DateTime<Utc>> {
+        self.deadlines
+            .lock()
+            .first()
+            .and_then(|(t, _)| DateTime::from_timestamp_millis(*t))
+    }
+
+    /// Times out every offer due by `now` and sends the next waves; returns how many incidents
+    /// were handled. The live timer task and the simulator both call this.
+    pub async fn fire_due(&self, now: DateTime<Utc>) -> usize {
+        let now_ms = now.timestamp_millis();
+        let mut handled = 0;
+        loop {
+            let due = {
+                let mut d = self.deadlines.lock();
+                match d.first().copied() {
+                    Some((t, id)) if t <= now_ms => {
+                        d.remove(&(t, id));
+                        Some(id)
+                    }
+                    _ => None,
+                }
+            };
+            let Some(id) = due else { break };
+            if let Some(s) = self.slot(id) {
+                let mut slot = s.lock().await;
+                let fx = slot.incident.expire(now);
+                if let Err(e) = self.apply_effects(&mut slot, &fx, "", now).await {
+                    tracing::error!(error = %e, incident = id, "handling offer time-outs");
+                }
+                handled += 1;
+            }
+        }
+        handled
+    }
+
     async fn timers(self: Arc<Self>) {
         loop {
-            let next = self.deadlines.lock().first().copied();
-            let now_ms = Utc::now().timestamp_millis();
-            match next {
-                Some((t, id)) if t <= now_ms => {
-                    self.deadlines.lock().remove(&(t, id));
-                    if let Some(s) = self.slot(id) {
-                        let mut slot = s.lock().await;
-                        let now = self.state.clock.now();
-                        let fx = slot.incident.expire(now);
-                        if let Err(e) = self.apply_effects(&mut slot, &fx, "", now).await {
-                            tracing::error!(error = %e, incident = id, "handling offer time-outs");
-                        }
-                    }
-                }
-                Some((t, _)) => {
-                    let wait = StdDuration::from_millis(u64::try_from(t - now_ms).unwrap_or(0));
+            self.fire_due(self.state.clock.now()).await;
+            match self.next_deadline() {
+                Some(t) => {
+                    let wait = (t - self.state.clock.now())
+                        .to_std()
+                        .unwrap_or(StdDuration::ZERO);
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}
                         () = self.wake.notified() => {}
@@ -518,5 +664,11 @@ impl Engine {
                 None => self.wake.notified().await,
             }
         }
+    }
+}
+
+impl aednet_mobile_api::rescuer::LocationObserver for Engine {
+    fn moved(&self, rescuer_id: i64, pos: LatLon, _at: DateTime<Utc>) {
+        self.responder_moved(rescuer_id, pos);
     }
 }

@@ -16,6 +16,8 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
+use aednet_mobile_api::rescuer::{Eligibility, LocationInput};
+
 use crate::engine::{Engine, EngineError};
 use crate::incident::{Answer, DispatchError, Outcome};
 
@@ -48,7 +50,9 @@ impl From<EngineError> for ApiError {
 )]
 pub struct ApiDoc;
 
-pub fn router(engine: Arc<Engine>) -> Router<AppState> {
+/// The dispatch routes; `eligibility` is the rescuer location gate shared with mobile-api, so
+/// positions sent over `/ws/rescuer` obey the same rules as `POST /api/v1/me/location`.
+pub fn router(engine: Arc<Engine>, eligibility: Arc<Eligibility>) -> Router<AppState> {
     Router::new()
         .route("/api/v1/incidents", get(list).post(create))
         .route("/api/v1/incidents/{id}", get(get_one))
@@ -62,6 +66,7 @@ pub fn router(engine: Arc<Engine>) -> Router<AppState> {
         .route("/ws/rescuer", get(rescuer_socket))
         .route("/ws/dispatch", get(dispatch_socket))
         .layer(Extension(engine))
+        .layer(Extension(eligibility))
 }
 
 #[derive(Debug, Deserialize)]
@@ -192,10 +197,14 @@ async fn answer(
     Ok(Json(e.answer(incident, offer, id, a).await?).into_response())
 }
 
-/// `GET /ws/rescuer` (rescuer token): pending offers first (a reconnect resumes them), then
-/// offers and stand-downs as they happen.
+/// `GET /ws/rescuer` (rescuer token): the protocol of docs/rescuer-protocol.md. The server
+/// sends pending offers first (a reconnect resumes them), then `offer`, `update`, `stand_down`
+/// frames as they happen; the client sends `location`, `accept`, `decline`, `arrived`, each
+/// answered by an `ack` or an `error` frame naming the field, with the HTTP endpoints' rules.
 async fn rescuer_socket(
+    State(state): State<AppState>,
     Extension(e): Extension<Arc<Engine>>,
+    Extension(gate): Extension<Arc<Eligibility>>,
     caller: Caller,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -204,16 +213,136 @@ async fn rescuer_socket(
         Err(err) => return err.into_response(),
     };
     let rx = e.subscribe(id);
-    ws.max_message_size(4096)
-        .on_upgrade(move |socket| serve(socket, e, id, rx))
+    ws.max_message_size(4096).on_upgrade(move |socket| {
+        serve(
+            socket,
+            Session {
+                state,
+                engine: e,
+                gate,
+                rescuer_id: id,
+            },
+            rx,
+        )
+    })
+}
+
+struct Session {
+    state: AppState,
+    engine: Arc<Engine>,
+    gate: Arc<Eligibility>,
+    rescuer_id: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnswerFrame {
+    incident_id: i64,
+    offer_id: u32,
+}
+
+/// Policy violation: a binary frame or one that is not text.
+const CLOSE_UNSUPPORTED: u16 = 1003;
+
+impl Session {
+    /// One client frame → the reply frame (`ack` or `error`).
+    async fn handle(&self, text: &str) -> serde_json::Value {
+        let mut v: serde_json::Value = match serde_json::from_str(text) {
+            Ok(v @ serde_json::Value::Object(_)) => v,
+            Ok(_) => {
+                return error_frame(
+                    None,
+                    None,
+                    &ApiError::bad_request("body", "a frame is a JSON object"),
+                )
+            }
+            Err(err) => {
+                return error_frame(
+                    None,
+                    None,
+                    &ApiError::BadRequest {
+                        field: None,
+                        message: format!("malformed JSON: {err}"),
+                    },
+                )
+            }
+        };
+        let obj = v.as_object_mut().expect("checked above");
+        // `ref` is the client's own correlation id, echoed back untouched.
+        let r = obj.remove("ref");
+        let kind = obj.remove("type");
+        let kind = kind
+            .as_ref()
+            .and_then(|k| k.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let result = match kind.as_str() {
+            "location" => match aednet_api::extract::from_value::<LocationInput>(v) {
+                Ok(input) => self
+                    .gate
+                    .accept_location(&self.state, self.rescuer_id, &input)
+                    .await
+                    .map(|_| json!({})),
+                Err(err) => Err(err),
+            },
+            "accept" | "decline" | "arrived" => {
+                let answer = match kind.as_str() {
+                    "accept" => Answer::Accept,
+                    "decline" => Answer::Decline,
+                    _ => Answer::Arrived,
+                };
+                match aednet_api::extract::from_value::<AnswerFrame>(v) {
+                    Ok(f) => self
+                        .engine
+                        .answer(f.incident_id, f.offer_id, self.rescuer_id, answer)
+                        .await
+                        .map_err(ApiError::from)
+                        .map(|a| serde_json::to_value(a).unwrap_or_default()),
+                    Err(err) => Err(err),
+                }
+            }
+            _ => Err(ApiError::invalid(
+                "type",
+                "type must be one of location, accept, decline, arrived",
+            )),
+        };
+        match result {
+            Ok(mut body) => {
+                body["type"] = json!("ack");
+                body["of"] = json!(kind);
+                if let Some(r) = r {
+                    body["ref"] = r;
+                }
+                body
+            }
+            Err(err) => error_frame(r, Some(&kind), &err),
+        }
+    }
+}
+
+fn error_frame(
+    r: Option<serde_json::Value>,
+    of: Option<&str>,
+    err: &ApiError,
+) -> serde_json::Value {
+    let (status, body) = err.status_and_body();
+    let mut v = json!({"type": "error", "status": status.as_u16(), "error": body.error,
+        "message": body.message, "field": body.field});
+    if let Some(of) = of.filter(|o| !o.is_empty()) {
+        v["of"] = json!(of);
+    }
+    if let Some(r) = r {
+        v["ref"] = r;
+    }
+    v
 }
 
 async fn serve(
     mut socket: WebSocket,
-    e: Arc<Engine>,
-    id: i64,
+    session: Session,
     mut rx: tokio::sync::broadcast::Receiver<String>,
 ) {
+    let (e, id) = (session.engine.clone(), session.rescuer_id);
     for m in e.offers_for(id).await {
         if socket
             .send(Message::Text(m.to_string().into()))
@@ -240,10 +369,24 @@ async fn serve(
                 }
                 Err(RecvError::Closed) => break,
             },
-            m = socket.recv() => {
-                if !matches!(m, Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Text(_)))) {
+            m = socket.recv() => match m {
+                Some(Ok(Message::Text(t))) => {
+                    let reply = session.handle(t.as_str()).await;
+                    if socket.send(Message::Text(reply.to_string().into())).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Binary(_))) => {
+                    let _ = socket
+                        .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                            code: CLOSE_UNSUPPORTED,
+                            reason: "frames are JSON text".into(),
+                        })))
+                        .await;
                     break;
                 }
+                _ => break,
             }
         }
     }

@@ -70,9 +70,13 @@ pub enum AuditEvent {
         fetch_aed: Option<i64>,
         eta_s: f64,
     },
+    /// With the rescuer's position at that moment: the only place a position is kept
+    /// beyond the in-memory index (the incident's own record, for review).
     Accepted {
         offer: u32,
         rescuer_id: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        position: Option<LatLon>,
     },
     Declined {
         offer: u32,
@@ -82,9 +86,13 @@ pub enum AuditEvent {
         offer: u32,
         rescuer_id: i64,
     },
+    /// With the rescuer's position at that moment: the only place a position is kept
+    /// beyond the in-memory index (the incident's own record, for review).
     Arrived {
         offer: u32,
         rescuer_id: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        position: Option<LatLon>,
     },
     StoodDown {
         offer: u32,
@@ -281,12 +289,13 @@ impl Incident {
         Ok(sent)
     }
 
-    /// A rescuer's answer to an offer.
+    /// A rescuer's answer to an offer; `at` is where they are (recorded for accept and arrival).
     pub fn answer(
         &mut self,
         offer: u32,
         rescuer_id: i64,
         answer: Answer,
+        at: Option<LatLon>,
         now: DateTime<Utc>,
     ) -> Result<Effects, DispatchError> {
         let idx = self
@@ -317,7 +326,14 @@ impl Incident {
         match (answer, state) {
             (Answer::Accept, OfferState::Offered) => {
                 self.offers[idx].state = OfferState::Accepted;
-                self.log(now, AuditEvent::Accepted { offer, rescuer_id });
+                self.log(
+                    now,
+                    AuditEvent::Accepted {
+                        offer,
+                        rescuer_id,
+                        position: at,
+                    },
+                );
                 // The engine shows the code if the cabinet has one, and records that it did.
                 fx.reveal_code = self.offers[idx].fetch_aed;
                 if matches!(self.state, IncidentState::Created | IncidentState::Alerting) {
@@ -334,7 +350,14 @@ impl Incident {
             }
             (Answer::Arrived, OfferState::Accepted) => {
                 self.offers[idx].state = OfferState::Arrived;
-                self.log(now, AuditEvent::Arrived { offer, rescuer_id });
+                self.log(
+                    now,
+                    AuditEvent::Arrived {
+                        offer,
+                        rescuer_id,
+                        position: at,
+                    },
+                );
                 self.set_state(IncidentState::OnScene, now);
             }
             (a, s) => {
@@ -504,36 +527,45 @@ mod tests {
             .is_empty());
 
         // Rescuer 3 declines: still 3 pending for 2 wanted, no need for more.
-        let fx = i.answer(3, 3, Answer::Decline, t(5)).unwrap();
+        let fx = i.answer(3, 3, Answer::Decline, None, t(5)).unwrap();
         assert!(!fx.need_more);
         // Someone else's offer, an unknown one.
         assert_eq!(
-            i.answer(1, 9, Answer::Accept, t(6)),
+            i.answer(1, 9, Answer::Accept, None, t(6)),
             Err(DispatchError::NotYourOffer)
         );
         assert_eq!(
-            i.answer(99, 1, Answer::Accept, t(6)),
+            i.answer(99, 1, Answer::Accept, None, t(6)),
             Err(DispatchError::UnknownOffer)
         );
         // The fetcher accepts: the code is revealed, once, and audited.
-        let fx = i.answer(2, 2, Answer::Accept, t(10)).unwrap();
+        let fx = i.answer(2, 2, Answer::Accept, None, t(10)).unwrap();
         assert_eq!(fx.reveal_code, Some(50));
         i.code_revealed(2, t(10));
         assert_eq!(i.state, IncidentState::EnRoute);
-        let again = i.answer(2, 2, Answer::Accept, t(11)).unwrap();
+        let again = i.answer(2, 2, Answer::Accept, None, t(11)).unwrap();
         assert!(
             again.unchanged && again.reveal_code.is_none(),
             "the same answer twice changes nothing"
         );
         // Rescuer 1 accepts: two accepted → the rest are stood down.
-        let fx = i.answer(1, 1, Answer::Accept, t(12)).unwrap();
+        let here = LatLon {
+            lat: 28.9712,
+            lon: 118.8705,
+        };
+        let fx = i.answer(1, 1, Answer::Accept, Some(here), t(12)).unwrap();
         assert_eq!(fx.stood_down, vec![4]);
+        assert!(
+            matches!(i.audit.iter().rev().find(|e| matches!(e.event, AuditEvent::Accepted { .. })),
+                Some(AuditEntry { event: AuditEvent::Accepted { rescuer_id: 1, position: Some(p), .. }, .. }) if *p == here),
+            "the position at accept is in the audit record"
+        );
         assert_eq!(i.next_deadline(), None, "nothing pending");
         assert!(matches!(
-            i.answer(4, 4, Answer::Accept, t(13)),
+            i.answer(4, 4, Answer::Accept, None, t(13)),
             Err(DispatchError::Conflict(_))
         ));
-        i.answer(1, 1, Answer::Arrived, t(90)).unwrap();
+        i.answer(1, 1, Answer::Arrived, None, t(90)).unwrap();
         assert_eq!(i.state, IncidentState::OnScene);
         // Closing stands down whoever is still on the way and is final.
         let out = i
@@ -548,12 +580,13 @@ mod tests {
             .unwrap();
         assert_eq!(out, vec![2]);
         assert_eq!(
-            i.answer(1, 1, Answer::Decline, t(601)),
+            i.answer(1, 1, Answer::Decline, None, t(601)),
             Err(DispatchError::IncidentClosed)
         );
         assert_eq!(i.cancel(t(602)), Err(DispatchError::IncidentClosed));
         assert_eq!(
-            i.answer(1, 1, Answer::Arrived, t(603)).map(|f| f.unchanged),
+            i.answer(1, 1, Answer::Arrived, None, t(603))
+                .map(|f| f.unchanged),
             Ok(true)
         );
 

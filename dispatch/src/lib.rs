@@ -1,12 +1,13 @@
 //! Dispatch engine: the incident state machine, candidate selection and role assignment
 //! (CPR-direct and AED-fetch), offer time-outs and escalation waves, stand-down, the audit log,
-//! and the seeded outcome simulator that compares dispatch policies.
+//! and the live rescuer and dispatcher channels.
 //!
 //! [`policy`] (who is alerted in which role) and [`incident`] (the state machine with its audit
-//! trail) do no I/O; [`engine`] persists incidents after every change, runs offer timers and
-//! waves, pushes offers and stand-downs to rescuers, and resumes open incidents after a
-//! restart; [`http`] is the dispatcher and rescuer API with the rescuer's WebSocket. Not yet:
-//! the outcome simulator and the dispatcher's live WebSocket.
+//! trail) do no I/O; [`engine`] persists incidents after every change, keeps offer deadlines on
+//! the state's clock (driven live by its own task, or by the outcome simulator in
+//! `aednet simulate dispatch` on a virtual clock), pushes offers, live distance/ETA and
+//! stand-downs, and resumes open incidents after a restart; [`http`] is the dispatcher and
+//! rescuer API with `/ws/rescuer` (docs/rescuer-protocol.md) and `/ws/dispatch`.
 
 pub mod engine;
 pub mod http;

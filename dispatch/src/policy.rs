@@ -43,9 +43,10 @@ pub struct Policy {
 impl Default for Policy {
     fn default() -> Self {
         Self {
-            // Tuned with `aednet simulate dispatch` (see the README): wider first waves than
-            // AED-Alert's 500/750/1000 m reach an acceptance in 81 % of arrests instead of 63 %
-            // in the demo city, one rescuer straight to CPR and up to four fetching AEDs.
+            // Tuned with `aednet simulate dispatch` through the engine (see the README): wider
+            // first waves than AED-Alert's 500/750/1000 m, one rescuer straight to CPR and up to
+            // four fetching AEDs; offers wait 90 s, since volunteers take 20–90 s to answer and
+            // an accept after the time-out is lost (45 s lost 3 accepts per arrest).
             waves_m: vec![1000.0, 1800.0, 3000.0],
             min_rescuers: 6,
             min_aeds: 2,
@@ -55,7 +56,7 @@ impl Default for Policy {
             fetch_budget_s: 10.0 * 60.0,
             rescuer_speed_mps: 2.3,
             detour_factor: 1.2,
-            offer_timeout_s: 45.0,
+            offer_timeout_s: 90.0,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! intended start time, so queueing is not hidden) load and records HDR histograms.
 
 pub mod devices;
+pub mod dispatch;
 pub mod drive;
 pub mod locations;
 pub mod targets;

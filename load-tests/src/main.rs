@@ -63,7 +63,8 @@ enum Command {
         #[arg(long, default_value = "target/load-tests")]
         dir: PathBuf,
     },
-    /// Rescuer location updates over HTTP (`POST /api/v1/me/location`), closed loop.
+    /// Rescuer location updates over HTTP (`POST /api/v1/me/location`), closed loop; with
+    /// `--ws`, as frames over `/ws/rescuer` (`--concurrency` sockets, `--window` in flight each).
     Locations {
         #[arg(long, default_value_t = 10_000)]
         rescuers: usize,
@@ -71,6 +72,24 @@ enum Command {
         seconds: u64,
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
+        #[arg(long)]
+        ws: bool,
+        #[arg(long, default_value_t = 8)]
+        window: usize,
+        #[arg(long, default_value = "target/load-tests")]
+        dir: PathBuf,
+    },
+    /// Dispatch: `--rescuers` live in the index, `--sockets` of them connected; incidents one
+    /// after another; POST → offer frame on the nearest rescuer's socket.
+    Dispatch {
+        #[arg(long, default_value_t = 100_000)]
+        rescuers: usize,
+        #[arg(long, default_value_t = 1000)]
+        sockets: usize,
+        #[arg(long, default_value_t = 2000)]
+        incidents: usize,
+        #[arg(long, default_value_t = 10_000)]
+        aeds: usize,
         #[arg(long, default_value = "target/load-tests")]
         dir: PathBuf,
     },
@@ -111,10 +130,61 @@ async fn main() -> anyhow::Result<()> {
             let store = aednet::cli::open_store(&config).await?;
             aednet::cli::serve(config, store).await
         }
+        Command::Dispatch {
+            rescuers,
+            sockets,
+            incidents,
+            aeds,
+            dir,
+        } => {
+            use aednet_load_tests::dispatch as d;
+            std::fs::create_dir_all(&dir)?;
+            let db = dir.join(format!("dispatch-{rescuers}.db"));
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+            }
+            let url = format!("sqlite://{}", db.display());
+            let t = std::time::Instant::now();
+            let p = d::prepare(&url, rescuers, aeds).await?;
+            eprintln!(
+                "{rescuers} rescuers with tokens and {aeds} AEDs stored in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
+            let (base, child) = targets::spawn_aednet(&url).await?;
+            let t = std::time::Instant::now();
+            d::report_positions(&base, &p.rescuers, 64).await?;
+            eprintln!(
+                "{rescuers} positions reported over HTTP in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
+            // Warm-up: connections, pools, caches.
+            d::incidents(&base, &p, sockets.min(100), 20).await?;
+            let r = d::incidents(&base, &p, sockets, incidents).await?;
+            let ms =
+                |h: &hdrhistogram::Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+            println!();
+            println!("| live rescuers | sockets | incidents | POST → offer on socket p50 ms | p99 ms | max ms | POST → 201 p50 ms | p99 ms | offers on sockets / incident | missed |");
+            println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+            println!(
+                "| {rescuers} | {sockets} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {} |",
+                r.incidents,
+                ms(&r.to_offer, 0.5),
+                ms(&r.to_offer, 0.99),
+                r.to_offer.max() as f64 / 1000.0,
+                ms(&r.to_answer, 0.5),
+                ms(&r.to_answer, 0.99),
+                r.offers_on_sockets as f64 / r.incidents.max(1) as f64,
+                r.missed
+            );
+            drop(child);
+            Ok(())
+        }
         Command::Locations {
             rescuers,
             seconds,
             concurrency,
+            ws,
+            window,
             dir,
         } => {
             std::fs::create_dir_all(&dir)?;
@@ -126,6 +196,29 @@ async fn main() -> anyhow::Result<()> {
             let tokens =
                 std::sync::Arc::new(aednet_load_tests::locations::prepare(&url, rescuers).await?);
             let (base, child) = targets::spawn_aednet(&url).await?;
+            if ws {
+                let sockets = concurrency.min(tokens.len());
+                // Warm-up, then the measured run.
+                aednet_load_tests::dispatch::ws_locations(&base, &tokens, sockets, window, 2)
+                    .await?;
+                let r = aednet_load_tests::dispatch::ws_locations(
+                    &base, &tokens, sockets, window, seconds,
+                )
+                .await?;
+                println!();
+                println!("| transport | sockets | in flight each | updates acked/s | p50 ms | p99 ms | p99.9 ms | errors |");
+                println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+                println!(
+                    "| /ws/rescuer | {sockets} | {window} | {:.0} | {:.2} | {:.2} | {:.2} | {} |",
+                    r.acked as f64 / r.seconds,
+                    r.hist.value_at_quantile(0.5) as f64 / 1000.0,
+                    r.hist.value_at_quantile(0.99) as f64 / 1000.0,
+                    r.hist.value_at_quantile(0.999) as f64 / 1000.0,
+                    r.errors
+                );
+                drop(child);
+                return Ok(());
+            }
             // Warm the eligibility cache and the connection pool.
             aednet_load_tests::locations::drive(&base, tokens.clone(), concurrency, 2).await?;
             let r =

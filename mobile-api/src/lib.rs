@@ -3,7 +3,8 @@
 //! Callers (no login): `GET /api/v1/aeds/nearest` — the AEDs that can be fetched and brought
 //! back soonest, open and working — and `GET /api/v1/stations/nearest`, behind a per-client
 //! rate limit. Rescuers: `PUT /api/v1/me/duty`, `POST /api/v1/me/location` (positions kept in
-//! memory only, with consent, while on duty). The dispatch issue adds the offer WebSocket.
+//! memory only, with consent, while on duty), through the same gate as the position frames of
+//! the rescuer's WebSocket (served by the dispatch crate, which also owns the offers).
 
 pub mod nearest;
 pub mod rate_limit;

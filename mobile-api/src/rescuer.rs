@@ -23,9 +23,26 @@ use tokio::sync::broadcast::error::RecvError;
 /// What decides whether a position may be kept, per rescuer, so location updates (many per
 /// second in a city) do not read the store. Filled on first use; the duty endpoint refreshes
 /// it at once, and `RescuerUpserted`/`RescuerDeleted` events (an admin's edits) drop entries.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Eligibility {
     map: RwLock<HashMap<i64, Option<Rule>>>,
+    /// Told of every accepted position (the dispatch engine: live distance and ETA of
+    /// responders on their way). Called inline on the hot path, so it must not block.
+    observer: RwLock<Option<Arc<dyn LocationObserver>>>,
+}
+
+impl std::fmt::Debug for Eligibility {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Eligibility")
+            .field("cached", &self.map.read().len())
+            .finish()
+    }
+}
+
+/// Something that follows accepted rescuer positions (the dispatch engine). Positions it is
+/// handed must stay in memory, like the index's.
+pub trait LocationObserver: Send + Sync {
+    fn moved(&self, rescuer_id: i64, pos: LatLon, at: chrono::DateTime<chrono::Utc>);
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -67,6 +84,59 @@ impl Eligibility {
                 }
             }
         });
+    }
+
+    pub fn observe(&self, observer: Arc<dyn LocationObserver>) {
+        *self.observer.write() = Some(observer);
+    }
+
+    /// A position from the rescuer's phone (HTTP or WebSocket): validated, kept in memory only
+    /// with consent while on duty with a valid certificate (409 naming the field otherwise),
+    /// and handed to the observer.
+    pub async fn accept_location(
+        &self,
+        state: &AppState,
+        id: i64,
+        input: &LocationInput,
+    ) -> ApiResult<LatLon> {
+        let pos = LatLon::new(input.lat, input.lon)?;
+        if input
+            .accuracy_m
+            .is_some_and(|a| !(0.0..=10_000.0).contains(&a))
+        {
+            return Err(ApiError::invalid(
+                "accuracy_m",
+                "accuracy_m must be between 0 and 10000",
+            ));
+        }
+        let r = self.get(state, id).await?.ok_or(ApiError::Forbidden)?;
+        let now = state.clock.now();
+        let refuse = |field: &str, message: &str| ApiError::Conflict {
+            field: Some(field.into()),
+            message: message.into(),
+        };
+        if !r.consent {
+            return Err(refuse(
+                "location_consent",
+                "no consent to share location: nothing is kept",
+            ));
+        }
+        if !r.on_duty {
+            return Err(refuse(
+                "on_duty",
+                "off duty: locations are kept only while on duty",
+            ));
+        }
+        let today = now.date_naive();
+        if !(r.issued <= today && today <= r.expires) {
+            return Err(refuse("certificate", "the certificate is not valid today"));
+        }
+        state.geo.rescuer_moved(id, pos, now);
+        let observer = self.observer.read().clone();
+        if let Some(o) = observer {
+            o.moved(id, pos, now);
+        }
+        Ok(pos)
     }
 
     async fn get(&self, state: &AppState, id: i64) -> ApiResult<Option<Rule>> {
@@ -164,38 +234,6 @@ pub async fn report_location(
     JsonBody(input): JsonBody<LocationInput>,
 ) -> ApiResult<Response> {
     let id = rescuer_id(&caller)?;
-    let pos = LatLon::new(input.lat, input.lon)?;
-    if input
-        .accuracy_m
-        .is_some_and(|a| !(0.0..=10_000.0).contains(&a))
-    {
-        return Err(ApiError::invalid(
-            "accuracy_m",
-            "accuracy_m must be between 0 and 10000",
-        ));
-    }
-    let r = cache.get(&state, id).await?.ok_or(ApiError::Forbidden)?;
-    let now = state.clock.now();
-    let refuse = |field: &str, message: &str| ApiError::Conflict {
-        field: Some(field.into()),
-        message: message.into(),
-    };
-    if !r.consent {
-        return Err(refuse(
-            "location_consent",
-            "no consent to share location: nothing is kept",
-        ));
-    }
-    if !r.on_duty {
-        return Err(refuse(
-            "on_duty",
-            "off duty: locations are kept only while on duty",
-        ));
-    }
-    let today = now.date_naive();
-    if !(r.issued <= today && today <= r.expires) {
-        return Err(refuse("certificate", "the certificate is not valid today"));
-    }
-    state.geo.rescuer_moved(id, pos, now);
+    cache.accept_location(&state, id, &input).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

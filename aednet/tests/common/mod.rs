@@ -26,6 +26,8 @@ pub struct TestServer {
     pub store: DynStore,
     pub state: AppState,
     pub tokens: std::collections::HashMap<Role, String>,
+    /// The database URL (for tests that look at what was stored).
+    pub url: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
     pg_db: Option<String>,
@@ -114,6 +116,7 @@ impl TestServer {
             },
         };
         let store = aednet_store::connect(&url).await.expect("connect store");
+        let db_url = url.clone();
         let mut tokens = std::collections::HashMap::new();
         for role in [
             Role::Admin,
@@ -166,6 +169,7 @@ impl TestServer {
             store,
             state: app_state,
             tokens,
+            url: db_url,
             shutdown: Some(tx),
             _dir: dir,
             pg_db,

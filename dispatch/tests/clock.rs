@@ -1,0 +1,83 @@
+//! The engine's offer deadlines live on the state's clock: with a `ManualClock` and no timer
+//! task, nothing times out until `fire_due` is called at or after `next_deadline`, which then
+//! times the offers out and sends the next wave — what the simulator relies on, and the same
+//! code the live timer task runs. Real store (in-memory SQLite), real geoindex.
+
+use std::sync::Arc;
+
+use aednet_api::AppState;
+use aednet_core::event::LocalBus;
+use aednet_core::{LatLon, ManualClock};
+use aednet_dispatch::{Engine, OfferState, Policy};
+use chrono::{Duration, TimeZone, Utc};
+
+#[tokio::test]
+async fn deadlines_fire_only_when_the_clock_says_so() {
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 25, 2, 0, 0).unwrap();
+    let clock = Arc::new(ManualClock::new(t0));
+    let store = aednet_store::connect("sqlite::memory:").await.unwrap();
+    let state = AppState::new(store, Arc::new(LocalBus::default()), clock.clone());
+    let patient = LatLon {
+        lat: 28.97,
+        lon: 118.87,
+    };
+    // Three rescuers north of the patient at 100, 200, 300 m.
+    for i in 1..=3i64 {
+        let pos = LatLon {
+            lat: 28.97 + 0.0009 * i as f64,
+            lon: 118.87,
+        };
+        state.geo.rescuer_moved(i, pos, t0);
+    }
+    let policy = Policy {
+        waves_m: vec![1000.0],
+        min_rescuers: 1,
+        min_aeds: 0,
+        cpr_direct: 2,
+        max_fetchers: 0,
+        max_alerts: 2,
+        offer_timeout_s: 90.0,
+        ..Policy::default()
+    };
+    let engine = Engine::new(state.clone(), policy);
+    let inc = engine.create(patient, None, None).await.unwrap();
+    let first: Vec<i64> = inc.offers.iter().map(|o| o.rescuer_id).collect();
+    assert_eq!(first, vec![1, 2]);
+    assert_eq!(engine.next_deadline(), Some(t0 + Duration::seconds(90)));
+
+    // Before the deadline: nothing happens, whatever the wall clock does.
+    clock.set(t0 + Duration::seconds(89));
+    assert_eq!(
+        engine
+            .fire_due(aednet_core::Clock::now(clock.as_ref()))
+            .await,
+        0
+    );
+    let inc = engine.get(inc.id).await.unwrap();
+    assert!(inc.offers.iter().all(|o| o.state == OfferState::Offered));
+
+    // At the deadline: both time out and the next wave reaches rescuer 3, with a new deadline.
+    let t1 = t0 + Duration::seconds(90);
+    clock.set(t1);
+    assert_eq!(engine.fire_due(t1).await, 1);
+    let inc = engine.get(inc.id).await.unwrap();
+    let states: Vec<(i64, OfferState)> =
+        inc.offers.iter().map(|o| (o.rescuer_id, o.state)).collect();
+    assert_eq!(
+        states,
+        vec![
+            (1, OfferState::TimedOut),
+            (2, OfferState::TimedOut),
+            (3, OfferState::Offered)
+        ]
+    );
+    assert_eq!(inc.offers[2].offered_at, t1, "offered on the virtual clock");
+    assert_eq!(engine.next_deadline(), Some(t1 + Duration::seconds(90)));
+    // Persisted as it went: the store's audit has every step.
+    let audit = state.store.incident_audit(inc.id).await.unwrap();
+    assert_eq!(audit.len(), inc.audit.len());
+    assert_eq!(
+        audit.iter().filter(|e| e.contains("\"timed_out\"")).count(),
+        2
+    );
+}
