@@ -100,7 +100,7 @@ async fn consoles(db: Db) {
         .text()
         .await
         .unwrap();
-    assert!(leaflet.contains("Vladimir Agafonkin"), "Leaflet's licence");
+    assert!(leaflet.contains("BSD 2-Clause"), "Leaflet's licence");
     let (st, body) = send(s.get("/assets/../Cargo.toml", None)).await;
     assert_eq!(st, 404, "{body}");
     assert_eq!(send(s.get("/assets/nope.js", None)).await.0, 404);

@@ -43,6 +43,9 @@ struct Slot {
     saved: usize,
 }
 
+/// How often responders' live distance and ETA are pushed to dispatcher consoles.
+pub const RESPONDER_PUSH: StdDuration = StdDuration::from_secs(3);
+
 pub struct Engine {
     state: AppState,
     policy: Policy,
@@ -99,11 +102,60 @@ impl Engine {
         }
         let engine = self.clone();
         tokio::spawn(async move { engine.timers().await });
+        let engine = self.clone();
+        tokio::spawn(async move { engine.track_responders().await });
         Ok(())
     }
 
+    /// Responders' distance and ETA follow their reported positions, which are not incident
+    /// events: every [`RESPONDER_PUSH`] the board gets `{"type": "responders", "incident_id",
+    /// "responders"}` for each open incident whose responders' view changed, so consoles follow
+    /// them without polling. Nothing is computed while no console listens.
+    async fn track_responders(self: Arc<Self>) {
+        let mut last: HashMap<i64, String> = HashMap::new();
+        let mut tick = tokio::time::interval(RESPONDER_PUSH);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if self.board.receiver_count() == 0 {
+                last.clear();
+                continue;
+            }
+            let slots: Vec<(i64, Arc<AsyncMutex<Slot>>)> = self
+                .open
+                .lock()
+                .iter()
+                .map(|(id, s)| (*id, s.clone()))
+                .collect();
+            let mut seen = HashSet::new();
+            for (id, slot) in slots {
+                let inc = slot.lock().await.incident.clone();
+                if !inc
+                    .offers
+                    .iter()
+                    .any(|o| matches!(o.state, OfferState::Accepted | OfferState::Arrived))
+                {
+                    continue;
+                }
+                seen.insert(id);
+                let mut view = self.live_view(&inc).await;
+                let responders = view["responders"].take();
+                let key = responders.to_string();
+                if last.get(&id) != Some(&key) {
+                    let _ = self.board.send(
+                        json!({"type": "responders", "incident_id": id, "responders": responders})
+                            .to_string(),
+                    );
+                    last.insert(id, key);
+                }
+            }
+            last.retain(|id, _| seen.contains(id));
+        }
+    }
+
     /// Incident changes for dispatcher consoles: `{"type": "incident", "incident_id", "state",
-    /// "events": [new audit entries]}`.
+    /// "events": [new audit entries]}`, and responders' live distance and ETA
+    /// (`{"type": "responders", …}`, see `track_responders`).
     pub fn board(&self) -> broadcast::Receiver<String> {
         self.board.subscribe()
     }

@@ -80,6 +80,9 @@ function evText(e) {
 }
 
 function renderDetail(fit) {
+  // Re-rendering must not undo what the dispatcher ticked in the outcome form.
+  const ticked = Object.fromEntries(["aed_applied", "shock_delivered", "handed_to_ems"]
+    .map(id => [id, document.getElementById(id)?.checked]));
   detailLayer.clearLayers();
   const d = detail;
   if (!d) { $("#detail").replaceChildren(h("p", { class: "muted" }, t("selectIncident"))); return; }
@@ -117,9 +120,9 @@ function renderDetail(fit) {
 
   const outcome = h("form", { id: "close-form", class: "card" },
     h("div", { class: "chips" },
-      h("label", { class: "check" }, h("input", { type: "checkbox", id: "aed_applied" }), t("aedApplied")),
-      h("label", { class: "check" }, h("input", { type: "checkbox", id: "shock_delivered" }), t("shockDelivered")),
-      h("label", { class: "check" }, h("input", { type: "checkbox", id: "handed_to_ems", checked: true }), t("handedToEms"))),
+      h("label", { class: "check" }, h("input", { type: "checkbox", id: "aed_applied", checked: ticked.aed_applied }), t("aedApplied")),
+      h("label", { class: "check" }, h("input", { type: "checkbox", id: "shock_delivered", checked: ticked.shock_delivered }), t("shockDelivered")),
+      h("label", { class: "check" }, h("input", { type: "checkbox", id: "handed_to_ems", checked: ticked.handed_to_ems ?? true }), t("handedToEms"))),
     h("div", { class: "row" }, h("button", { type: "submit", class: "primary", id: "close-btn" }, t("closeIncident")),
       h("button", { type: "button", class: "danger", id: "cancel-btn", onclick: () => act("cancel") }, t("standDown"))),
     h("p", { class: "error", id: "act-error", role: "alert" }));
@@ -166,6 +169,11 @@ live("/ws/dispatch", {
   onState: on => { const el = $("#live"); el.classList.toggle("on", on); el.dataset.i18n = on ? "live" : "offline"; el.textContent = t(on ? "live" : "offline"); },
   onMessage: m => {
     if (m.type === "resync") { refreshSoon(true, selected); return; }
+    if (m.type === "responders") {
+      // Pushed every few seconds while responders move: redraw their distance and ETA only.
+      if (m.incident_id === selected && detail) { detail.responders = m.responders; renderDetail(false); }
+      return;
+    }
     if (m.type !== "incident") return;
     if (m.incident_id === selected && detail) {
       // Show the new entries at once, then reload responders and ETAs.

@@ -209,6 +209,9 @@ try {
     await page.waitForSelector("#timeline li[data-kind=accepted]", { timeout: 5000 });
     await page.waitForSelector(`#responders li:has-text("#${r.id}")`, { timeout: 5000 });
     assert.match(await page.locator("#responders").textContent(), /距离 1\d\d 米/);
+    // The responder moves closer: the console follows (pushed by the server, no reload).
+    await http("/api/v1/me/location", { method: "POST", token: rt, body: { lat: lat + 0.00045, lon, accuracy_m: 10 } });
+    await page.waitForFunction(() => /距离 (4|5)\d 米/.test(document.querySelector("#responders").textContent), null, { timeout: 8000 });
     assert.match(await page.locator("#incidents").textContent(), /事件 #\d+/);
     await page.screenshot({ path: join(shots, "dispatch-zh-1280.png") });
     await page.setViewportSize({ width: 360, height: 780 });
