@@ -11,8 +11,8 @@ const en = {
   loginHelp: "Paste the bearer token for your role (the demo prints one per role and saves them in aednet-data/demo-tokens.txt).",
   loginWrongRole: (have, want) => `This token is for the role “${have}”; this console needs ${want}.`,
   loginBad: "Unknown or revoked token.", loginAs: (n, r) => `${n} · ${r}`,
-  live: "Live", offline: "Reconnecting…", loading: "Loading…", close: "Close", cancel: "Cancel",
-  save: "Save", error: m => `Error: ${m}`, min: s => `${Math.max(0, Math.round(s / 60))} min`,
+  live: "Live", offline: "Reconnecting…", connecting: "Connecting…", loading: "Loading…", close: "Close", cancel: "Cancel",
+  save: "Save", error: m => `Error: ${m}`, min: s => s < 60 ? "< 1 min" : `${Math.round(s / 60)} min`,
   sec: s => `${Math.round(s)} s`, meters: m => m >= 1000 ? `${(m / 1000).toFixed(1)} km` : `${Math.round(m)} m`,
   osm: "© OpenStreetMap contributors", mapLabel: "Map", none: "—",
   roles: { admin: "admin", dispatcher: "dispatcher", maintenance: "maintenance", planner: "planner", rescuer: "rescuer", device: "device", public: "public" },
@@ -85,7 +85,8 @@ const en = {
   runPlan: "Run placement", planResult: (b, a) => `Coverage ${(b * 100).toFixed(1)} % → ${(a * 100).toFixed(1)} %`,
   site: (i, g) => `Site ${i}: +${g} people`, legend: "Time to AED", uncovered: "out of reach", days: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
   hourLabel: h => `${en.days[Math.floor(h / 24)]} ${String(h % 24).padStart(2, "0")}:00`, now: "Now", conversions: "Convert to 24/7",
-  relocations: "Relocations", gaps: "Largest gaps", planning: "Planning…",
+  relocations: "Relocations", conversion: (id, n, g, ng) => `AED #${id} ${n}: +${g} people now, +${ng} at night`,
+  relocation: (id, to, g) => `Move AED #${id} to ${to}: +${g} people`, gaps: "Largest gaps", planning: "Planning…",
 };
 
 const zh = {
@@ -95,8 +96,8 @@ const zh = {
   loginHelp: "粘贴您角色的访问令牌（演示模式为每个角色生成一个，保存在 aednet-data/demo-tokens.txt）。",
   loginWrongRole: (have, want) => `此令牌的角色是“${have}”，本控制台需要：${want}。`,
   loginBad: "令牌无效或已撤销。", loginAs: (n, r) => `${n} · ${r}`,
-  live: "实时", offline: "正在重连…", loading: "正在加载…", close: "关闭", cancel: "取消",
-  save: "保存", error: m => `错误：${m}`, min: s => `${Math.max(0, Math.round(s / 60))} 分钟`,
+  live: "实时", offline: "正在重连…", connecting: "正在连接…", loading: "正在加载…", close: "关闭", cancel: "取消",
+  save: "保存", error: m => `错误：${m}`, min: s => s < 60 ? "不到 1 分钟" : `${Math.round(s / 60)} 分钟`,
   sec: s => `${Math.round(s)} 秒`, meters: m => m >= 1000 ? `${(m / 1000).toFixed(1)} 公里` : `${Math.round(m)} 米`,
   osm: "© OpenStreetMap contributors", mapLabel: "地图", none: "—",
   roles: { admin: "管理员", dispatcher: "调度员", maintenance: "维护人员", planner: "规划人员", rescuer: "救护员", device: "设备", public: "公众" },
@@ -165,7 +166,8 @@ const zh = {
   runPlan: "运行选址", planResult: (b, a) => `覆盖率 ${(b * 100).toFixed(1)}% → ${(a * 100).toFixed(1)}%`,
   site: (i, g) => `选址 ${i}：+${g} 人`, legend: "到达 AED 的时间", uncovered: "无法到达", days: ["周一", "周二", "周三", "周四", "周五", "周六", "周日"],
   hourLabel: h => `${zh.days[Math.floor(h / 24)]} ${String(h % 24).padStart(2, "0")}:00`, now: "现在", conversions: "改为 24 小时开放",
-  relocations: "迁移建议", gaps: "最大缺口", planning: "正在计算…",
+  relocations: "迁移建议", conversion: (id, n, g, ng) => `AED #${id} ${n}：当前 +${g} 人，夜间 +${ng} 人`,
+  relocation: (id, to, g) => `将 AED #${id} 迁至 ${to}：+${g} 人`, gaps: "最大缺口", planning: "正在计算…",
 };
 
 export const STRINGS = { en, zh };

@@ -65,6 +65,7 @@ function render() {
 async function select(id) {
   selected = id;
   render();
+  document.querySelector(`#devices li[data-aed-id="${id}"]`)?.scrollIntoView({ block: "nearest" });
   const [aed, hist, orders] = await Promise.all([
     api(`/api/v1/aeds/${id}`), api(`/api/v1/aeds/${id}/readiness/history?limit=50`),
     api(`/api/v1/work-orders?aed_id=${id}&include_closed=true`)]);

@@ -84,7 +84,8 @@ function renderShare() {
 }
 
 async function loadWeekly() {
-  weekly = await api(`/api/v1/coverage/weekly?district_id=${$("#district").value}`);
+  const q = new URLSearchParams({ district_id: $("#district").value, mode: $("#mode").value, budget_s: $("#budget").value || "240" });
+  weekly = await api(`/api/v1/coverage/weekly?${q}`);
   renderWeekly();
 }
 function renderWeekly() {
@@ -130,7 +131,7 @@ $("#now").addEventListener("click", () => {
   $("#hour-label").textContent = `${t("hourLabel", Number($("#hour").value))} (${t("now")})`;
   renderWeekly(); loadCoverage(false).catch(showErr);
 });
-for (const id of ["#mode", "#budget"]) $(id).addEventListener("change", () => { legend(); loadCoverage(false).catch(showErr); });
+for (const id of ["#mode", "#budget"]) $(id).addEventListener("change", () => { legend(); clearPlan(); Promise.all([loadCoverage(false), loadWeekly()]).catch(showErr); });
 $("#district").addEventListener("change", () => { clearPlan(); Promise.all([loadCoverage(true), loadWeekly()]).catch(showErr); });
 
 function showErr(e) { $("#plan-error").textContent = t("error", e.message); }
@@ -172,14 +173,18 @@ function renderPlan() {
   $("#plan-result").replaceChildren(
     h("p", { class: "big", id: "plan-share" }, t("planResult", p.before.share, p.after.share)),
     h("ol", { id: "sites" }, p.sites.map((s, i) => h("li", {}, t("site", i + 1, Math.round(s.gain_population)), s.name ? ` · ${s.name}` : "", h("span", { class: "muted" }, ` (${s.lat.toFixed(4)}, ${s.lon.toFixed(4)})`)))),
-    (p.conversions_24_7 || []).length ? [h("h3", {}, t("conversions")), h("ul", {}, p.conversions_24_7.map(c => h("li", {}, `AED #${c.aed_id ?? c.id} ${c.name || ""}${c.gain_population != null ? ` +${Math.round(c.gain_population)}` : ""}`)))] : null,
-    (p.relocations || []).length ? [h("h3", {}, t("relocations")), h("ul", {}, p.relocations.map(r => h("li", {}, `AED #${r.aed_id ?? r.id} → ${r.lat?.toFixed?.(4) ?? ""}, ${r.lon?.toFixed?.(4) ?? ""}${r.gain_population != null ? ` +${Math.round(r.gain_population)}` : ""}`)))] : null);
+    (p.conversions_24_7 || []).length ? [h("h3", {}, t("conversions")), h("ul", { id: "conversions" }, p.conversions_24_7.slice(0, 10).map(c =>
+      h("li", {}, t("conversion", c.aed_id, c.name || "", Math.round(c.gain), Math.round(c.night_gain)))))] : null,
+    (p.relocations || []).length ? [h("h3", {}, t("relocations")), h("ul", {}, p.relocations.map(r =>
+      h("li", {}, t("relocation", r.aed_id, `${r.to.lat.toFixed(4)}, ${r.to.lon.toFixed(4)}`, Math.round(r.gain_population)))))] : null);
 }
 
 // Live: changed cells of the current ("now") map.
 live("/ws/coverage", {
   onState: on => { const el = $("#live"); el.classList.toggle("on", on); el.dataset.i18n = on ? "live" : "offline"; el.textContent = t(on ? "live" : "offline"); },
   onMessage: m => {
+    // A rebuilt map or a socket that fell behind: fetch the picture again.
+    if ((m.type === "reload" || m.type === "resync") && atNow) { loadCoverage(false).catch(showErr); return; }
     if (m.type !== "cells" || !atNow) return;
     for (const c of m.cells || []) {
       const layer = byCell.get(c.cell);

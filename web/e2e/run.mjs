@@ -302,7 +302,7 @@ try {
     await page.fill("#token", "aed_not-a-token");
     await page.click("#login-submit");
     await page.waitForSelector("dialog#login[open] .error:has-text('Unknown or revoked')");
-    await page.screenshot({ path: join(shots, "login-en-360.png") });
+    await page.screenshot({ path: join(shots, "login-en-1280.png") });
     await page.context().close();
   });
 } finally {
