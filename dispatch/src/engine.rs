@@ -176,8 +176,11 @@ impl Engine {
             .map(|o| {
                 let fix = self.state.geo.rescuer(o.rescuer_id);
                 let d = fix.map(|f| f.pos.distance_m(&pos));
+                // The position goes to dispatchers only (this view is never public), and only
+                // for responders who accepted: the console draws them moving.
                 json!({"rescuer_id": o.rescuer_id, "offer_id": o.id, "state": o.state, "fetch_aed": o.fetch_aed,
                     "distance_m": d, "eta_s": d.map(|d| d * self.policy.detour_factor / self.policy.rescuer_speed_mps),
+                    "lat": fix.map(|f| f.pos.lat), "lon": fix.map(|f| f.pos.lon),
                     "seen_at": fix.map(|f| f.seen_at)})
             })
             .collect();

@@ -102,6 +102,16 @@ function renderDetail(fit) {
       fillColor: isAssigned ? "#005fcc" : (STATUS_COLOURS[a.status] || "#888") })
       .addTo(detailLayer).bindTooltip(`AED #${a.id} ${a.name || ""} · ${tt("status", a.status)}`);
   }
+  // Responders who accepted, where they last reported, with a line to the AED they fetch or
+  // straight to the patient.
+  for (const r of responders) {
+    if (r.lat == null) continue;
+    const a = r.fetch_aed && nearby.find(x => x.id === r.fetch_aed);
+    const path = a ? [[r.lat, r.lon], [a.lat, a.lon], [d.lat, d.lon]] : [[r.lat, r.lon], [d.lat, d.lon]];
+    L.polyline(path, { color: "#1b7f3b", weight: 3, opacity: .8 }).addTo(detailLayer);
+    L.marker([r.lat, r.lon], { icon: L.divIcon({ className: "", html: '<div class="responder-icon">✚</div>', iconSize: [26, 26] }), title: t("rescuer", r.rescuer_id) })
+      .addTo(detailLayer).bindTooltip(`${t("rescuer", r.rescuer_id)} · ${r.distance_m == null ? "" : t("eta", t("meters", r.distance_m), t("min", r.eta_s))}`);
+  }
   if (fit) map.setView([d.lat, d.lon], Math.max(map.getZoom(), 14), { animate: false });
 
   const respList = responders.length ? h("ul", { class: "plain", id: "responders" }, responders.map(r => h("li", { class: "card" },

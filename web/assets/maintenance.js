@@ -83,7 +83,7 @@ async function select(id) {
     h("p", { class: "muted" }, [aed.address, aed.location_description, aed.pads_expiry && t("padsExp", aed.pads_expiry), aed.battery_expiry && t("batteryExp", aed.battery_expiry)].filter(Boolean).join(" · ")),
     h("h3", {}, t("guardianCheck")),
     h("div", { class: "row" },
-      h("input", { id: "check-note", "aria-label": t("note"), placeholder: t("note"), maxlength: 500, style: "flex:1" }),
+      h("input", { id: "check-note", "aria-label": t("note"), placeholder: t("note"), maxlength: 500, style: "flex:1 1 100%" }),
       h("button", { type: "button", id: "check-ok", onclick: () => check(true) }, t("checkOk")),
       h("button", { type: "button", class: "danger", id: "check-fail", onclick: () => check(false) }, t("checkFail"))),
     h("p", { class: "error", id: "detail-error", role: "alert" }),

@@ -75,8 +75,23 @@ async function loadCoverage(fit) {
     },
   }).addTo(map);
   document.body.dataset.hexes = String(fc.features.length);
+  renderGaps();
   if (fit && fc.features.length) map.fitBounds(hexLayer.getBounds(), { padding: [10, 10], animate: false });
   renderShare();
+}
+
+// The largest gaps: the most populous cells nobody reaches within the budget.
+let gapLayer = L.layerGroup().addTo(map);
+function renderGaps() {
+  gapLayer.clearLayers();
+  const gaps = [...byCell.values()].filter(l => !l.feature.properties.covered && (l.feature.properties.population || 0) > 0)
+    .sort((a, b) => b.feature.properties.population - a.feature.properties.population).slice(0, 5);
+  $("#gaps").replaceChildren(...gaps.map((l, i) => {
+    const c = l.getBounds().getCenter(), q = l.feature.properties;
+    L.polygon(l.getLatLngs(), { color: "#c8102e", weight: 3, fill: false, interactive: false }).addTo(gapLayer);
+    return h("li", {}, h("button", { type: "button", class: "ghost", onclick: () => map.setView(c, 15, { animate: false }) },
+      t("gap", Math.round(q.population), q.time_s == null ? t("uncovered") : t("min", q.time_s))));
+  }));
 }
 
 function renderShare() {
@@ -206,7 +221,7 @@ if (districts.length) {
 }
 legend(); renderTable();
 onLang(() => {
-  fillSelects(); legend(); renderTable(); renderShare(); renderWeekly(); renderPlan();
+  fillSelects(); legend(); renderTable(); renderShare(); renderWeekly(); renderPlan(); renderGaps();
   $("#hour-label").textContent = t("hourLabel", Number($("#hour").value)) + (atNow ? ` (${t("now")})` : "");
 });
 document.body.dataset.ready = "1";
