@@ -6,6 +6,7 @@
 
 pub mod aeds;
 pub mod auth;
+pub mod coverage;
 pub mod districts;
 pub mod error;
 pub mod extract;
