@@ -6,10 +6,21 @@ import { $, h, t, tt, api, header, requireLogin, makeMap, live, onLang, fmtPct }
 header("planner");
 await requireLogin(["planner", "admin"]);
 const { map } = await makeMap($("#map"));
-const hexRenderer = L.canvas({ padding: 0.3 });
+// Hexagons in their own pane above the district background (which would otherwise wash them out).
+map.createPane("hexes").style.zIndex = 420;
+const hexRenderer = L.canvas({ padding: 0.3, pane: "hexes" });
 let hexLayer = null;
 const byCell = new Map();   // cell → Leaflet polygon layer
 let sitesLayer = L.layerGroup().addTo(map);
+// The AEDs themselves, small and dark, above the hexagons.
+map.createPane("aeds").style.zIndex = 430;
+api("/api/v1/aeds?format=geojson&limit=1000", { auth: false }).then(fc => {
+  const r = L.svg({ pane: "aeds" });
+  for (const f of fc.features) {
+    const [lon, lat] = f.geometry.coordinates;
+    L.circleMarker([lat, lon], { renderer: r, pane: "aeds", radius: 3, weight: 1, color: "#fff", fillColor: "#1b1b1b", fillOpacity: .9, interactive: false }).addTo(map);
+  }
+}).catch(() => {});
 let summary = null, weekly = null, districts = [], lastPlan = null;
 let atNow = true;           // the slider follows "now": live updates apply
 
@@ -20,6 +31,11 @@ function colour(time_s) {
   const budget = Number($("#budget").value) || 240;
   const x = time_s * 240 / budget; // scale bands to the chosen budget
   return SCALE.find(([lim]) => x <= lim)[1];
+}
+// Reached cells stand out; out-of-reach cells are a light wash so the district shows through.
+function hexStyle(p) {
+  return p.time_s == null ? { stroke: false, fillOpacity: 0.22, fillColor: colour(null) }
+    : { stroke: false, fillOpacity: 0.8, fillColor: colour(p.time_s) };
 }
 function legend() {
   const b = Number($("#budget").value) || 240, f = s => Math.round(s * b / 240 / 60 * 10) / 10;
@@ -66,8 +82,8 @@ async function loadCoverage(fit) {
   if (hexLayer) hexLayer.remove();
   byCell.clear();
   hexLayer = L.geoJSON(fc, {
-    renderer: hexRenderer,
-    style: f => ({ weight: 0.3, color: "#555", fillOpacity: 0.62, fillColor: colour(f.properties.time_s) }),
+    renderer: hexRenderer, pane: "hexes",
+    style: f => hexStyle(f.properties),
     onEachFeature: (f, layer) => {
       byCell.set(f.properties.cell, layer);
       layer.bindTooltip(() => `${f.properties.time_s == null ? t("uncovered") : t("min", f.properties.time_s)} · ${f.properties.population ?? 0}` +
@@ -85,7 +101,13 @@ let gapLayer = L.layerGroup().addTo(map);
 function renderGaps() {
   gapLayer.clearLayers();
   const gaps = [...byCell.values()].filter(l => !l.feature.properties.covered && (l.feature.properties.population || 0) > 0)
-    .sort((a, b) => b.feature.properties.population - a.feature.properties.population).slice(0, 5);
+    .sort((a, b) => b.feature.properties.population - a.feature.properties.population)
+    // At least 2 km apart, so five gaps are five places.
+    .reduce((out, l) => {
+      const c = l.getBounds().getCenter();
+      if (out.length < 5 && out.every(o => o.getBounds().getCenter().distanceTo(c) > 2000)) out.push(l);
+      return out;
+    }, []);
   $("#gaps").replaceChildren(...gaps.map((l, i) => {
     const c = l.getBounds().getCenter(), q = l.feature.properties;
     L.polygon(l.getLatLngs(), { color: "#c8102e", weight: 3, fill: false, interactive: false }).addTo(gapLayer);
@@ -110,16 +132,20 @@ function renderWeekly() {
   const ns = "http://www.w3.org/2000/svg";
   const mk = (tag, attrs) => { const e = document.createElementNS(ns, tag); for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v); return e; };
   for (let d = 1; d < 7; d++) svg.append(mk("line", { x1: d * 24, x2: d * 24, y1: 0, y2: 100, stroke: "#ccd", "stroke-width": 0.4 }));
+  // Scaled to the week's best share (coverage is often a few per cent), labelled.
+  const top = Math.max(0.001, ...weekly.hours.map(p => Math.max(p.share, p.share_all_24_7))) * 1.1;
   let always = "";
   for (const p of weekly.hours) {
-    svg.append(mk("rect", { x: p.hour, y: 100 - p.share * 100, width: 1, height: p.share * 100, fill: "#31a354" }));
-    always += `${always ? "L" : "M"}${p.hour + 0.5},${100 - p.share_all_24_7 * 100}`;
+    svg.append(mk("rect", { x: p.hour, y: 100 - p.share / top * 100, width: 1, height: p.share / top * 100, fill: "#31a354" }));
+    always += `${always ? "L" : "M"}${p.hour + 0.5},${100 - p.share_all_24_7 / top * 100}`;
   }
+  $("#weekly-max").textContent = t("weeklyMax", fmtPct(top / 1.1));
   svg.append(mk("path", { d: always, fill: "none", stroke: "#005fcc", "stroke-width": 1, "vector-effect": "non-scaling-stroke" }));
   const hr = Number($("#hour").value);
   svg.append(mk("rect", { x: hr, y: 0, width: 1, height: 100, fill: "rgba(200,16,46,.35)" }));
   svg.setAttribute("aria-label", t("weekly"));
   $("#weekly-legend").replaceChildren(
+    h("span", {}, h("span", { class: "dot", style: "background:#1b1b1b" }), "AED"),
     h("span", {}, h("span", { class: "sq", style: "background:#31a354" }), t("onlyOpen")),
     h("span", {}, h("span", { class: "sq", style: "background:#005fcc" }), t("always")),
     ...t("days").map(d => h("span", { class: "muted" }, d)));
@@ -172,6 +198,8 @@ $("#plan").addEventListener("submit", async e => {
     if (!atNow) body.at = instantOf(Number($("#hour").value), zone()).toISOString();
     lastPlan = await api("/api/v1/plan", { method: "POST", body });
     renderPlan();
+    // Show where the proposed sites are, with the coverage around them.
+    if (lastPlan.sites.length) map.fitBounds(L.latLngBounds(lastPlan.sites.map(s => [s.lat, s.lon])), { padding: [80, 80], maxZoom: 14, animate: false });
   } catch (err) {
     $("#plan-result").replaceChildren();
     showErr(err);
@@ -185,13 +213,14 @@ function renderPlan() {
     L.marker([s.lat, s.lon], { icon: L.divIcon({ className: "", html: `<div class="site-icon">★</div>`, iconSize: [26, 26], iconAnchor: [13, 15] }), title: t("site", i + 1, s.gain_population) })
       .addTo(sitesLayer).bindTooltip(`${t("site", i + 1, s.gain_population)}${s.name ? " · " + s.name : ""}`);
   });
-  $("#plan-result").replaceChildren(
+  $("#plan-result").replaceChildren(...[
     h("p", { class: "big", id: "plan-share" }, t("planResult", p.before.share, p.after.share)),
     h("ol", { id: "sites" }, p.sites.map((s, i) => h("li", {}, t("site", i + 1, Math.round(s.gain_population)), s.name ? ` · ${s.name}` : "", h("span", { class: "muted" }, ` (${s.lat.toFixed(4)}, ${s.lon.toFixed(4)})`)))),
     (p.conversions_24_7 || []).length ? [h("h3", {}, t("conversions")), h("ul", { id: "conversions" }, p.conversions_24_7.slice(0, 10).map(c =>
       h("li", {}, t("conversion", c.aed_id, c.name || "", Math.round(c.gain), Math.round(c.night_gain)))))] : null,
     (p.relocations || []).length ? [h("h3", {}, t("relocations")), h("ul", {}, p.relocations.map(r =>
-      h("li", {}, t("relocation", r.aed_id, `${r.to.lat.toFixed(4)}, ${r.to.lon.toFixed(4)}`, Math.round(r.gain_population)))))] : null);
+      h("li", {}, t("relocation", r.aed_id, `${r.to.lat.toFixed(4)}, ${r.to.lon.toFixed(4)}`, Math.round(r.gain_population)))))] : null,
+  ].flat().filter(Boolean));
 }
 
 // Live: changed cells of the current ("now") map.
@@ -203,7 +232,7 @@ live("/ws/coverage", {
     if (m.type !== "cells" || !atNow) return;
     for (const c of m.cells || []) {
       const layer = byCell.get(c.cell);
-      if (layer) { layer.feature.properties.time_s = c.time_s; layer.feature.properties.covered = c.covered; layer.setStyle({ fillColor: colour(c.time_s) }); }
+      if (layer) { layer.feature.properties.time_s = c.time_s; layer.feature.properties.covered = c.covered; layer.setStyle(hexStyle(layer.feature.properties)); }
     }
     // The pushed summary covers the whole map; the district's share is recounted from its cells.
     let pop = 0, cov = 0;

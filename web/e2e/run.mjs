@@ -276,6 +276,9 @@ try {
     assert.match(await page.locator("#share").textContent(), /%/);
     assert.ok(await page.locator("#districts tbody tr").count() >= 1, "the district table");
     assert.ok(await page.locator("#weekly rect").count() >= 168, "the weekly profile");
+    // Zoomed into the city centre now: coloured cells around the AEDs.
+    await page.evaluate(() => document.querySelector("#map").leafletMap.setView([28.962, 118.872], 15, { animate: false }));
+    await page.screenshot({ path: join(shots, "planner-zh-1280-centre.png") });
     // Night-time coverage through the slider (Wednesday 03:00).
     await page.locator("#hour").fill("51");
     await page.waitForFunction(() => document.querySelector("#hour-label").textContent.startsWith("周三 03:00"));
