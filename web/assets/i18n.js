@@ -85,7 +85,7 @@ const en = {
   runPlan: "Run placement", planResult: (b, a) => `Coverage ${(b * 100).toFixed(1)} % → ${(a * 100).toFixed(1)} %`,
   site: (i, g) => `Site ${i}: +${g} people`, legend: "Time to AED", uncovered: "out of reach", days: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
   hourLabel: h => `${en.days[Math.floor(h / 24)]} ${String(h % 24).padStart(2, "0")}:00`, now: "Now", conversions: "Convert to 24/7",
-  relocations: "Relocations", weeklyMax: p => `Top of the chart: ${p}`, gap: (p, s) => `${p} people · ${s}`, conversion: (id, n, g, ng) => `AED #${id} ${n}: +${g} people now, +${ng} at night`,
+  relocations: "Relocations", siteLegend: "proposed site", weeklyMax: p => `Top of the chart: ${p}`, gap: (p, s) => `${p} people · ${s}`, conversion: (id, n, g, ng) => `AED #${id} ${n}: +${g} people now, +${ng} at night`,
   relocation: (id, to, g) => `Move AED #${id} to ${to}: +${g} people`, gaps: "Largest gaps", planning: "Planning…",
 };
 
@@ -166,7 +166,7 @@ const zh = {
   runPlan: "运行选址", planResult: (b, a) => `覆盖率 ${(b * 100).toFixed(1)}% → ${(a * 100).toFixed(1)}%`,
   site: (i, g) => `选址 ${i}：+${g} 人`, legend: "到达 AED 的时间", uncovered: "无法到达", days: ["周一", "周二", "周三", "周四", "周五", "周六", "周日"],
   hourLabel: h => `${zh.days[Math.floor(h / 24)]} ${String(h % 24).padStart(2, "0")}:00`, now: "现在", conversions: "改为 24 小时开放",
-  relocations: "迁移建议", weeklyMax: p => `图表顶端：${p}`, gap: (p, s) => `${p} 人 · ${s}`, conversion: (id, n, g, ng) => `AED #${id} ${n}：当前 +${g} 人，夜间 +${ng} 人`,
+  relocations: "迁移建议", siteLegend: "建议选址", weeklyMax: p => `图表顶端：${p}`, gap: (p, s) => `${p} 人 · ${s}`, conversion: (id, n, g, ng) => `AED #${id} ${n}：当前 +${g} 人，夜间 +${ng} 人`,
   relocation: (id, to, g) => `将 AED #${id} 迁至 ${to}：+${g} 人`, gaps: "最大缺口", planning: "正在计算…",
 };
 

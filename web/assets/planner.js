@@ -42,7 +42,9 @@ function legend() {
   $("#legend").replaceChildren(h("strong", {}, t("legend")),
     ...SCALE.map(([lim, c], i) => h("span", {}, h("span", { class: "sq", style: `background:${c}` }),
       lim === Infinity ? `> ${f(SCALE[i - 1][0])} min` : `≤ ${f(lim)} min`)),
-    h("span", {}, h("span", { class: "sq", style: "background:#9e9e9e" }), t("uncovered")));
+    h("span", {}, h("span", { class: "sq", style: "background:#9e9e9e" }), t("uncovered")),
+    h("span", {}, h("span", { class: "dot", style: "background:#1b1b1b" }), t("aedsLegend")),
+    h("span", {}, h("span", { class: "site-icon", style: "font-size:16px" }, "★"), t("siteLegend")));
 }
 
 // Controls.
@@ -145,7 +147,6 @@ function renderWeekly() {
   svg.append(mk("rect", { x: hr, y: 0, width: 1, height: 100, fill: "rgba(200,16,46,.35)" }));
   svg.setAttribute("aria-label", t("weekly"));
   $("#weekly-legend").replaceChildren(
-    h("span", {}, h("span", { class: "dot", style: "background:#1b1b1b" }), "AED"),
     h("span", {}, h("span", { class: "sq", style: "background:#31a354" }), t("onlyOpen")),
     h("span", {}, h("span", { class: "sq", style: "background:#005fcc" }), t("always")),
     ...t("days").map(d => h("span", { class: "muted" }, d)));
@@ -198,6 +199,7 @@ $("#plan").addEventListener("submit", async e => {
     if (!atNow) body.at = instantOf(Number($("#hour").value), zone()).toISOString();
     lastPlan = await api("/api/v1/plan", { method: "POST", body });
     renderPlan();
+    $("#plan-result").scrollIntoView({ block: "nearest" });
     // Show where the proposed sites are, with the coverage around them.
     if (lastPlan.sites.length) map.fitBounds(L.latLngBounds(lastPlan.sites.map(s => [s.lat, s.lon])), { padding: [80, 80], maxZoom: 14, animate: false });
   } catch (err) {

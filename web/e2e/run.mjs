@@ -286,7 +286,7 @@ try {
     await page.click("#run");
     await page.waitForSelector("#plan-share", { timeout: 60_000 });
     assert.match(await page.locator("#plan-share").textContent(), /覆盖率 [\d.]+% → [\d.]+%/);
-    assert.equal(await page.locator(".site-icon").count(), 3, "three proposed sites on the map");
+    assert.equal(await page.locator(".leaflet-marker-icon .site-icon").count(), 3, "three proposed sites on the map");
     await page.screenshot({ path: join(shots, "planner-zh-1280.png") });
     await page.setViewportSize({ width: 360, height: 780 });
     await page.screenshot({ path: join(shots, "planner-zh-360.png"), fullPage: true });
