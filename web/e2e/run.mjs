@@ -63,8 +63,8 @@ const browser = await chromium.launch({
     "--disable-component-update", "--disable-sync"],
 });
 const errors = [];
-async function newPage(locale, width = 1280, height = 800) {
-  const ctx = await browser.newContext({ locale, viewport: { width, height } });
+async function newPage(locale, width = 1280, height = 800, extra = {}) {
+  const ctx = await browser.newContext({ locale, viewport: { width, height }, ...extra });
   const page = await ctx.newPage();
   page.on("pageerror", e => errors.push(`${page.url()}: ${e.message}`));
   // Expected refusals (a bad latitude, a wrong token) log 4xx "Failed to load resource"; real
@@ -162,6 +162,13 @@ try {
         assert.ok(!(await page.content()).includes("cabinet_code"));
         const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
         assert.ok(overflow <= 0, `no sideways scrolling at ${w} px (${overflow} px too wide)`);
+        // "Use my location": the browser's position (granted here) is looked up.
+        await page.context().grantPermissions(["geolocation"]);
+        await page.context().setGeolocation({ latitude: 28.9555, longitude: 118.8601 });
+        const here = await http("/api/v1/aeds/nearest?lat=28.95550&lon=118.86010&k=5");
+        await page.click("#locate");
+        await page.waitForFunction(n => (document.querySelector("#best .name") || {}).textContent?.includes(n), here.results[0].name);
+        assert.equal(await page.inputValue("#lat"), "28.95550");
         // Typed coordinates: the demo city's railway station area.
         const station = await http("/api/v1/aeds/nearest?lat=28.9700&lon=118.8700&k=5");
         await page.fill("#lat", "28.9700");
