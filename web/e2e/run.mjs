@@ -91,6 +91,11 @@ async function switchLanguage(page, heading) {
   await page.click("#lang");
   assert.equal(await page.locator(heading).textContent(), before);
 }
+/** Readable at 360 px: nothing wider than the screen. */
+async function noSideways(page) {
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.ok(overflow <= 0, `no sideways scrolling (${overflow} px too wide)`);
+}
 /** Clicks the bare map (no marker under the pointer) near a fraction of its box. */
 async function clickMap(page, fx, fy) {
   const box = await page.locator("#map").boundingBox();
@@ -223,6 +228,7 @@ try {
     assert.equal(await page.locator(".responder-icon").count(), 1, "the responder on the map");
     await page.screenshot({ path: join(shots, "dispatch-zh-1280.png") });
     await page.setViewportSize({ width: 360, height: 780 });
+    await noSideways(page);
     await page.screenshot({ path: join(shots, "dispatch-zh-360.png"), fullPage: true });
     await page.setViewportSize({ width: 1280, height: 800 });
     await switchLanguage(page, "h1 [data-i18n=dispatchTitle]");
@@ -266,6 +272,7 @@ try {
     await page.waitForSelector("#orders li:has-text('Check the modem')");
     await page.screenshot({ path: join(shots, "maintenance-en-1280.png") });
     await page.setViewportSize({ width: 360, height: 780 });
+    await noSideways(page);
     await page.screenshot({ path: join(shots, "maintenance-en-360.png"), fullPage: true });
     await page.setViewportSize({ width: 1280, height: 800 });
     await switchLanguage(page, "h1 [data-i18n=maintTitle]");
@@ -296,6 +303,7 @@ try {
     assert.equal(await page.locator(".leaflet-marker-icon .site-icon").count(), 3, "three proposed sites on the map");
     await page.screenshot({ path: join(shots, "planner-zh-1280.png") });
     await page.setViewportSize({ width: 360, height: 780 });
+    await noSideways(page);
     await page.screenshot({ path: join(shots, "planner-zh-360.png"), fullPage: true });
     await page.setViewportSize({ width: 1280, height: 800 });
     await switchLanguage(page, "h1 [data-i18n=plannerTitle]");
