@@ -97,9 +97,9 @@ function renderDetail(fit) {
   L.circleMarker([d.lat, d.lon], { radius: 12, color: "#fff", weight: 3, fillColor: "#c8102e", fillOpacity: 1 }).addTo(detailLayer);
   for (const a of nearby) {
     const isAssigned = assigned.has(a.id);
-    if (isAssigned) L.polyline([[a.lat, a.lon], [d.lat, d.lon]], { color: "#005fcc", weight: 4, dashArray: "6 6" }).addTo(detailLayer);
+    if (isAssigned) L.polyline([[a.lat, a.lon], [d.lat, d.lon]], { color: "#00838f", weight: 4, dashArray: "6 6" }).addTo(detailLayer);
     L.circleMarker([a.lat, a.lon], { radius: isAssigned ? 9 : 5, color: "#fff", weight: 1.5, fillOpacity: 1,
-      fillColor: isAssigned ? "#005fcc" : (STATUS_COLOURS[a.status] || "#888") })
+      fillColor: isAssigned ? "#00838f" : (STATUS_COLOURS[a.status] || "#888") })
       .addTo(detailLayer).bindTooltip(`AED #${a.id} ${a.name || ""} · ${tt("status", a.status)}`);
   }
   // Responders who accepted, where they last reported, with a line to the AED they fetch or
@@ -199,5 +199,13 @@ live("/ws/dispatch", {
     refreshSoon(!known || !["alerting", "en_route", "on_scene", "created"].includes(m.state), m.incident_id);
   },
 });
-onLang(() => { renderList(); renderDetail(false); });
+function legend() {
+  $("#legend").replaceChildren(
+    h("span", {}, h("span", { class: "dot", style: "background:#c8102e" }), t("legendIncident")),
+    h("span", {}, h("span", { class: "responder-icon", style: "width:18px;height:18px;font-size:11px" }, "✚"), t("legendResponder")),
+    h("span", {}, h("span", { class: "dot", style: "background:#00838f" }), t("legendAssigned")),
+    h("span", {}, h("span", { class: "dot", style: `background:${STATUS_COLOURS.unknown}` }), t("legendAed")));
+}
+legend();
+onLang(() => { renderList(); renderDetail(false); legend(); });
 document.body.dataset.ready = "1";

@@ -62,7 +62,8 @@ const en = {
     state: e => `State: ${en.states[e.from] || e.from} → ${en.states[e.to] || e.to}`,
     closed: e => `Closed: AED ${e.outcome.aed_applied ? "applied" : "not applied"}, shock ${e.outcome.shock_delivered ? "delivered" : "not delivered"}, ${e.outcome.handed_to_ems ? "handed to EMS" : "not handed to EMS"}`,
   },
-  refresh: "Refresh", offersAll: n => `All offers (${n})`,
+  refresh: "Refresh", legendIncident: "patient", legendResponder: "responder", legendAssigned: "AED being fetched",
+  legendAed: "AED (colour: readiness)", offersAll: n => `All offers (${n})`,
 
   // maintenance
   maintTitle: "Maintenance board", filters: "Show", expiringDays: "Expiring within (days)", district: "District",
@@ -145,7 +146,8 @@ const zh = {
     state: e => `状态：${zh.states[e.from] || e.from} → ${zh.states[e.to] || e.to}`,
     closed: e => `已结案：${e.outcome.aed_applied ? "已使用 AED" : "未使用 AED"}，${e.outcome.shock_delivered ? "已电击" : "未电击"}，${e.outcome.handed_to_ems ? "已移交 120" : "未移交 120"}`,
   },
-  refresh: "刷新", offersAll: n => `全部呼叫（${n}）`,
+  refresh: "刷新", legendIncident: "患者", legendResponder: "响应人员", legendAssigned: "正在取的 AED",
+  legendAed: "AED（颜色表示状态）", offersAll: n => `全部呼叫（${n}）`,
 
   maintTitle: "维护看板", filters: "显示", expiringDays: "到期天数内", district: "行政区",
   allDistricts: "全部行政区", devices: n => `${n} 台设备需要处理`, noDevices: "没有需要处理的设备。",

@@ -225,7 +225,7 @@ try {
     await http("/api/v1/me/location", { method: "POST", token: rt, body: { lat: lat + 0.00045, lon, accuracy_m: 10 } });
     await page.waitForFunction(() => /距离 (4|5)\d 米/.test(document.querySelector("#responders").textContent), null, { timeout: 8000 });
     assert.match(await page.locator("#incidents").textContent(), /事件 #\d+/);
-    assert.equal(await page.locator(".responder-icon").count(), 1, "the responder on the map");
+    assert.equal(await page.locator(".leaflet-marker-icon .responder-icon").count(), 1, "the responder on the map");
     await page.screenshot({ path: join(shots, "dispatch-zh-1280.png") });
     await page.setViewportSize({ width: 360, height: 780 });
     await noSideways(page);
