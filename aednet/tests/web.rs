@@ -164,6 +164,12 @@ async fn consoles(db: Db) {
         .await
         .expect("the dispatcher token opens the board");
     assert_eq!(proto.as_deref(), Some("aednet.v1"));
+    // A public live view (the planner's coverage feed) without a token: the subprotocol alone.
+    let (mut cov, proto) = browser_ws(&s, "/ws/coverage", "aednet.v1")
+        .await
+        .expect("the coverage feed is public");
+    assert_eq!(proto.as_deref(), Some("aednet.v1"));
+    assert_eq!(next_json(&mut cov).await["type"], "cells");
     s.stop().await;
 }
 
