@@ -37,6 +37,7 @@ const en = {
   noGeo: "Location is not available; tap the map instead.", you: "Patient", stationsLegend: "Aid stations",
   aedsLegend: "AEDs", stats: (a, d) => `${a} AEDs in ${d} districts`, direction: d => `head ${d}`,
   dirs: ["north", "north-east", "east", "south-east", "south", "south-west", "west", "north-west"],
+  badLat: "Latitude must be a number between -90 and 90.", badLon: "Longitude must be a number between -180 and 180.",
   consoles: "Staff consoles", apiLink: "API (OpenAPI)",
 
   // dispatch
@@ -122,6 +123,7 @@ const zh = {
   noGeo: "无法获取位置，请在地图上点击。", you: "患者", stationsLegend: "救护站",
   aedsLegend: "AED", stats: (a, d) => `共 ${a} 台 AED，覆盖 ${d} 个行政区`, direction: d => `向${d}走`,
   dirs: ["北", "东北", "东", "东南", "南", "西南", "西", "西北"],
+  badLat: "纬度必须是 -90 到 90 之间的数字。", badLon: "经度必须是 -180 到 180 之间的数字。",
   consoles: "工作人员控制台", apiLink: "接口文档（OpenAPI）",
 
   dispatchTitle: "调度台", newIncident: "新建事件", address: "地址", notes: "备注",

@@ -12,6 +12,7 @@ header("public");
 const { map, districtCount } = await makeMap($("#map"), { onClick: ll => pick(ll.lat, ll.lng) });
 const resultLayer = L.layerGroup().addTo(map);
 let last = null;
+let badField = null; // a coordinate the page itself refused, re-said after a language switch
 let stations = [];
 
 // Context: every AED as a small dot coloured by readiness, stations by kind.
@@ -60,6 +61,15 @@ function pick(lat, lon) {
 }
 
 async function find(lat, lon) {
+  // Checked here first so the caller reads the problem in their language.
+  const bad = !(Math.abs(Number(lat)) <= 90) || lat === "" ? "lat" : !(Math.abs(Number(lon)) <= 180) || lon === "" ? "lon" : null;
+  badField = bad;
+  if (bad) {
+    last = null; show(false);
+    $("#status").textContent = t(bad === "lat" ? "badLat" : "badLon");
+    $(bad === "lat" ? "#lat" : "#lon").focus();
+    return;
+  }
   $("#status").textContent = t("searching");
   const r = await fetch(`/api/v1/aeds/nearest?lat=${encodeURIComponent(lat)}&lon=${encodeURIComponent(lon)}&k=5`);
   last = { body: await r.json(), lat: Number(lat), lon: Number(lon) };
@@ -123,5 +133,9 @@ $("#locate").addEventListener("click", () => {
   navigator.geolocation.getCurrentPosition(p => pick(p.coords.latitude, p.coords.longitude),
     () => { $("#status").textContent = t("noGeo"); }, { enableHighAccuracy: true, timeout: 10000 });
 });
-onLang(() => { show(false); legend(); if (count !== null) stats(count); });
+onLang(() => {
+  show(false); legend(); if (count !== null) stats(count);
+  if (badField) $("#status").textContent = t(badField === "lat" ? "badLat" : "badLon");
+  else if (!last) $("#status").textContent = "";
+});
 document.body.dataset.ready = "1";

@@ -182,11 +182,16 @@ try {
         await page.waitForFunction(n => (document.querySelector("#best .name") || {}).textContent?.includes(n), station.results[0].name);
         await page.screenshot({ path: join(shots, `public-${name}-${w}.png`), fullPage: w === 360 });
         if (w === 360) {
-          // A bad latitude is named; typed coordinates work too.
+          // A bad latitude is named in the page's language, and nothing stale stays on screen.
           await page.fill("#lat", "95");
           await page.click("#find");
-          await page.waitForFunction(() => document.querySelector("#status").textContent.startsWith("lat"));
+          await page.waitForFunction(t => document.querySelector("#status").textContent === t,
+            name === "zh" ? "纬度必须是 -90 到 90 之间的数字。" : "Latitude must be a number between -90 and 90.");
           assert.equal(await page.locator("#best .card").count(), 0);
+          // The server's own check stays (a caller of the API gets the field named).
+          const r = await fetch(`${base}/api/v1/aeds/nearest?lat=95&lon=118.87`);
+          assert.equal(r.status, 422);
+          assert.equal((await r.json()).field, "lat");
           await switchLanguage(page, "#find-title");
         }
         await page.context().close();
