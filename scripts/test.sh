@@ -26,18 +26,23 @@ fi
 
 cargo test --workspace --locked "$@"
 
-# Browser tests (only for the full run): Debian's chromium, installed here if missing, driven
-# by playwright-core against the real binary the tests above just built.
+# Browser tests (only for the full run): Debian's chromium and the Noto CJK fonts (so Chinese
+# screenshots are readable), installed here if missing, driven by playwright-core against the
+# real binary the tests above just built. One demo server for all four consoles.
 if [ "$#" -eq 0 ]; then
-  if ! command -v chromium >/dev/null; then
-    echo "installing chromium for the browser tests" >&2
+  missing=""
+  command -v chromium >/dev/null || missing="chromium"
+  if command -v dpkg >/dev/null && ! dpkg -s fonts-noto-cjk >/dev/null 2>&1; then missing="$missing fonts-noto-cjk"; fi
+  if [ -n "$missing" ]; then
+    echo "installing$missing for the browser tests" >&2
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    $SUDO apt-get install -y chromium >&2 || { $SUDO apt-get update >&2 && $SUDO apt-get install -y chromium >&2; }
+    # shellcheck disable=SC2086
+    $SUDO apt-get install -y $missing >&2 || { $SUDO apt-get update >&2 && $SUDO apt-get install -y $missing >&2; }
   fi
   if ! command -v node >/dev/null; then
     echo "node not found: install Node.js 18 or newer (Debian: apt-get install nodejs npm)" >&2
     exit 1
   fi
   npm ci --prefix web/e2e --no-audit --no-fund
-  AEDNET_BIN="${CARGO_TARGET_DIR:-target}/debug/aednet" CHROMIUM="$(command -v chromium)" node web/e2e/public-map.mjs
+  AEDNET_BIN="${CARGO_TARGET_DIR:-target}/debug/aednet" CHROMIUM="$(command -v chromium)" node web/e2e/run.mjs
 fi

@@ -53,6 +53,8 @@ pub enum Command {
     /// Simulations (no database needed).
     #[command(subcommand)]
     Simulate(SimulateCommand),
+    /// Where the next AEDs should go: greedy maximal covering on the 4-minute coverage map.
+    Plan(crate::plan::PlanArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -232,6 +234,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = open_store(&config).await?;
             run_token(store.as_ref(), cmd).await
         }
+        Command::Plan(args) => {
+            let store = open_store(&config).await?;
+            crate::plan::run(store.as_ref(), &config.coverage, config.walk, args).await
+        }
         Command::Simulate(SimulateCommand::Dispatch {
             incidents,
             seed,
@@ -331,12 +337,27 @@ pub fn app(
     let mut extra = aednet_mobile_api::ApiDoc::openapi();
     extra.merge(aednet_device_gateway::ApiDoc::openapi());
     extra.merge(aednet_dispatch::http::ApiDoc::openapi());
+    extra.merge(aednet_api::coverage::ApiDoc::openapi());
+    // The live coverage map loads in the background and follows the bus from here on; its
+    // handlers wait for the first load. A bad population grid was reported by `serve` already.
+    let coverage = aednet_api::coverage::Coverage::new(&state, state.coverage.clone())
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "coverage: population grid ignored");
+            let config = aednet_api::coverage::CoverageConfig {
+                population_grid: None,
+                ..state.coverage.clone()
+            };
+            aednet_api::coverage::Coverage::new(&state, config)
+                .expect("coverage config validated at load")
+        });
+    coverage.start();
     state.openapi = Arc::new(aednet_api::openapi::document(Some(extra)));
     aednet_api::finish(
         aednet_api::routes()
             .merge(aednet_mobile_api::router(public, eligibility.clone()))
             .merge(aednet_device_gateway::router(gateway))
             .merge(aednet_dispatch::router(dispatch, eligibility))
+            .merge(aednet_api::coverage::router(coverage))
             .merge(aednet_web::router()),
         state,
     )
@@ -345,6 +366,14 @@ pub fn app(
 pub async fn serve(config: Config, store: DynStore) -> anyhow::Result<()> {
     let mut state = AppState::new(store, Arc::new(LocalBus::default()), Arc::new(SystemClock));
     state.walk = config.walk;
+    state.coverage = config.coverage.clone();
+    if let Some(path) = &config.coverage.population_grid {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading coverage.population_grid {}", path.display()))?;
+        aednet_api::coverage::read_population_csv(&text)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("coverage.population_grid {}", path.display()))?;
+    }
     // Callers are served from memory: load every AED and station before accepting requests.
     aednet_api::geo_sync::start(&state).await?;
     let gateway = aednet_device_gateway::Gateway::new(state.clone(), config.gateway.clone());

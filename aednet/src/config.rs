@@ -30,6 +30,8 @@ pub struct Config {
     pub gateway: aednet_device_gateway::GatewayConfig,
     /// Who is alerted and how (`[dispatch]`): waves, roles, time-outs.
     pub dispatch: aednet_dispatch::Policy,
+    /// Four-minute coverage (`[coverage]`): mode, budget, resolution, population grid.
+    pub coverage: aednet_api::coverage::CoverageConfig,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -51,6 +53,7 @@ impl Default for Config {
             public: aednet_mobile_api::PublicLimits::default(),
             gateway: aednet_device_gateway::GatewayConfig::default(),
             dispatch: aednet_dispatch::Policy::default(),
+            coverage: aednet_api::coverage::CoverageConfig::default(),
         }
     }
 }
@@ -67,6 +70,7 @@ impl std::fmt::Debug for Config {
             .field("public", &self.public)
             .field("gateway", &self.gateway)
             .field("dispatch", &self.dispatch)
+            .field("coverage", &self.coverage)
             .finish()
     }
 }
@@ -119,6 +123,7 @@ impl Config {
             .merge(Serialized::defaults(overrides));
         let config: Config = fig.extract()?;
         config.walk.validate().map_err(anyhow::Error::msg)?;
+        config.coverage.validate().map_err(anyhow::Error::msg)?;
         Ok(config)
     }
 }

@@ -5,4 +5,5 @@ pub mod bootstrap;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod plan;
 pub mod simulate;

@@ -258,7 +258,9 @@ async fn flow(db: Db) {
     assert!(resp.iter().all(|r| r["distance_m"]
         .as_f64()
         .is_some_and(|d| d > 50.0 && d < 600.0)
-        && r["eta_s"].is_number()));
+        && r["eta_s"].is_number()
+        && r["lat"].is_number()
+        && r["lon"].is_number()));
     assert_eq!(live["aeds_nearby"].as_array().unwrap().len(), 2);
     assert!(
         !live.to_string().contains("8642"),

@@ -311,7 +311,8 @@ async fn protocol(db: Db) {
     let e = c[0].ask(answer(&o0, "arrived"), "not-yet").await;
     assert_eq!(e["type"], "ack", "arrived after accepting is fine: {e}");
 
-    // The fetcher moves: live distance/ETA to them and to the board, never a position.
+    // The fetcher moves: live distance/ETA to them; the dispatcher's board also gets where
+    // they are, so the console can draw them moving (dispatchers only; nothing is kept).
     let halfway = at(19_999, 3_333);
     assert_eq!(c[1].ask(loc(halfway), "m1").await["type"], "ack");
     let u = c[1].next("update").await;
@@ -336,6 +337,10 @@ async fn protocol(db: Db) {
         (r["rescuer_id"].as_i64(), r["distance_m"].as_f64()),
         (Some(ids[1]), Some(d)),
         "{r}"
+    );
+    assert_eq!(
+        (r["lat"].as_f64(), r["lon"].as_f64()),
+        (Some(halfway.0), Some(halfway.1))
     );
     // At the cabinet: the AED is in hand, the ETA is straight to the patient.
     let cabinet = at(30_001, 1);
@@ -451,8 +456,10 @@ async fn protocol(db: Db) {
     assert_eq!(pos_of("accepted", ids[0]), Some(places[0]));
     assert_eq!(pos_of("arrived", ids[1]), Some(back));
     assert_eq!(pos_of("arrived", ids[0]), Some(places[0]));
-    // …and nowhere else: not in the incident's other fields, the board, any rescuer's frames,
-    // the registry's rescuer records, the public answers, nor any other table.
+    // …the dispatcher's live view shows accepted responders where they are now (and the board
+    // where they move), never anyone who did not accept; and nowhere else: not in the
+    // incident's other fields, any rescuer's frames, the registry's rescuer records, the
+    // public answers, nor any other table.
     let digits = |p: (f64, f64)| vec![format!("{}", p.0), format!("{}", p.1)];
     let all: Vec<String> = [
         places[0], places[1], places[2], places[3], halfway, cabinet, back,
@@ -465,17 +472,35 @@ async fn protocol(db: Db) {
             assert!(!text.contains(d.as_str()), "{d} leaked in {what}: {text}");
         }
     };
+    let not_accepted: Vec<String> = [places[2], places[3]]
+        .into_iter()
+        .flat_map(digits)
+        .collect();
+    for (what, text) in [
+        ("the board", serde_json::to_string(&board.seen).unwrap()),
+        ("the live responders", full["responders"].to_string()),
+    ] {
+        for d in &not_accepted {
+            assert!(
+                !text.contains(d.as_str()),
+                "{d} (did not accept) in {what}: {text}"
+            );
+        }
+    }
     let mut rest = full.clone();
-    rest.as_object_mut().unwrap().remove("audit_log");
-    rest.as_object_mut().unwrap().remove("audit");
-    leaks("the incident outside its audit", &rest.to_string());
+    for k in ["audit_log", "audit", "responders"] {
+        rest.as_object_mut().unwrap().remove(k);
+    }
+    leaks(
+        "the incident outside its audit and live view",
+        &rest.to_string(),
+    );
     for (i, cl) in c.iter().enumerate() {
         leaks(
             &format!("rescuer {i}'s frames"),
             &serde_json::to_string(&cl.seen).unwrap(),
         );
     }
-    leaks("the board", &serde_json::to_string(&board.seen).unwrap());
     let (_, list) = send(s.get("/api/v1/rescuers", Some(Role::Admin))).await;
     leaks("the rescuer list", &list.to_string());
     let (_, one) = send(s.get(&format!("/api/v1/rescuers/{}", ids[1]), Some(Role::Admin))).await;

@@ -10,6 +10,7 @@ use aednet_store::{NewToken, TokenRecord};
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::response::IntoResponse;
 use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -164,4 +165,67 @@ impl TokenCache {
     pub fn clear(&self) {
         self.map.write().clear();
     }
+}
+
+/// The WebSocket subprotocol the consoles speak. Browsers cannot set an `Authorization` header
+/// on a WebSocket, so a console offers two subprotocols, `aednet.v1` and `bearer.<token>`
+/// (token characters are valid protocol tokens); [`ws_bearer`] turns the second into the
+/// header the handlers read and answers with `aednet.v1`, so the token is never echoed. A query
+/// token would end up in proxy and access logs; the handshake header does not.
+pub const WS_PROTOCOL: &str = "aednet.v1";
+/// Prefix of the subprotocol that carries the bearer token.
+pub const WS_BEARER_PREFIX: &str = "bearer.";
+
+/// Middleware for WebSocket upgrades: a `bearer.<token>` subprotocol becomes
+/// `Authorization: Bearer <token>` (an explicit header wins), and a successful upgrade that
+/// offered `aednet.v1` selects it. Other requests pass untouched.
+pub async fn ws_bearer(
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::header::{HeaderValue, SEC_WEBSOCKET_PROTOCOL, UPGRADE};
+    let is_upgrade = req
+        .headers()
+        .get(UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let offered: Vec<String> = req
+        .headers()
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    if !is_upgrade || offered.is_empty() {
+        return next.run(req).await;
+    }
+    let bearer = offered
+        .iter()
+        .find_map(|p| p.strip_prefix(WS_BEARER_PREFIX))
+        .filter(|s| !s.is_empty());
+    if let Some(secret) = bearer {
+        if !req.headers().contains_key(AUTHORIZATION) {
+            match HeaderValue::from_str(&format!("Bearer {secret}")) {
+                Ok(mut v) => {
+                    v.set_sensitive(true);
+                    req.headers_mut().insert(AUTHORIZATION, v);
+                }
+                Err(_) => return ApiError::Unauthorized.into_response(),
+            }
+        }
+    }
+    let wants_ours = offered.iter().any(|p| p == WS_PROTOCOL);
+    let mut res = next.run(req).await;
+    if wants_ours
+        && res.status() == axum::http::StatusCode::SWITCHING_PROTOCOLS
+        && !res.headers().contains_key(SEC_WEBSOCKET_PROTOCOL)
+    {
+        res.headers_mut().insert(
+            SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(WS_PROTOCOL),
+        );
+    }
+    res
 }

@@ -6,6 +6,7 @@
 
 pub mod aeds;
 pub mod auth;
+pub mod coverage;
 pub mod districts;
 pub mod error;
 pub mod extract;
@@ -65,6 +66,8 @@ pub fn finish(router: Router<AppState>, state: AppState) -> Router {
                 .into_response()
         })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY))
+        // Browsers' WebSockets carry the token as a subprotocol (see auth::ws_bearer).
+        .layer(axum::middleware::from_fn(auth::ws_bearer))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

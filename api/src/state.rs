@@ -17,6 +17,8 @@ pub struct AppState {
     /// AEDs, stations and live rescuers in memory; kept current by [`crate::geo_sync`].
     pub geo: Arc<GeoIndex>,
     pub walk: WalkModel,
+    /// How the live coverage map counts (`[coverage]`); see [`crate::coverage`].
+    pub coverage: crate::coverage::CoverageConfig,
     /// The OpenAPI document served at `/api/openapi.json`; the binary merges in the routers
     /// of other crates.
     pub openapi: Arc<serde_json::Value>,
@@ -32,6 +34,7 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             geo: Arc::new(GeoIndex::default()),
             walk: WalkModel::default(),
+            coverage: crate::coverage::CoverageConfig::default(),
             openapi: Arc::new(crate::openapi::document(None)),
             tokens: Arc::new(crate::auth::TokenCache::default()),
         }

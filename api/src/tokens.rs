@@ -20,6 +20,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/tokens", get(list_tokens).post(create_token))
         .route("/api/v1/tokens/{id}", delete(revoke_token))
+        .route("/api/v1/me", get(whoami))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -125,4 +126,24 @@ pub async fn revoke_token(
     } else {
         Err(ApiError::NotFound)
     }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    /// `public` without a token.
+    pub role: Role,
+    pub name: Option<String>,
+    pub subject_id: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/me", tag = "tokens", security((), ("bearer" = [])),
+    responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
+/// `GET /api/v1/me`: the role and name of the presented token, so a console can check a login
+/// before showing itself (an unknown or revoked token is 401).
+pub async fn whoami(caller: Caller) -> Json<Me> {
+    Json(Me {
+        role: caller.role,
+        name: caller.token.as_ref().map(|t| t.name.clone()),
+        subject_id: caller.token.as_ref().and_then(|t| t.subject_id),
+    })
 }

@@ -131,7 +131,8 @@ impl Engine {
     }
 
     /// Incident changes for dispatcher consoles: `{"type": "incident", "incident_id", "state",
-    /// "events": [new audit entries]}`.
+    /// "events": [new audit entries]}`, and each accepted responder's live position, distance
+    /// and ETA as they move (`{"type": "responder", …}`, see [`Engine::responder_moved`]).
     pub fn board(&self) -> broadcast::Receiver<String> {
         self.board.subscribe()
     }
@@ -152,8 +153,11 @@ impl Engine {
             .map(|o| {
                 let fix = self.state.geo.rescuer(o.rescuer_id);
                 let d = fix.map(|f| f.pos.distance_m(&pos));
+                // The position goes to dispatchers only (this view is never public), and only
+                // for responders who accepted: the console draws them moving.
                 json!({"rescuer_id": o.rescuer_id, "offer_id": o.id, "state": o.state, "fetch_aed": o.fetch_aed,
                     "distance_m": d, "eta_s": d.map(|d| d * self.policy.detour_factor / self.policy.rescuer_speed_mps),
+                    "lat": fix.map(|f| f.pos.lat), "lon": fix.map(|f| f.pos.lon),
                     "seen_at": fix.map(|f| f.seen_at)})
             })
             .collect();
@@ -224,7 +228,8 @@ impl Engine {
     }
 
     /// Live distance and ETA of an accepted responder who moved: to the rescuer (`update`)
-    /// and to dispatcher consoles (`responder`). Distances and times only, never positions.
+    /// and to dispatcher consoles (`responder`, with the position so the console can draw them
+    /// moving: the board is for dispatchers only and keeps nothing). Never to other rescuers.
     pub fn responder_moved(&self, rescuer_id: i64, pos: LatLon) {
         let r = {
             let mut map = self.responders.lock();
@@ -256,7 +261,7 @@ impl Engine {
         let _ = self.board.send(
             json!({"type": "responder", "incident_id": r.incident_id, "offer_id": r.offer_id,
                 "rescuer_id": rescuer_id, "distance_m": to_patient, "aed_distance_m": to_aed,
-                "eta_s": eta})
+                "eta_s": eta, "lat": pos.lat, "lon": pos.lon})
             .to_string(),
         );
     }

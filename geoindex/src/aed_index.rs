@@ -10,7 +10,7 @@ use aednet_core::hours::HoursState;
 use chrono::{DateTime, Utc};
 use h3o::{CellIndex, LatLng, Resolution};
 use rstar::{Envelope, RTree, SelectionFunction, AABB};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::schedule::Schedule;
 use crate::sphere::{bearing_deg, chord2_for_distance, distance_for_chord2, Located};
@@ -60,7 +60,7 @@ pub fn parse_floor(level: Option<&str>) -> Option<f64> {
 }
 
 /// Which readiness states a caller may be sent to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReadinessFilter {
     /// Everything not known to be bad: ready, degraded and unknown (most AEDs have no
@@ -97,7 +97,7 @@ impl ReadinessFilter {
 }
 
 /// What to do with opening hours.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HoursPolicy {
     /// Open at the query time, or hours unknown/malformed (flagged in the answer): the default,

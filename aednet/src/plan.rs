@@ -1,0 +1,201 @@
+//! `aednet plan`: where the next AEDs should go, from the database without a server — the same
+//! coverage map and greedy placement as `POST /api/v1/plan`.
+
+use std::path::{Path, PathBuf};
+
+use aednet_api::coverage::{offline_map, plan_request, CoverageConfig, PlanInput};
+use aednet_store::Store;
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// New units to place.
+    #[arg(long, default_value_t = 10)]
+    pub add: u32,
+    /// Only this district (name or id).
+    #[arg(long)]
+    pub district: Option<String>,
+    /// Candidate sites instead of every cell centre: CSV with lat, lon and optional name
+    /// columns, or GeoJSON points (name from properties.name).
+    #[arg(long)]
+    pub candidates: Option<PathBuf>,
+    /// Existing units that may be moved to better sites.
+    #[arg(long, default_value_t = 0)]
+    pub relocate: u32,
+    /// Also list AEDs worth converting to 24/7 outdoor cabinets.
+    #[arg(long)]
+    pub suggest_24_7: bool,
+    /// The network as it is at this time (RFC 3339; default now).
+    #[arg(long)]
+    pub at: Option<DateTime<Utc>>,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Candidate sites from a CSV or GeoJSON file, as the API's input.
+pub fn read_candidates(path: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = String::from_utf8(bytes).context("candidates file is not UTF-8")?;
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    if ext == "geojson" || ext == "json" || text.trim_start().starts_with('{') {
+        let gj: geojson::GeoJson = text.parse().context("candidates: not GeoJSON")?;
+        let features = match gj {
+            geojson::GeoJson::FeatureCollection(fc) => fc.features,
+            geojson::GeoJson::Feature(f) => vec![f],
+            geojson::GeoJson::Geometry(_) => anyhow::bail!("candidates: expected features"),
+        };
+        let mut out = Vec::new();
+        for (i, f) in features.into_iter().enumerate() {
+            let Some(geojson::Value::Point(c)) = f.geometry.as_ref().map(|g| g.value.clone())
+            else {
+                anyhow::bail!("candidates: feature {i} is not a Point");
+            };
+            let name = f
+                .property("name")
+                .and_then(|v| v.as_str())
+                .map(str::to_string);
+            out.push(serde_json::json!({"lat": c.get(1), "lon": c.first(), "name": name}));
+        }
+        return Ok(out);
+    }
+    let mut rdr = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let headers: Vec<String> = rdr
+        .headers()?
+        .iter()
+        .map(|h| h.to_ascii_lowercase())
+        .collect();
+    let col = |names: &[&str]| headers.iter().position(|h| names.contains(&h.as_str()));
+    let lat = col(&["lat", "latitude"]).context("candidates CSV needs a lat column")?;
+    let lon = col(&["lon", "lng", "longitude"]).context("candidates CSV needs a lon column")?;
+    let name = col(&["name"]);
+    let mut out = Vec::new();
+    for (i, rec) in rdr.records().enumerate() {
+        let rec = rec?;
+        let num = |c: usize| -> anyhow::Result<f64> {
+            rec.get(c)
+                .unwrap_or_default()
+                .parse::<f64>()
+                .with_context(|| format!("candidates row {}: bad coordinate", i + 2))
+        };
+        out.push(serde_json::json!({
+            "lat": num(lat)?, "lon": num(lon)?,
+            "name": name.and_then(|c| rec.get(c)).filter(|s| !s.is_empty()),
+        }));
+    }
+    Ok(out)
+}
+
+pub async fn run(
+    store: &dyn Store,
+    config: &CoverageConfig,
+    walk: aednet_geoindex::WalkModel,
+    args: PlanArgs,
+) -> anyhow::Result<()> {
+    let at = args.at.unwrap_or_else(Utc::now);
+    let (map, districts, tz) = offline_map(store, config, walk, at)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let district_id = match &args.district {
+        None => None,
+        Some(d) => Some(
+            districts
+                .iter()
+                .find(|x| x.id.to_string() == *d || x.data.name == *d)
+                .map(|x| x.id)
+                .with_context(|| format!("no district named or numbered {d}"))?,
+        ),
+    };
+    let candidates = args
+        .candidates
+        .as_deref()
+        .map(read_candidates)
+        .transpose()?;
+    let input: PlanInput = serde_json::from_value(serde_json::json!({
+        "add": args.add,
+        "district_id": district_id,
+        "candidates": candidates,
+        "relocate": args.relocate,
+        "suggest_24_7": args.suggest_24_7,
+    }))
+    .context("candidates")?;
+    let mut limits = config.clone();
+    // The command line is the operator's own machine: no per-request caps beyond sanity.
+    limits.max_plan_add = limits.max_plan_add.max(10_000);
+    limits.max_candidates = limits.max_candidates.max(10_000_000);
+    let req = plan_request(input, &limits, |d| districts.iter().any(|x| x.id == d), tz)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let p = aednet_coverage::plan(&map, &req);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&p)?);
+        return Ok(());
+    }
+    let scope = district_id
+        .and_then(|d| districts.iter().find(|x| x.id == d))
+        .map_or_else(|| "all districts".to_string(), |d| d.data.name.clone());
+    println!(
+        "{scope}: {} cells at res {}, {} AEDs, {} {} s, at {}",
+        map.grid()
+            .cells
+            .iter()
+            .filter(|c| district_id.is_none_or(|d| c.district == Some(d)))
+            .count(),
+        config.res,
+        map.aed_count(),
+        map.params().mode.as_str(),
+        map.params().budget_s,
+        at.to_rfc3339()
+    );
+    println!(
+        "before: {:.1} % ({:.0} of {:.0} people)",
+        p.before.share * 100.0,
+        p.before.covered_population,
+        p.before.population
+    );
+    println!(
+        "after:  {:.1} % ({:.0} of {:.0} people) with {} new site(s) from {} candidates, {} relocation(s)",
+        p.after.share * 100.0,
+        p.after.covered_population,
+        p.after.population,
+        p.sites.len(),
+        p.candidates,
+        p.relocations.len()
+    );
+    for (i, s) in p.sites.iter().enumerate() {
+        println!(
+            "  {:>3}. {:.6},{:.6}  cell {}  +{:.0} people{}",
+            i + 1,
+            s.lat,
+            s.lon,
+            s.cell,
+            s.gain_population,
+            s.name
+                .as_deref()
+                .map(|n| format!("  ({n})"))
+                .unwrap_or_default()
+        );
+    }
+    for r in &p.relocations {
+        println!(
+            "  move AED {} from {:.6},{:.6} to {:.6},{:.6}: net +{:.0} people",
+            r.aed_id, r.from.lat, r.from.lon, r.to.lat, r.to.lon, r.gain_population
+        );
+    }
+    for c in &p.conversions_24_7 {
+        println!(
+            "  24/7: AED {} {}: +{:.0} people on average, +{:.0} at night",
+            c.aed_id,
+            c.name.as_deref().unwrap_or(""),
+            c.gain,
+            c.night_gain
+        );
+    }
+    Ok(())
+}
