@@ -76,6 +76,9 @@ pub struct Engine {
     channels: Mutex<HashMap<i64, broadcast::Sender<String>>>,
     /// Every incident change, for dispatcher consoles.
     board: broadcast::Sender<String>,
+    /// `aednet_dispatch_offer_seconds`: from an incident's intake to its first wave of offers
+    /// stored and on the rescuers' sockets (the alert rule on its p99 watches this).
+    offer_seconds: prometheus::Histogram,
 }
 
 impl std::fmt::Debug for Engine {
@@ -88,7 +91,23 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     pub fn new(state: AppState, policy: Policy) -> Arc<Self> {
+        let offer_seconds = prometheus::Histogram::with_opts(
+            prometheus::HistogramOpts::new(
+                "aednet_dispatch_offer_seconds",
+                "From incident intake to the first wave of offers on rescuers' sockets",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+        )
+        .expect("static metric");
+        // A second engine on the same registry (the simulator's) keeps the first's metric.
+        let _ = state
+            .metrics
+            .registry
+            .register(Box::new(offer_seconds.clone()));
         Arc::new(Self {
+            offer_seconds,
             state,
             policy,
             open: Mutex::new(HashMap::new()),
@@ -418,6 +437,7 @@ impl Engine {
         address: Option<String>,
         notes: Option<String>,
     ) -> Result<Incident, EngineError> {
+        let started = std::time::Instant::now();
         let now = self.state.clock.now();
         let id = self.state.store.create_incident("created", now).await?;
         let wanted = self.policy.cpr_direct + self.policy.max_fetchers;
@@ -433,6 +453,9 @@ impl Engine {
         self.schedule(&slot.incident);
         for (r, m) in &msgs {
             self.push(*r, m);
+        }
+        if !msgs.is_empty() {
+            self.offer_seconds.observe(started.elapsed().as_secs_f64());
         }
         let out = slot.incident.clone();
         self.open.lock().insert(id, Arc::new(AsyncMutex::new(slot)));
