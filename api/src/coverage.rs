@@ -632,7 +632,8 @@ pub struct ApiDoc;
     params(("district_id" = Option<i64>, Query), ("res" = Option<u8>, Query, description = "H3 resolution, 9 (default) or 10"),
         ("at" = Option<String>, Query, description = "RFC 3339; default now (the live map)"),
         ("mode" = Option<String>, Query, description = "round_trip (default), one_way, radius"),
-        ("budget_s" = Option<f64>, Query), ("radius_m" = Option<f64>, Query)),
+        ("budget_s" = Option<f64>, Query), ("radius_m" = Option<f64>, Query),
+        ("bbox" = Option<String>, Query, description = "min_lon,min_lat,max_lon,max_lat: only cells whose centre is inside (the summary stays the district's or the whole map's)")),
     responses((status = 200, description = "GeoJSON FeatureCollection of hexagons with properties cell, time_s, covered, population, aed_id; top-level summary"),
         (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
@@ -641,13 +642,19 @@ pub async fn coverage_geojson(
     q: QueryParams,
 ) -> ApiResult<Response> {
     let (req, district) = map_request(&cov, &q)?;
+    let bbox = q
+        .get("bbox")
+        .map(|b| aednet_core::geo_util::BBox::parse("bbox", b))
+        .transpose()?;
     let res = req.res;
     let handle = cov.map_for(&req).await?;
     let body = handle
         .with(move |map| {
             let mut features = Vec::new();
             for (i, c) in map.grid().cells.iter().enumerate() {
-                if district.is_some_and(|d| c.district != Some(d)) {
+                if district.is_some_and(|d| c.district != Some(d))
+                    || bbox.is_some_and(|b| !b.contains(&c.center))
+                {
                     continue;
                 }
                 let v = map.view(i as u32);

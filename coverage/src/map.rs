@@ -164,11 +164,12 @@ impl Params {
 
     /// Whether opening hours let the AED count in a state.
     pub fn open_in(&self, state: HoursState) -> bool {
-        match (self.hours, state) {
-            (HoursPolicy::Any, _) | (_, HoursState::Open) => true,
-            (HoursPolicy::OpenOrUnknown, HoursState::Unknown) => true,
-            _ => false,
-        }
+        matches!(
+            (self.hours, state),
+            (HoursPolicy::Any, _)
+                | (_, HoursState::Open)
+                | (HoursPolicy::OpenOrUnknown, HoursState::Unknown)
+        )
     }
 }
 
