@@ -1187,3 +1187,38 @@ pub async fn offline_map(
     let map = CoverageMap::build(grid, config.params(walk), net.entries, at);
     Ok((map, net.districts, tz))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn population_csv_any_column_order_bad_rows_counted() {
+        let text = "id,lat,lon,population\n0,60.16,24.90,389\n1,91.0,24.9,5\n2,60.1,x,3\n\n3,60.17,24.91,0\n";
+        let (pts, bad) = read_population_csv(text).unwrap();
+        assert_eq!(pts.len(), 2);
+        assert_eq!(bad, 2);
+        assert_eq!(pts[0].population, 389.0);
+        let (pts, _) = read_population_csv("POP,LON,LAT\n7,24.9,60.1\n").unwrap();
+        assert_eq!((pts[0].pos.lat, pts[0].population), (60.1, 7.0));
+        assert!(read_population_csv("a,b\n1,2\n")
+            .unwrap_err()
+            .contains("lat"));
+        assert!(read_population_csv("").is_err());
+    }
+
+    #[test]
+    fn config_validation_names_the_key() {
+        let bad = CoverageConfig {
+            budget_s: 0.0,
+            ..CoverageConfig::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("budget_s"));
+        let bad = CoverageConfig {
+            res: 15,
+            ..CoverageConfig::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("coverage.res"));
+        assert!(CoverageConfig::default().validate().is_ok());
+    }
+}
