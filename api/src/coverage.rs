@@ -515,10 +515,14 @@ impl MapHandle {
     ) -> ApiResult<R> {
         tokio::task::spawn_blocking(move || match self {
             MapHandle::Live(l) => {
-                let g = l.read();
-                g.as_ref()
-                    .map(|live| f(&live.map))
-                    .ok_or_else(|| ApiError::Internal("coverage map not loaded".into()))
+                // A copy, so event updates (and the socket's one-second promise) never wait
+                // behind a long read.
+                let map = l
+                    .read()
+                    .as_ref()
+                    .map(|live| live.map.clone())
+                    .ok_or_else(|| ApiError::Internal("coverage map not loaded".into()))?;
+                Ok(f(&map))
             }
             MapHandle::Own(m) => Ok(f(&m)),
         })

@@ -268,7 +268,10 @@ pub struct HourShare {
     pub covered_population: f64,
 }
 
-#[derive(Debug)]
+/// Cloning copies the per-cell state and links (milliseconds for 10^4 cells): the live
+/// service answers long reads (a week's profile, a city's GeoJSON) from a copy so store events
+/// never wait behind them.
+#[derive(Debug, Clone)]
 pub struct CoverageMap {
     grid: Arc<Grid>,
     params: Params,
