@@ -151,6 +151,22 @@ async fn coverage_api(db: Db) {
         day["summary"]
     );
 
+    // Only AEDs confirmed ready: none is (no telemetry yet), so nothing is covered.
+    let (st, strict) = send(s.get(
+        &format!("/api/v1/coverage?district_id={district}&readiness=ready"),
+        None,
+    ))
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(strict["summary"]["covered_cells"], 0);
+    // Ignoring hours at night covers what the day does.
+    let (_, any) = send(s.get(
+        &format!("/api/v1/coverage?district_id={district}&hours=any&at=2026-11-29T19:00:00Z"),
+        None,
+    ))
+    .await;
+    assert_eq!(any["summary"]["share"], day["summary"]["share"]);
+
     // A bounding box keeps the cells whose centre is inside it.
     let half = format!("{},{},{},{}", LON0, LAT0, LON0 + SIDE / 2.0, LAT0 + SIDE);
     let (st, part) = send(s.get(
@@ -172,6 +188,8 @@ async fn coverage_api(db: Db) {
         ("at=yesterday", 400, "at"),
         ("district_id=99999", 422, "district_id"),
         ("bbox=1,2,3", 422, "bbox"),
+        ("readiness=good", 422, "readiness"),
+        ("hours=sometimes", 422, "hours"),
     ] {
         let (st, b) = send(s.get(&format!("/api/v1/coverage?{q}"), None)).await;
         assert_eq!((st, field(&b)), (status, name), "{q}: {b}");

@@ -608,6 +608,27 @@ fn map_request(cov: &Coverage, q: &QueryParams) -> ApiResult<(MapRequest, Option
     if let Some(r) = q.parse::<f64>("radius_m", "a number of metres")? {
         params.radius_m = r;
     }
+    if let Some(r) = q.get("readiness") {
+        params.readiness = ReadinessFilter::parse(r).ok_or_else(|| {
+            ApiError::invalid(
+                "readiness",
+                "readiness must be not_known_bad, ready_or_degraded, ready or any",
+            )
+        })?;
+    }
+    if let Some(h) = q.get("hours") {
+        params.hours = match h {
+            "open_or_unknown" => HoursPolicy::OpenOrUnknown,
+            "open" => HoursPolicy::OpenOnly,
+            "any" => HoursPolicy::Any,
+            _ => {
+                return Err(ApiError::invalid(
+                    "hours",
+                    "hours must be open_or_unknown, open or any",
+                ))
+            }
+        };
+    }
     params
         .validate()
         .map_err(|(f, m)| ApiError::invalid(f, m))?;
@@ -637,6 +658,8 @@ pub struct ApiDoc;
         ("at" = Option<String>, Query, description = "RFC 3339; default now (the live map)"),
         ("mode" = Option<String>, Query, description = "round_trip (default), one_way, radius"),
         ("budget_s" = Option<f64>, Query), ("radius_m" = Option<f64>, Query),
+        ("readiness" = Option<String>, Query, description = "not_known_bad (default), ready_or_degraded, ready, any"),
+        ("hours" = Option<String>, Query, description = "open_or_unknown (default), open, any"),
         ("bbox" = Option<String>, Query, description = "min_lon,min_lat,max_lon,max_lat: only cells whose centre is inside (the summary stays the district's or the whole map's)")),
     responses((status = 200, description = "GeoJSON FeatureCollection of hexagons with properties cell, time_s, covered, population, aed_id; top-level summary"),
         (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
