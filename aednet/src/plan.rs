@@ -199,3 +199,45 @@ pub async fn run(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_from_csv_and_geojson() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv_path = dir.path().join("c.csv");
+        std::fs::write(
+            &csv_path,
+            "Name,Latitude,Longitude\n\"School, north\",47.14,9.52\n,47.15,9.53\n",
+        )
+        .unwrap();
+        let c = read_candidates(&csv_path).unwrap();
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[0]["name"], "School, north");
+        assert_eq!(c[0]["lat"], 47.14);
+        assert!(c[1]["name"].is_null());
+        let gj = dir.path().join("c.geojson");
+        std::fs::write(
+            &gj,
+            r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"name":"Rathaus"},"geometry":{"type":"Point","coordinates":[9.52,47.14]}}]}"#,
+        )
+        .unwrap();
+        let c = read_candidates(&gj).unwrap();
+        assert_eq!(
+            (c[0]["lat"].as_f64(), c[0]["lon"].as_f64()),
+            (Some(47.14), Some(9.52))
+        );
+        assert_eq!(c[0]["name"], "Rathaus");
+        let bad = dir.path().join("bad.csv");
+        std::fs::write(&bad, "lat,lon\nx,9\n").unwrap();
+        assert!(read_candidates(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("row 2"));
+        let no_lat = dir.path().join("nolat.csv");
+        std::fs::write(&no_lat, "a,b\n1,2\n").unwrap();
+        assert!(read_candidates(&no_lat).is_err());
+    }
+}

@@ -151,6 +151,33 @@ async fn coverage_api(db: Db) {
         day["summary"]
     );
 
+    // Only AEDs confirmed ready: none is (no telemetry yet), so nothing is covered.
+    let (st, strict) = send(s.get(
+        &format!("/api/v1/coverage?district_id={district}&readiness=ready"),
+        None,
+    ))
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(strict["summary"]["covered_cells"], 0);
+    // Ignoring hours at night covers what the day does.
+    let (_, any) = send(s.get(
+        &format!("/api/v1/coverage?district_id={district}&hours=any&at=2026-11-29T19:00:00Z"),
+        None,
+    ))
+    .await;
+    assert_eq!(any["summary"]["share"], day["summary"]["share"]);
+
+    // A bounding box keeps the cells whose centre is inside it.
+    let half = format!("{},{},{},{}", LON0, LAT0, LON0 + SIDE / 2.0, LAT0 + SIDE);
+    let (st, part) = send(s.get(
+        &format!("/api/v1/coverage?district_id={district}&bbox={half}"),
+        None,
+    ))
+    .await;
+    assert_eq!(st, 200);
+    let n = part["features"].as_array().unwrap().len();
+    assert!(n > 0 && n < features.len(), "{n}");
+
     // Bad parameters name themselves.
     for (q, status, name) in [
         ("res=8", 422, "res"),
@@ -160,6 +187,9 @@ async fn coverage_api(db: Db) {
         ("budget_s=abc", 400, "budget_s"),
         ("at=yesterday", 400, "at"),
         ("district_id=99999", 422, "district_id"),
+        ("bbox=1,2,3", 422, "bbox"),
+        ("readiness=good", 422, "readiness"),
+        ("hours=sometimes", 422, "hours"),
     ] {
         let (st, b) = send(s.get(&format!("/api/v1/coverage?{q}"), None)).await;
         assert_eq!((st, field(&b)), (status, name), "{q}: {b}");
@@ -441,4 +471,56 @@ async fn readiness_change_reaches_ws_coverage_sqlite() {
 #[tokio::test]
 async fn readiness_change_reaches_ws_coverage_postgres() {
     readiness_reaches_the_socket(Db::Postgres).await;
+}
+
+/// An AED that closes at the next minute boundary: the timer set to the earliest next change
+/// fires and the socket hears the uncovered cells within a second of it (no polling).
+#[tokio::test]
+async fn opening_hours_boundary_reaches_ws_coverage() {
+    use chrono::{Duration as CDuration, Timelike, Utc};
+    let s = TestServer::start(Db::Sqlite).await;
+    let tz: chrono_tz::Tz = "Asia/Shanghai".parse().unwrap();
+    let now = Utc::now().with_timezone(&tz);
+    // Open from this minute to the next (or the one after, if this one is nearly over), so
+    // the AED is open when the map is built and closes a few seconds to two minutes later.
+    let start = now.with_second(0).unwrap().with_nanosecond(0).unwrap();
+    let end = start + CDuration::minutes(if now.second() >= 45 { 2 } else { 1 });
+    let hhmm = |t: chrono::DateTime<chrono_tz::Tz>| {
+        if t.date_naive() != start.date_naive() {
+            "24:00".to_string()
+        } else {
+            t.format("%H:%M").to_string()
+        }
+    };
+    let hours = format!("{}-{}", start.format("%H:%M"), hhmm(end));
+    let mid = (LAT0 + SIDE / 2.0, LON0 + SIDE / 2.0);
+    let (_, _) = setup(&s, &[(mid.0, mid.1, hours.as_str())]).await;
+    let url = s.base.replace("http://", "ws://") + "/ws/coverage";
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let hello = next_json(&mut ws, Instant::now() + Duration::from_secs(10)).await;
+    assert!(
+        hello["summary"]["covered_cells"].as_u64() > Some(0),
+        "open at first ({hours}): {hello}"
+    );
+    let boundary = end.with_timezone(&Utc);
+    let wait = (boundary - Utc::now()).to_std().unwrap_or_default();
+    let frame = loop {
+        let f = next_json(&mut ws, Instant::now() + wait + Duration::from_secs(5)).await;
+        if f["type"] == "cells" && f["summary"]["covered_cells"] == 0 {
+            break f;
+        }
+    };
+    let late = Utc::now() - boundary;
+    println!(
+        "opening-hours boundary ({hours}) → /ws/coverage frame {} ms after it",
+        late.num_milliseconds()
+    );
+    assert!(late >= CDuration::zero(), "not before the AED closed");
+    assert!(late < CDuration::seconds(1), "{late}");
+    assert!(frame["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["covered"] == false));
+    s.stop().await;
 }

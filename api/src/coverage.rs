@@ -515,10 +515,14 @@ impl MapHandle {
     ) -> ApiResult<R> {
         tokio::task::spawn_blocking(move || match self {
             MapHandle::Live(l) => {
-                let g = l.read();
-                g.as_ref()
-                    .map(|live| f(&live.map))
-                    .ok_or_else(|| ApiError::Internal("coverage map not loaded".into()))
+                // A copy, so event updates (and the socket's one-second promise) never wait
+                // behind a long read.
+                let map = l
+                    .read()
+                    .as_ref()
+                    .map(|live| live.map.clone())
+                    .ok_or_else(|| ApiError::Internal("coverage map not loaded".into()))?;
+                Ok(f(&map))
             }
             MapHandle::Own(m) => Ok(f(&m)),
         })
@@ -604,6 +608,27 @@ fn map_request(cov: &Coverage, q: &QueryParams) -> ApiResult<(MapRequest, Option
     if let Some(r) = q.parse::<f64>("radius_m", "a number of metres")? {
         params.radius_m = r;
     }
+    if let Some(r) = q.get("readiness") {
+        params.readiness = ReadinessFilter::parse(r).ok_or_else(|| {
+            ApiError::invalid(
+                "readiness",
+                "readiness must be not_known_bad, ready_or_degraded, ready or any",
+            )
+        })?;
+    }
+    if let Some(h) = q.get("hours") {
+        params.hours = match h {
+            "open_or_unknown" => HoursPolicy::OpenOrUnknown,
+            "open" => HoursPolicy::OpenOnly,
+            "any" => HoursPolicy::Any,
+            _ => {
+                return Err(ApiError::invalid(
+                    "hours",
+                    "hours must be open_or_unknown, open or any",
+                ))
+            }
+        };
+    }
     params
         .validate()
         .map_err(|(f, m)| ApiError::invalid(f, m))?;
@@ -632,7 +657,10 @@ pub struct ApiDoc;
     params(("district_id" = Option<i64>, Query), ("res" = Option<u8>, Query, description = "H3 resolution, 9 (default) or 10"),
         ("at" = Option<String>, Query, description = "RFC 3339; default now (the live map)"),
         ("mode" = Option<String>, Query, description = "round_trip (default), one_way, radius"),
-        ("budget_s" = Option<f64>, Query), ("radius_m" = Option<f64>, Query)),
+        ("budget_s" = Option<f64>, Query), ("radius_m" = Option<f64>, Query),
+        ("readiness" = Option<String>, Query, description = "not_known_bad (default), ready_or_degraded, ready, any"),
+        ("hours" = Option<String>, Query, description = "open_or_unknown (default), open, any"),
+        ("bbox" = Option<String>, Query, description = "min_lon,min_lat,max_lon,max_lat: only cells whose centre is inside (the summary stays the district's or the whole map's)")),
     responses((status = 200, description = "GeoJSON FeatureCollection of hexagons with properties cell, time_s, covered, population, aed_id; top-level summary"),
         (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
@@ -641,13 +669,19 @@ pub async fn coverage_geojson(
     q: QueryParams,
 ) -> ApiResult<Response> {
     let (req, district) = map_request(&cov, &q)?;
+    let bbox = q
+        .get("bbox")
+        .map(|b| aednet_core::geo_util::BBox::parse("bbox", b))
+        .transpose()?;
     let res = req.res;
     let handle = cov.map_for(&req).await?;
     let body = handle
         .with(move |map| {
             let mut features = Vec::new();
             for (i, c) in map.grid().cells.iter().enumerate() {
-                if district.is_some_and(|d| c.district != Some(d)) {
+                if district.is_some_and(|d| c.district != Some(d))
+                    || bbox.is_some_and(|b| !b.contains(&c.center))
+                {
                     continue;
                 }
                 let v = map.view(i as u32);
@@ -1179,4 +1213,39 @@ pub async fn offline_map(
     let tz = zone_of(&grid);
     let map = CoverageMap::build(grid, config.params(walk), net.entries, at);
     Ok((map, net.districts, tz))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn population_csv_any_column_order_bad_rows_counted() {
+        let text = "id,lat,lon,population\n0,60.16,24.90,389\n1,91.0,24.9,5\n2,60.1,x,3\n\n3,60.17,24.91,0\n";
+        let (pts, bad) = read_population_csv(text).unwrap();
+        assert_eq!(pts.len(), 2);
+        assert_eq!(bad, 2);
+        assert_eq!(pts[0].population, 389.0);
+        let (pts, _) = read_population_csv("POP,LON,LAT\n7,24.9,60.1\n").unwrap();
+        assert_eq!((pts[0].pos.lat, pts[0].population), (60.1, 7.0));
+        assert!(read_population_csv("a,b\n1,2\n")
+            .unwrap_err()
+            .contains("lat"));
+        assert!(read_population_csv("").is_err());
+    }
+
+    #[test]
+    fn config_validation_names_the_key() {
+        let bad = CoverageConfig {
+            budget_s: 0.0,
+            ..CoverageConfig::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("budget_s"));
+        let bad = CoverageConfig {
+            res: 15,
+            ..CoverageConfig::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("coverage.res"));
+        assert!(CoverageConfig::default().validate().is_ok());
+    }
 }

@@ -164,11 +164,12 @@ impl Params {
 
     /// Whether opening hours let the AED count in a state.
     pub fn open_in(&self, state: HoursState) -> bool {
-        match (self.hours, state) {
-            (HoursPolicy::Any, _) | (_, HoursState::Open) => true,
-            (HoursPolicy::OpenOrUnknown, HoursState::Unknown) => true,
-            _ => false,
-        }
+        matches!(
+            (self.hours, state),
+            (HoursPolicy::Any, _)
+                | (_, HoursState::Open)
+                | (HoursPolicy::OpenOrUnknown, HoursState::Unknown)
+        )
     }
 }
 
@@ -267,7 +268,10 @@ pub struct HourShare {
     pub covered_population: f64,
 }
 
-#[derive(Debug)]
+/// Cloning copies the per-cell state and links (milliseconds for 10^4 cells): the live
+/// service answers long reads (a week's profile, a city's GeoJSON) from a copy so store events
+/// never wait behind them.
+#[derive(Debug, Clone)]
 pub struct CoverageMap {
     grid: Arc<Grid>,
     params: Params,
