@@ -601,7 +601,7 @@ impl Gateway {
                 until,
                 set_by: by.to_string(),
             };
-            let prev = std::mem::replace(&mut s.over, Some(o.clone()));
+            let prev = s.over.replace(o.clone());
             let (status, why) = s.effective(&s.health, now);
             s.over = prev;
             let r = Readiness {

@@ -48,6 +48,10 @@ pub struct SimReport {
     pub server_cpu_s: f64,
     /// The simulator's own CPU time during the send phase.
     pub sim_cpu_s: f64,
+    /// Server CPU from the start until every sent message was answered, and the acks by then:
+    /// CPU per message that does not depend on whether the window ended with a backlog.
+    pub server_cpu_all_s: f64,
+    pub acked_all: u64,
 }
 
 /// CPU time used so far by a process (user + system), in seconds (Linux, 100 ticks/s).
@@ -431,8 +435,16 @@ pub async fn simulate(
     for t in tasks {
         let _ = t.await;
     }
-    // Trailing acks, then hang up (dropping the write halves with the driver tasks closed them).
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Trailing acks: wait until every sent message is answered (or 60 s), so that the server's
+    // CPU can be divided by the messages it really handled, overloaded or not.
+    let sent_total = c.sent.load(Ordering::Relaxed);
+    let answered = || c.acked.load(Ordering::Relaxed) + c.errors.load(Ordering::Relaxed);
+    let wait_until = Instant::now() + Duration::from_secs(60);
+    while answered() < sent_total && Instant::now() < wait_until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let server_cpu_all_s = cpu_seconds(server_pid) - cpu0;
+    let acked_all = c.acked.load(Ordering::Relaxed);
     for r in readers {
         r.abort();
     }
@@ -457,6 +469,8 @@ pub async fn simulate(
         fault_to_nearest_ms: None,
         server_cpu_s,
         sim_cpu_s,
+        server_cpu_all_s,
+        acked_all,
     })
 }
 
@@ -486,15 +500,27 @@ pub async fn fault_to_nearest(base: &str, aed_id: i64, token: &str) -> anyhow::R
             .as_array()
             .is_some_and(|r| r.iter().any(|x| x["id"] == aed_id))
     };
-    let v: serde_json::Value = client.get(&near).send().await?.json().await?;
-    anyhow::ensure!(
-        listed(&v),
-        "the probe AED should be listed before its fault"
-    );
     let mut req = (base.replace("http://", "ws://") + "/ws/device").into_client_request()?;
     req.headers_mut()
         .insert("authorization", format!("Bearer {token}").parse()?);
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
+    // The simulation may have left it faulty: a passing self-test first, then wait for the index.
+    ws.send(Message::Text(
+        r#"{"v":1,"seq":8999999999,"ts":"2026-11-24T08:00:00Z","type":"self_test","ok":true}"#
+            .into(),
+    ))
+    .await?;
+    let t = Instant::now();
+    loop {
+        let v: serde_json::Value = client.get(&near).send().await?.json().await?;
+        if listed(&v) {
+            break;
+        }
+        anyhow::ensure!(
+            t.elapsed() < Duration::from_secs(10),
+            "the probe AED never became ready"
+        );
+    }
     let t = Instant::now();
     ws.send(Message::Text(
         r#"{"v":1,"seq":9000000000,"ts":"2026-11-24T08:00:00Z","type":"self_test","ok":false,"fault_codes":["E9"]}"#.into(),
