@@ -559,3 +559,237 @@ async fn telemetry_over_mqtt() {
     assert_eq!(s.store.device_event_seqs(id).await.unwrap(), vec![1]);
     s.stop().await;
 }
+
+/// One gauge value from the Prometheus text.
+async fn gauge(s: &TestServer, name_and_labels: &str) -> i64 {
+    let text = s
+        .client
+        .get(&s.metrics)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(-1)
+}
+
+/// A fault found on inspection holds against telemetry (until cleared or its `until`), a newer
+/// connection of a device closes the older one, reported pads and battery dates reach the AED
+/// and the expiring list, and the status gauge moves with each change.
+async fn overrides_replacement_and_dates(db: Db) {
+    let s = TestServer::start_full(
+        db,
+        aednet_mobile_api::PublicLimits {
+            per_minute: 0,
+            ..Default::default()
+        },
+        aednet_device_gateway::GatewayConfig {
+            heartbeat_interval_s: 30.0,
+            ..Default::default()
+        },
+    )
+    .await;
+    let (_, a) = send(s.post(
+        "/api/v1/aeds",
+        Some(Role::Admin),
+        &json!({"lat": 28.9701, "lon": 118.87, "name": "体育馆柜", "access": "yes", "opening_hours": "24/7"}),
+    ))
+    .await;
+    let a = a["id"].as_i64().unwrap();
+    let ta = device_token(&s, a).await;
+    let mut wa = connect(&s, Some(&ta)).await.unwrap();
+    assert_eq!(
+        call(&mut wa, msg(1, json!({"type": "self_test", "ok": true}))).await["type"],
+        "ack"
+    );
+    assert_eq!(status(&s, a).await, "ready");
+    // Moved at the change, not at the next 10-second recount.
+    assert_eq!(
+        gauge(&s, r#"aednet_aeds_by_status{status="ready"} "#).await,
+        1
+    );
+    assert_eq!(
+        gauge(&s, r#"aednet_aeds_by_status{status="fault"} "#).await,
+        0
+    );
+
+    // A second connection of the same device closes the first with 4409 and a reason.
+    let mut wa2 = connect(&s, Some(&ta)).await.unwrap();
+    assert_eq!(
+        next_json(&mut wa).await["closed"],
+        json!([4409, "replaced by a newer connection"])
+    );
+    assert_eq!(
+        call(&mut wa2, msg(2, json!({"type": "heartbeat"}))).await["type"],
+        "ack"
+    );
+
+    // Inspection finds the pads missing: fault, held against the device's "all well".
+    let (st, r) = send(s.post(
+        &format!("/api/v1/aeds/{a}/checks"),
+        Some(Role::Maintenance),
+        &json!({"ok": false, "note": "电极片缺失 pads missing"}),
+    ))
+    .await;
+    assert_eq!((st, r["status"].as_str()), (201, Some("fault")), "{r}");
+    assert_eq!(r["override"]["until"], Value::Null);
+    assert_eq!(
+        gauge(&s, r#"aednet_aeds_by_status{status="fault"} "#).await,
+        1
+    );
+    assert_eq!(
+        gauge(&s, r#"aednet_aeds_by_status{status="ready"} "#).await,
+        0
+    );
+    for (seq, body) in [
+        (3, json!({"type": "heartbeat", "battery_pct": 95})),
+        (4, json!({"type": "self_test", "ok": true})),
+    ] {
+        assert_eq!(call(&mut wa2, msg(seq, body)).await["type"], "ack");
+    }
+    assert_eq!(
+        status(&s, a).await,
+        "fault",
+        "telemetry did not undo the check"
+    );
+    let (_, m) = send(s.get(
+        "/api/v1/maintenance/devices?status=fault",
+        Some(Role::Maintenance),
+    ))
+    .await;
+    let it = &m["items"][0];
+    assert_eq!(it["id"], a, "{m}");
+    assert!(
+        it["reason"].as_str().unwrap().contains("pads missing"),
+        "{it}"
+    );
+    assert_eq!(it["override"]["status"], "fault");
+    assert!(it["override"]["since"].is_string());
+    // Telemetry may still make it worse: the AED taken out is in use.
+    call(
+        &mut wa2,
+        msg(5, json!({"type": "aed_presence", "present": false})),
+    )
+    .await;
+    assert_eq!(status(&s, a).await, "in_use");
+    call(
+        &mut wa2,
+        msg(6, json!({"type": "aed_presence", "present": true})),
+    )
+    .await;
+    assert_eq!(status(&s, a).await, "fault", "back to the held fault");
+    // Cleared: telemetry's word again; a second clear finds nothing.
+    let (st, r) = send(s.delete(
+        &format!("/api/v1/aeds/{a}/readiness/override"),
+        Some(Role::Maintenance),
+    ))
+    .await;
+    assert_eq!((st, r["status"].as_str()), (200, Some("ready")), "{r}");
+    assert_eq!(status(&s, a).await, "ready");
+    let (st, _) = send(s.delete(
+        &format!("/api/v1/aeds/{a}/readiness/override"),
+        Some(Role::Maintenance),
+    ))
+    .await;
+    assert_eq!(st, 404);
+    assert_eq!(
+        send(s.delete(
+            &format!("/api/v1/aeds/{a}/readiness/override"),
+            Some(Role::Dispatcher),
+        ))
+        .await
+        .0,
+        403
+    );
+    // An override with an expiry ends by itself (the watchdog's timer, no message needed).
+    let until = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+    let (st, r) = send(s.post(
+        &format!("/api/v1/aeds/{a}/checks"),
+        Some(Role::Maintenance),
+        &json!({"ok": false, "note": "cabinet glass broken", "until": until}),
+    ))
+    .await;
+    assert_eq!((st, r["status"].as_str()), (201, Some("fault")), "{r}");
+    call(&mut wa2, msg(7, json!({"type": "heartbeat"}))).await;
+    assert_eq!(status(&s, a).await, "fault");
+    eventually("the override expires", || async {
+        status(&s, a).await == "ready"
+    })
+    .await;
+    let (_, h) = send(s.get(
+        &format!("/api/v1/aeds/{a}/readiness/history?limit=1"),
+        Some(Role::Maintenance),
+    ))
+    .await;
+    assert_eq!(h["items"][0]["source"], "override_expired", "{h}");
+    let (st, e) = send(s.post(
+        &format!("/api/v1/aeds/{a}/checks"),
+        Some(Role::Maintenance),
+        &json!({"ok": false, "until": "2001-01-01T00:00:00Z"}),
+    ))
+    .await;
+    assert_eq!((st, e["field"].as_str()), (422, Some("until")), "{e}");
+
+    // Dates reported by the device reach the AED and the expiring list.
+    let soon = (chrono::Utc::now() + chrono::Duration::days(10)).date_naive();
+    let later = (chrono::Utc::now() + chrono::Duration::days(400)).date_naive();
+    call(
+        &mut wa2,
+        msg(8, json!({"type": "pads", "state": "ok", "expiry": soon})),
+    )
+    .await;
+    call(
+        &mut wa2,
+        msg(
+            9,
+            json!({"type": "battery", "battery_pct": 80, "expiry": later}),
+        ),
+    )
+    .await;
+    let (_, aed) = send(s.get(&format!("/api/v1/aeds/{a}"), Some(Role::Maintenance))).await;
+    assert_eq!(aed["pads_expiry"], json!(soon), "{aed}");
+    assert_eq!(aed["battery_expiry"], json!(later), "{aed}");
+    let (_, m) = send(s.get(
+        "/api/v1/maintenance/devices?status=fault&expiring_days=30",
+        Some(Role::Maintenance),
+    ))
+    .await;
+    assert_eq!(m["items"][0]["attention"], json!(["pads_expiring"]), "{m}");
+    let (_, m) = send(s.get(
+        "/api/v1/maintenance/devices?status=fault&expiring_days=5",
+        Some(Role::Maintenance),
+    ))
+    .await;
+    assert_eq!(m["count"], 0, "{m}");
+    let (_, m) = send(s.get(
+        "/api/v1/maintenance/devices?expiring_days=500&limit=1",
+        Some(Role::Maintenance),
+    ))
+    .await;
+    assert_eq!(
+        m["items"][0]["attention"],
+        json!(["pads_expiring", "battery_expiring"]),
+        "{m}"
+    );
+    let (st, e) = send(s.get(
+        "/api/v1/maintenance/devices?limit=0",
+        Some(Role::Maintenance),
+    ))
+    .await;
+    assert_eq!((st, e["field"].as_str()), (422, Some("limit")));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overrides_replacement_and_dates_on_sqlite() {
+    overrides_replacement_and_dates(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overrides_replacement_and_dates_on_postgres() {
+    overrides_replacement_and_dates(Db::Postgres).await;
+}

@@ -103,6 +103,12 @@ pub async fn serve(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt as _;
+    // Small replies (acks, JSON answers) go out at once instead of waiting for the peer's
+    // TCP ack (Nagle).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     // Peer addresses reach handlers (per-client rate limits) as `ConnectInfo`.
     axum::serve(
         listener,

@@ -5,6 +5,8 @@
 //! device's messages into the facts that decide readiness; [`Health::derive`] turns them into a
 //! status with a human-readable reason, most severe first.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -12,9 +14,9 @@ use crate::aed::{Readiness, ReadinessStatus};
 
 pub const PROTOCOL_VERSION: u8 = 1;
 
-/// Unknown fields inside a message type are rejected (`Body` denies them); the envelope cannot
-/// (serde does not combine `flatten` with `deny_unknown_fields`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One device message. Parsed in one pass without an intermediate JSON tree ([`parse`]): the
+/// envelope and the fields of its type; a field that does not belong to the type is rejected.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeviceMessage {
     pub v: u8,
     /// Per-device, increasing; the ack names it.
@@ -23,6 +25,196 @@ pub struct DeviceMessage {
     pub ts: DateTime<Utc>,
     #[serde(flatten)]
     pub body: Body,
+}
+
+/// Why a frame could not be parsed; `seq` when the frame had a readable one, for the error frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParseError {
+    Malformed { seq: Option<u64>, message: String },
+    UnknownType { seq: Option<u64>, kind: String },
+}
+
+impl ParseError {
+    pub fn seq(&self) -> Option<u64> {
+        match self {
+            ParseError::Malformed { seq, .. } | ParseError::UnknownType { seq, .. } => *seq,
+        }
+    }
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParseError::Malformed { message, .. } => f.write_str(message),
+            ParseError::UnknownType { kind, .. } => write!(
+                f,
+                "unknown message type `{kind}`, expected one of {}",
+                Body::KINDS.join(", ")
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Every field any type may carry, flat: serde reads straight into it (strings borrowed from the
+/// frame unless escaped), then [`Raw::into_message`] checks that each present field belongs to
+/// the type. `#[serde(flatten)]` over a tagged enum would buffer the whole frame first.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw<'a> {
+    v: u8,
+    seq: u64,
+    #[serde(borrow)]
+    ts: Cow<'a, str>,
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    battery_pct: Option<u8>,
+    temperature_c: Option<f32>,
+    signal_dbm: Option<i16>,
+    ok: Option<bool>,
+    fault_codes: Option<Vec<String>>,
+    state: Option<PadsState>,
+    expiry: Option<NaiveDate>,
+    open: Option<bool>,
+    present: Option<bool>,
+    event: Option<UsageEvent>,
+    lat: Option<f64>,
+    lon: Option<f64>,
+    version: Option<String>,
+}
+
+impl Raw<'_> {
+    /// Names of the present fields, in declaration order (for "does not belong" checks).
+    fn present(&self) -> [(&'static str, bool); 13] {
+        [
+            ("battery_pct", self.battery_pct.is_some()),
+            ("temperature_c", self.temperature_c.is_some()),
+            ("signal_dbm", self.signal_dbm.is_some()),
+            ("ok", self.ok.is_some()),
+            ("fault_codes", self.fault_codes.is_some()),
+            ("state", self.state.is_some()),
+            ("expiry", self.expiry.is_some()),
+            ("open", self.open.is_some()),
+            ("present", self.present.is_some()),
+            ("event", self.event.is_some()),
+            ("lat", self.lat.is_some()),
+            ("lon", self.lon.is_some()),
+            ("version", self.version.is_some()),
+        ]
+    }
+
+    fn into_message(self) -> Result<DeviceMessage, ParseError> {
+        let seq = Some(self.seq);
+        let bad = |message: String| ParseError::Malformed { seq, message };
+        let ts = self
+            .ts
+            .parse::<DateTime<Utc>>()
+            .map_err(|e| bad(format!("ts: {e} (RFC 3339 expected)")))?;
+        let allowed: &[&str] = match self.kind.as_ref() {
+            "heartbeat" => &["battery_pct", "temperature_c", "signal_dbm"],
+            "self_test" => &["ok", "fault_codes"],
+            "battery_low" => &["battery_pct"],
+            "battery" => &["battery_pct", "expiry"],
+            "pads" => &["state", "expiry"],
+            "door" => &["open"],
+            "aed_presence" => &["present"],
+            "usage" => &["event"],
+            "position" => &["lat", "lon"],
+            "firmware" => &["version"],
+            other => {
+                return Err(ParseError::UnknownType {
+                    seq,
+                    kind: other.to_string(),
+                })
+            }
+        };
+        if let Some((f, _)) = self
+            .present()
+            .into_iter()
+            .find(|(f, on)| *on && !allowed.contains(f))
+        {
+            return Err(bad(format!("unknown field `{f}` for type `{}`", self.kind)));
+        }
+        let missing = |f: &str| bad(format!("missing field `{f}` for type `{}`", self.kind));
+        let body = match self.kind.as_ref() {
+            "heartbeat" => Body::Heartbeat {
+                battery_pct: self.battery_pct,
+                temperature_c: self.temperature_c,
+                signal_dbm: self.signal_dbm,
+            },
+            "self_test" => Body::SelfTest {
+                ok: self.ok.ok_or_else(|| missing("ok"))?,
+                fault_codes: self.fault_codes.unwrap_or_default(),
+            },
+            "battery_low" => Body::BatteryLow {
+                battery_pct: self.battery_pct,
+            },
+            "battery" => Body::Battery {
+                battery_pct: self.battery_pct,
+                expiry: self.expiry,
+            },
+            "pads" => Body::Pads {
+                state: self.state.ok_or_else(|| missing("state"))?,
+                expiry: self.expiry,
+            },
+            "door" => Body::Door {
+                open: self.open.ok_or_else(|| missing("open"))?,
+            },
+            "aed_presence" => Body::AedPresence {
+                present: self.present.ok_or_else(|| missing("present"))?,
+            },
+            "usage" => Body::Usage {
+                event: self.event.ok_or_else(|| missing("event"))?,
+            },
+            "position" => {
+                let (lat, lon) = (
+                    self.lat.ok_or_else(|| missing("lat"))?,
+                    self.lon.ok_or_else(|| missing("lon"))?,
+                );
+                if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
+                    return Err(bad("lat/lon out of range".into()));
+                }
+                Body::Position { lat, lon }
+            }
+            _ => Body::Firmware {
+                version: self.version.ok_or_else(|| missing("version"))?,
+            },
+        };
+        Ok(DeviceMessage {
+            v: self.v,
+            seq: self.seq,
+            ts,
+            body,
+        })
+    }
+}
+
+impl DeviceMessage {
+    /// Parses one frame (JSON text as bytes).
+    pub fn parse(frame: &[u8]) -> Result<DeviceMessage, ParseError> {
+        match serde_json::from_slice::<Raw<'_>>(frame) {
+            Ok(raw) => raw.into_message(),
+            Err(e) => {
+                // The rare bad frame: a second, lenient look for its seq (for the error frame).
+                let seq = serde_json::from_slice::<serde_json::Value>(frame)
+                    .ok()
+                    .and_then(|v| v.get("seq").and_then(serde_json::Value::as_u64));
+                Err(ParseError::Malformed {
+                    seq,
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DeviceMessage {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Raw::deserialize(d)?
+            .into_message()
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,8 +233,9 @@ pub enum UsageEvent {
     PoweredOff,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+/// The typed part of a message; serialized with its `type` tag (the durable log keeps it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Body {
     Heartbeat {
         #[serde(default)]
@@ -60,6 +253,13 @@ pub enum Body {
     BatteryLow {
         #[serde(default)]
         battery_pct: Option<u8>,
+    },
+    /// The battery pack's state: charge and/or its replacement date.
+    Battery {
+        #[serde(default)]
+        battery_pct: Option<u8>,
+        #[serde(default)]
+        expiry: Option<NaiveDate>,
     },
     Pads {
         state: PadsState,
@@ -86,11 +286,41 @@ pub enum Body {
 }
 
 impl Body {
+    pub const KINDS: [&'static str; 10] = [
+        "heartbeat",
+        "self_test",
+        "battery_low",
+        "battery",
+        "pads",
+        "door",
+        "aed_presence",
+        "usage",
+        "position",
+        "firmware",
+    ];
+
+    /// Index into [`Body::KINDS`] (per-type counters without a label lookup).
+    pub fn kind_index(&self) -> usize {
+        match self {
+            Body::Heartbeat { .. } => 0,
+            Body::SelfTest { .. } => 1,
+            Body::BatteryLow { .. } => 2,
+            Body::Battery { .. } => 3,
+            Body::Pads { .. } => 4,
+            Body::Door { .. } => 5,
+            Body::AedPresence { .. } => 6,
+            Body::Usage { .. } => 7,
+            Body::Position { .. } => 8,
+            Body::Firmware { .. } => 9,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Body::Heartbeat { .. } => "heartbeat",
             Body::SelfTest { .. } => "self_test",
             Body::BatteryLow { .. } => "battery_low",
+            Body::Battery { .. } => "battery",
             Body::Pads { .. } => "pads",
             Body::Door { .. } => "door",
             Body::AedPresence { .. } => "aed_presence",
@@ -163,6 +393,11 @@ impl Health {
                 });
             }
             Body::BatteryLow { .. } => self.battery_low = true,
+            Body::Battery { battery_pct, .. } => {
+                if let Some(b) = battery_pct {
+                    self.battery_low = *b < 20;
+                }
+            }
             Body::Pads { state, .. } => self.pads = Some(*state),
             Body::Door { open } => self.door_open = *open,
             Body::AedPresence { present } => {
@@ -180,19 +415,20 @@ impl Health {
         }
     }
 
-    /// Status and reason, most severe first.
-    pub fn derive(&self) -> (ReadinessStatus, String) {
+    /// Status and reason, most severe first. Allocates only for a self-test fault's reason: this
+    /// runs for every message.
+    pub fn derive(&self) -> (ReadinessStatus, Cow<'static, str>) {
         use ReadinessStatus as S;
         if self.silent {
             return (S::Offline, "no heartbeat within the deadline".into());
         }
         if let Some(u) = self.used {
-            let what = match u {
-                UsageEvent::ShockDelivered => "shock delivered",
-                UsageEvent::PoweredOn => "powered on",
-                UsageEvent::PoweredOff => "used (powered off since)",
+            let why = match u {
+                UsageEvent::ShockDelivered => "may have been used: shock delivered",
+                UsageEvent::PoweredOn => "may have been used: powered on",
+                UsageEvent::PoweredOff => "may have been used: used (powered off since)",
             };
-            return (S::InUse, format!("may have been used: {what}"));
+            return (S::InUse, why.into());
         }
         if self.aed_removed {
             return (
@@ -204,7 +440,7 @@ impl Health {
             return (S::CabinetOpen, "cabinet door open".into());
         }
         if let Some(f) = &self.self_test_fault {
-            return (S::Fault, f.clone());
+            return (S::Fault, f.clone().into());
         }
         if self.pads == Some(PadsState::Expired) {
             return (S::Fault, "pads expired".into());
@@ -260,7 +496,59 @@ mod tests {
             r#"{"v":1,"seq":1,"ts":"2026-11-24T08:00:00Z","type":"door","open":true,"colour":"red"}"#,
         ] {
             assert!(serde_json::from_str::<DeviceMessage>(bad).is_err(), "{bad}");
+            assert!(DeviceMessage::parse(bad.as_bytes()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_one_pass_parser_names_what_is_wrong() {
+        let p = |s: &str| DeviceMessage::parse(s.as_bytes());
+        // Same result as through serde, escaped strings included.
+        let j =
+            r#"{"v":1,"seq":9,"ts":"2026-11-24T08:00:00Z","type":"firmware","version":"2.\u0031"}"#;
+        assert_eq!(p(j).unwrap(), msg(j));
+        assert_eq!(
+            p(j).unwrap().body,
+            Body::Firmware {
+                version: "2.1".into()
+            }
+        );
+        assert_eq!(
+            p(r#"{"v":1,"seq":3,"ts":"2026-11-24T08:00:00Z","type":"teleport"}"#),
+            Err(ParseError::UnknownType {
+                seq: Some(3),
+                kind: "teleport".into()
+            })
+        );
+        let e = p(r#"{"v":1,"seq":4,"ts":"2026-11-24T08:00:00Z","type":"heartbeat","open":true}"#)
+            .unwrap_err();
+        assert_eq!(e.seq(), Some(4));
+        assert!(e.to_string().contains("`open`"), "{e}");
+        let e = p(r#"{"v":1,"seq":5,"ts":"2026-11-24T08:00:00Z","type":"pads"}"#).unwrap_err();
+        assert!(e.to_string().contains("missing field `state`"), "{e}");
+        let e = p(r#"{"v":1,"seq":6,"ts":"yesterday","type":"heartbeat"}"#).unwrap_err();
+        assert!(e.to_string().starts_with("ts:"), "{e}");
+        let e = p(r#"{"v":1,"seq":7,"ts":"2026-11-24T08:00:00Z","type":"heartbeat","mood":1}"#)
+            .unwrap_err();
+        assert_eq!(
+            e.seq(),
+            Some(7),
+            "the seq of an unparseable frame is still named"
+        );
+        assert_eq!(p("[]").unwrap_err().seq(), None);
+        let b = p(r#"{"v":1,"seq":8,"ts":"2026-11-24T08:00:00Z","type":"battery","battery_pct":55,"expiry":"2028-03-01"}"#)
+            .unwrap();
+        assert_eq!(
+            b.body,
+            Body::Battery {
+                battery_pct: Some(55),
+                expiry: NaiveDate::from_ymd_opt(2028, 3, 1)
+            }
+        );
+        assert_eq!(Body::KINDS[b.body.kind_index()], b.body.kind());
+        // What the durable log stores reads back as the same message.
+        let text = serde_json::to_string(&b).unwrap();
+        assert_eq!(p(&text).unwrap(), b);
     }
 
     #[test]

@@ -17,14 +17,14 @@ pub use gateway::{Gateway, GatewayConfig};
 use std::sync::Arc;
 
 use aednet_api::AppState;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Extension, Router};
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(maintenance::devices, maintenance::history, maintenance::guardian_check,
+    paths(maintenance::devices, maintenance::history, maintenance::guardian_check, maintenance::clear_override,
         maintenance::list_orders, maintenance::open_order, maintenance::get_order, maintenance::act_on_order),
-    components(schemas(aednet_store::WorkOrder, aednet_store::WorkOrderNote, aednet_store::ReadinessChange)),
+    components(schemas(aednet_store::ReadinessOverride, aednet_store::WorkOrder, aednet_store::WorkOrderNote, aednet_store::ReadinessChange)),
     tags((name = "maintenance", description = "Devices needing attention, readiness history, guardian checks, work orders; the device protocol is in docs/device-protocol.md"))
 )]
 pub struct ApiDoc;
@@ -42,6 +42,10 @@ pub fn router(gw: Arc<Gateway>) -> Router<AppState> {
         .route(
             "/api/v1/aeds/{id}/checks",
             post(maintenance::guardian_check),
+        )
+        .route(
+            "/api/v1/aeds/{id}/readiness/override",
+            delete(maintenance::clear_override),
         )
         .route(
             "/api/v1/work-orders",

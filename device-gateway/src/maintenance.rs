@@ -5,10 +5,10 @@ use std::sync::Arc;
 use aednet_api::auth::Caller;
 use aednet_api::extract::{IdPath, JsonBody, Params};
 use aednet_api::{ApiError, ApiResult, AppState};
-use aednet_core::aed::{Aed, ReadinessStatus};
+use aednet_core::aed::ReadinessStatus;
 use aednet_core::event::Event;
 use aednet_core::Role;
-use aednet_store::ListQuery;
+use aednet_store::{AttentionItem, AttentionQuery, ReadinessOverride};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -38,6 +38,7 @@ struct DeviceItem {
     address: Option<String>,
     lat: f64,
     lon: f64,
+    district_id: Option<i64>,
     status: ReadinessStatus,
     reason: Option<String>,
     since: chrono::DateTime<chrono::Utc>,
@@ -45,10 +46,13 @@ struct DeviceItem {
     battery_expiry: Option<NaiveDate>,
     /// Why it is listed: the status, or `pads_expiring` / `battery_expiring`.
     attention: Vec<&'static str>,
+    /// A manual readiness held against telemetry (`until` null: until cleared).
+    #[serde(rename = "override")]
+    over: Option<ReadinessOverride>,
 }
 
-fn item(a: Aed, statuses: &[ReadinessStatus], horizon: NaiveDate) -> Option<DeviceItem> {
-    let d = a.data;
+fn item(i: AttentionItem, statuses: &[ReadinessStatus], horizon: NaiveDate) -> DeviceItem {
+    let (id, d) = (i.aed.id, i.aed.data);
     let mut attention = Vec::new();
     if statuses.contains(&d.readiness.status) {
         attention.push(d.readiness.status.as_str());
@@ -59,25 +63,27 @@ fn item(a: Aed, statuses: &[ReadinessStatus], horizon: NaiveDate) -> Option<Devi
     if d.battery_expiry.is_some_and(|e| e <= horizon) {
         attention.push("battery_expiring");
     }
-    (!attention.is_empty()).then_some(DeviceItem {
-        id: a.id,
+    DeviceItem {
+        id,
         name: d.name,
         address: d.address,
         lat: d.location.lat,
         lon: d.location.lon,
+        district_id: d.district_id,
         status: d.readiness.status,
         reason: d.readiness.reason,
         since: d.readiness.since,
         pads_expiry: d.pads_expiry,
         battery_expiry: d.battery_expiry,
         attention,
-    })
+        over: i.over,
+    }
 }
 
 #[utoipa::path(get, path = "/api/v1/maintenance/devices", tag = "maintenance",
     params(("status" = Option<String>, Query, description = "comma list; default fault, offline, in_use, cabinet_open, degraded"),
         ("expiring_days" = Option<i64>, Query, description = "pads or battery expiring within this many days, default 30"),
-        ("district_id" = Option<i64>, Query)),
+        ("district_id" = Option<i64>, Query), ("limit" = Option<u32>, Query, description = "1..=5000, default 1000; `truncated` says when more matched")),
     security(("bearer" = [])),
     responses((status = 200, description = "AEDs needing attention, oldest problem first"), (status = 400, body = aednet_api::error::ErrorBody)))]
 /// `GET /api/v1/maintenance/devices?status=fault,offline&expiring_days=30&district_id=`:
@@ -110,32 +116,31 @@ pub async fn devices(
         ));
     }
     let district_id = p.parse::<i64>("district_id", "an id")?;
-    let horizon = (state.clock.now() + Duration::days(days)).date_naive();
-    // A full pass over the registry in pages: fine for a city's thousands of AEDs.
-    let mut out = Vec::new();
-    let mut after = None;
-    loop {
-        let page = state
-            .store
-            .list_aeds(&ListQuery {
-                after_id: after,
-                limit: 1000,
-                district_id,
-                ..ListQuery::default()
-            })
-            .await?;
-        out.extend(
-            page.items
-                .into_iter()
-                .filter_map(|a| item(a, &statuses, horizon)),
-        );
-        match page.next_after {
-            Some(a) => after = Some(a),
-            None => break,
-        }
+    let limit = p.parse::<u32>("limit", "a whole number")?.unwrap_or(1000);
+    if !(1..=5000).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            "limit must be between 1 and 5000",
+        ));
     }
-    out.sort_by_key(|i| (i.since, i.id));
-    Ok(Json(json!({"count": out.len(), "items": out})).into_response())
+    let horizon = (state.clock.now() + Duration::days(days)).date_naive();
+    // One indexed query (status, pads_expiry, battery_expiry), not a pass over the registry.
+    let mut rows = state
+        .store
+        .attention_list(&AttentionQuery {
+            statuses: statuses.clone(),
+            horizon,
+            district_id,
+            limit: limit + 1,
+        })
+        .await?;
+    let truncated = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let out: Vec<DeviceItem> = rows
+        .into_iter()
+        .map(|i| item(i, &statuses, horizon))
+        .collect();
+    Ok(Json(json!({"count": out.len(), "truncated": truncated, "items": out})).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/aeds/{id}/readiness/history", tag = "maintenance",
@@ -232,16 +237,24 @@ pub struct CheckInput {
     pub ok: bool,
     #[serde(default)]
     pub note: Option<String>,
+    /// For a failed check: hold the fault against telemetry until then (RFC 3339); without it,
+    /// until cleared (`DELETE /api/v1/aeds/{id}/readiness/override`) or a passing check.
+    #[serde(default)]
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[utoipa::path(post, path = "/api/v1/aeds/{id}/checks", tag = "maintenance",
-    params(("id" = i64, Path)), request_body(content = serde_json::Value, description = r#"{"ok": true, "note": "…"}"#),
+    params(("id" = i64, Path)), request_body(content = serde_json::Value, description = r#"{"ok": false, "note": "电极片缺失", "until": "2026-12-01T00:00:00Z"}"#),
     security(("bearer" = [])),
-    responses((status = 201, description = "The readiness set by the check"), (status = 404, body = aednet_api::error::ErrorBody), (status = 422, body = aednet_api::error::ErrorBody)))]
-/// `POST /api/v1/aeds/{id}/checks` `{"ok": true, "note": …}`: a guardian's manual check of a
-/// cabinet without telemetry. OK → ready ("guardian check OK"), not OK → fault with the note.
+    responses((status = 201, description = "The readiness set by the check, and the override it holds"), (status = 404, body = aednet_api::error::ErrorBody), (status = 422, body = aednet_api::error::ErrorBody)))]
+/// `POST /api/v1/aeds/{id}/checks` `{"ok": true, "note": …, "until": …}`: a guardian's manual
+/// check. OK → ready ("guardian check OK by …") and any override cleared. Not OK → fault with the
+/// note, **held against telemetry** (a heartbeat does not undo what an inspection found) until
+/// `until`, a passing check, or `DELETE …/readiness/override`; telemetry may still make it worse
+/// (offline, in use).
 pub async fn guardian_check(
     State(state): State<AppState>,
+    Extension(gw): Extension<Arc<Gateway>>,
     caller: Caller,
     IdPath(id): IdPath,
     JsonBody(input): JsonBody<CheckInput>,
@@ -249,6 +262,16 @@ pub async fn guardian_check(
     caller.require(STAFF)?;
     let note = aednet_core::validate::clean(input.note);
     aednet_core::validate::max_len("note", &note, 500)?;
+    let now = state.clock.now();
+    if input.ok && input.until.is_some() {
+        return Err(ApiError::invalid(
+            "until",
+            "until applies to a failed check (the fault it holds)",
+        ));
+    }
+    if input.until.is_some_and(|u| u <= now) {
+        return Err(ApiError::invalid("until", "until must be in the future"));
+    }
     let by = author(&caller);
     let reason = match (input.ok, note) {
         (true, None) => format!("guardian check OK by {by}"),
@@ -256,23 +279,31 @@ pub async fn guardian_check(
         (false, None) => format!("guardian check failed ({by})"),
         (false, Some(n)) => format!("guardian check failed ({by}): {n}"),
     };
-    let status = if input.ok {
-        ReadinessStatus::Ready
-    } else {
-        ReadinessStatus::Fault
-    };
-    let readiness = aednet_core::aed::Readiness {
-        status,
-        reason: Some(reason),
-        since: state.clock.now(),
-    };
-    state
-        .store
-        .set_aed_readiness(id, &readiness, "guardian")
+    let out = gw
+        .guardian_check(id, input.ok, reason, input.until, &by)
         .await?
         .ok_or(ApiError::NotFound)?;
-    state.bus.publish(Event::AedReadinessChanged { id, status });
-    Ok((axum::http::StatusCode::CREATED, Json(readiness)).into_response())
+    let mut body = serde_json::to_value(&out.readiness).unwrap_or_default();
+    body["override"] = serde_json::to_value(&out.over).unwrap_or_default();
+    Ok((axum::http::StatusCode::CREATED, Json(body)).into_response())
+}
+
+#[utoipa::path(delete, path = "/api/v1/aeds/{id}/readiness/override", tag = "maintenance",
+    params(("id" = i64, Path)), security(("bearer" = [])),
+    responses((status = 200, description = "The readiness telemetry gives now"), (status = 404, body = aednet_api::error::ErrorBody)))]
+/// `DELETE /api/v1/aeds/{id}/readiness/override`: ends a held fault; readiness returns to what
+/// telemetry says (`unknown` for a cabinet without telemetry). 404 when there is none.
+pub async fn clear_override(
+    Extension(gw): Extension<Arc<Gateway>>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<Response> {
+    caller.require(STAFF)?;
+    let out = gw
+        .clear_override(id, &author(&caller))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(out.readiness).into_response())
 }
 
 #[derive(Debug, serde::Deserialize)]

@@ -62,15 +62,11 @@ async fn handle(gw: &Gateway, client: &AsyncClient, prefix: &str, topic: &str, p
     else {
         return;
     };
-    let reply = match serde_json::from_slice::<DeviceMessage>(payload) {
-        Err(e) => error_frame(
-            None,
-            if e.to_string().contains("unknown variant") {
-                Rejected::UnknownType(e.to_string())
-            } else {
-                Rejected::Malformed(e.to_string())
-            },
-        ),
+    let reply = match DeviceMessage::parse(payload) {
+        Err(e) => {
+            let (seq, r) = Rejected::from_parse(e);
+            error_frame(seq, r)
+        }
         Ok(m) if m.v != PROTOCOL_VERSION => {
             error_frame(Some(m.seq), Rejected::UnsupportedVersion(m.v))
         }

@@ -2,14 +2,13 @@
 //! many at once, with configurable rate and fault injection; reports ack throughput, ack
 //! latency, server memory per socket, and how long a fault takes to leave nearest answers.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aednet_core::Role;
 use anyhow::Context;
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use hdrhistogram::Histogram;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -36,11 +35,23 @@ pub struct SimReport {
     pub errors: u64,
     pub seconds: f64,
     pub ack_latency: Histogram<u64>,
+    /// Messages not sent because the socket's send buffer was full (server behind).
+    pub skipped: u64,
+    /// Acks that came more than 64 messages after their message (latency not recorded).
+    pub late: u64,
     pub rss_before_kib: u64,
     pub rss_after_kib: u64,
+    /// At the end of the send phase (buffers in use).
+    pub rss_loaded_kib: u64,
     pub fault_to_nearest_ms: Option<f64>,
     /// Server CPU time (user + system) during the send phase, in seconds.
     pub server_cpu_s: f64,
+    /// The simulator's own CPU time during the send phase.
+    pub sim_cpu_s: f64,
+    /// Server CPU from the start until every sent message was answered, and the acks by then:
+    /// CPU per message that does not depend on whether the window ended with a backlog.
+    pub server_cpu_all_s: f64,
+    pub acked_all: u64,
 }
 
 /// CPU time used so far by a process (user + system), in seconds (Linux, 100 ticks/s).
@@ -97,20 +108,231 @@ pub async fn prepare(url: &str, n: usize) -> anyhow::Result<Vec<(i64, String)>> 
     Ok(tokens)
 }
 
-fn frame(seq: u64, fault_every: u64) -> String {
-    if fault_every > 0 && seq.is_multiple_of(fault_every) {
+/// Writes one client text frame (FIN, masked as RFC 6455 requires of clients) for message
+/// `seq` into `out`: a heartbeat, or every `fault_every`-th a self-test alternating fail/pass.
+fn encode(out: &mut Vec<u8>, seq: u64, fault_every: u64, mask: [u8; 4]) {
+    use std::io::Write as _;
+    let mut payload = [0u8; 160];
+    let mut w = &mut payload[..];
+    let _ = if fault_every > 0 && seq.is_multiple_of(fault_every) {
         let ok = (seq / fault_every).is_multiple_of(2);
-        format!(
+        write!(
+            w,
             r#"{{"v":1,"seq":{seq},"ts":"2026-11-24T08:00:00Z","type":"self_test","ok":{ok},"fault_codes":["E1"]}}"#
         )
     } else {
-        format!(
+        write!(
+            w,
             r#"{{"v":1,"seq":{seq},"ts":"2026-11-24T08:00:00Z","type":"heartbeat","battery_pct":87,"signal_dbm":-71}}"#
         )
+    };
+    let len = 160 - w.len();
+    out.clear();
+    out.push(0x81);
+    out.push(0x80 | len as u8); // < 126: one length byte
+    out.extend_from_slice(&mask);
+    out.extend(
+        payload[..len]
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ mask[i & 3]),
+    );
+}
+
+/// A masked pong (answer to a server ping), empty payload.
+const PONG: [u8; 6] = [0x8A, 0x80, 0, 0, 0, 0];
+
+/// Send times of a device's recent messages, by seq modulo the ring size, for ack latency.
+struct Ring {
+    seqs: Vec<AtomicU64>,
+    nanos: Vec<AtomicU64>,
+    pong_due: AtomicBool,
+}
+
+const RING: usize = 64;
+
+impl Ring {
+    fn new() -> Self {
+        Self {
+            seqs: (0..RING).map(|_| AtomicU64::new(u64::MAX)).collect(),
+            nanos: (0..RING).map(|_| AtomicU64::new(0)).collect(),
+            pong_due: AtomicBool::new(false),
+        }
     }
 }
 
-/// Runs the simulation against `base` (http://host:port); `server_pid` for memory readings.
+struct Counters {
+    sent: AtomicU64,
+    acked: AtomicU64,
+    errors: AtomicU64,
+    /// Not sent: the socket's send buffer was full (the server is behind).
+    skipped: AtomicU64,
+    /// Acks whose send time had left the ring (more than 64 messages behind).
+    late: AtomicU64,
+    hist: Vec<parking_lot::Mutex<Histogram<u64>>>,
+}
+
+/// Reads one device's server frames (unmasked): counts acks and errors, records latency.
+async fn read_acks(
+    mut rd: tokio::net::tcp::OwnedReadHalf,
+    ring: Arc<Ring>,
+    c: Arc<Counters>,
+    t0: Instant,
+    shard: usize,
+) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 4096];
+    let mut filled = 0;
+    loop {
+        let n = match rd.read(&mut buf[filled..]).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        filled += n;
+        let mut pos = 0;
+        let now = t0.elapsed().as_nanos() as u64;
+        while filled - pos >= 2 {
+            let (op, l0) = (buf[pos] & 0x0f, (buf[pos + 1] & 0x7f) as usize);
+            let (hdr, len) = match l0 {
+                126 if filled - pos >= 4 => {
+                    (4, u16::from_be_bytes([buf[pos + 2], buf[pos + 3]]) as usize)
+                }
+                126 => break,
+                127 => return, // never sent by the gateway
+                l => (2, l),
+            };
+            if filled - pos < hdr + len {
+                break;
+            }
+            let payload = &buf[pos + hdr..pos + hdr + len];
+            match op {
+                0x1 if payload.starts_with(br#"{"type":"ack","seq":"#) => {
+                    c.acked.fetch_add(1, Ordering::Relaxed);
+                    let digits = &payload[20..payload.len() - 1];
+                    let seq = std::str::from_utf8(digits)
+                        .ok()
+                        .and_then(|d| d.parse::<u64>().ok())
+                        .unwrap_or(u64::MAX);
+                    let i = (seq % RING as u64) as usize;
+                    if ring.seqs[i].load(Ordering::Acquire) == seq {
+                        let sent = ring.nanos[i].load(Ordering::Relaxed);
+                        let _ = c.hist[shard]
+                            .lock()
+                            .record((now.saturating_sub(sent) / 1000).max(1));
+                    } else {
+                        c.late.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                0x1 => {
+                    c.errors.fetch_add(1, Ordering::Relaxed);
+                }
+                0x9 => ring.pong_due.store(true, Ordering::Relaxed),
+                0x8 => return,
+                _ => {}
+            }
+            pos += hdr + len;
+        }
+        buf.copy_within(pos..filled, 0);
+        filled -= pos;
+        if filled == buf.len() {
+            return; // a frame larger than the buffer: not from this protocol
+        }
+    }
+}
+
+struct Device {
+    wr: tokio::net::tcp::OwnedWriteHalf,
+    ring: Arc<Ring>,
+    seq: u64,
+    /// Bytes of a frame the socket did not take whole (written before the next message).
+    rest: Vec<u8>,
+}
+
+impl Device {
+    /// Writes without waiting; `false` if the socket's send buffer is full.
+    fn try_send(&mut self, frame: &[u8]) -> std::io::Result<bool> {
+        if !self.rest.is_empty() {
+            match self.wr.try_write(&self.rest) {
+                Ok(n) => {
+                    self.rest.drain(..n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+            if !self.rest.is_empty() {
+                return Ok(false);
+            }
+        }
+        match self.wr.try_write(frame) {
+            Ok(n) => {
+                self.rest.extend_from_slice(&frame[n..]);
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// One task drives many devices: every millisecond it sends the messages due by then
+/// (`rate` per device per second, round-robin), each as one pre-masked frame written straight to
+/// the socket — no per-device timers or tasks on the sending side.
+async fn drive(
+    mut devices: Vec<Device>,
+    rate: f64,
+    fault_every: u64,
+    c: Arc<Counters>,
+    t0: Instant,
+    stop: Arc<AtomicBool>,
+    mut seed: u32,
+) {
+    let start = Instant::now();
+    let n = devices.len();
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut done: u64 = 0;
+    let mut next = 0usize;
+    let mut frame = Vec::with_capacity(200);
+    while !stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        let due = (start.elapsed().as_secs_f64() * rate * n as f64) as u64;
+        while done < due {
+            done += 1;
+            let d = &mut devices[next];
+            next = (next + 1) % n;
+            if d.ring.pong_due.swap(false, Ordering::Relaxed) {
+                let _ = d.try_send(&PONG);
+            }
+            // xorshift32: a fresh mask per frame, as clients must.
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            let seq = d.seq + 1;
+            encode(&mut frame, seq, fault_every, seed.to_le_bytes());
+            let i = (seq % RING as u64) as usize;
+            d.ring.nanos[i].store(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            d.ring.seqs[i].store(seq, Ordering::Release);
+            match d.try_send(&frame) {
+                Ok(true) => {
+                    d.seq = seq;
+                    c.sent.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(false) => {
+                    c.skipped.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    c.errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+/// Runs the simulation against `base` (http://host:port); `server_pid` for memory and CPU.
+///
+/// Each device is a real WebSocket client: the upgrade handshake with its device token through
+/// tungstenite, then frames written and read directly on its TCP socket (masked client frames,
+/// pongs to pings), so that the simulator's own cost per message stays well below the server's.
 pub async fn simulate(
     base: &str,
     server_pid: u32,
@@ -119,14 +341,24 @@ pub async fn simulate(
 ) -> anyhow::Result<SimReport> {
     let ws_url = base.replace("http://", "ws://") + "/ws/device";
     let rss_before_kib = rss_kib(server_pid);
-    let sent = Arc::new(AtomicU64::new(0));
-    let acked = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let go = Arc::new(AtomicBool::new(false));
+    let c = Arc::new(Counters {
+        sent: AtomicU64::new(0),
+        acked: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        skipped: AtomicU64::new(0),
+        late: AtomicU64::new(0),
+        hist: (0..16)
+            .map(|_| {
+                parking_lot::Mutex::new(
+                    Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("bounds"),
+                )
+            })
+            .collect(),
+    });
     let stop = Arc::new(AtomicBool::new(false));
     let t0 = Instant::now();
     // Connect everyone first (256 at a time), then start sending together.
-    let mut sockets = Vec::with_capacity(tokens.len());
+    let mut streams = Vec::with_capacity(tokens.len());
     for chunk in tokens.chunks(256) {
         let mut pending = Vec::new();
         for (_, token) in chunk {
@@ -137,113 +369,108 @@ pub async fn simulate(
         }
         for r in futures::future::join_all(pending).await {
             match r {
-                Ok((ws, _)) => sockets.push(ws),
+                Ok((ws, _)) => match ws.into_inner() {
+                    tokio_tungstenite::MaybeTlsStream::Plain(tcp) => streams.push(tcp),
+                    _ => anyhow::bail!("expected a plain TCP stream"),
+                },
                 Err(e) => {
-                    errors.fetch_add(1, Ordering::Relaxed);
+                    c.errors.fetch_add(1, Ordering::Relaxed);
                     tracing_fallback(&e.to_string());
                 }
             }
         }
     }
     let connect_seconds = t0.elapsed().as_secs_f64();
-    let connected = sockets.len();
+    let connected = streams.len();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_after_kib = rss_kib(server_pid);
 
-    let interval = Duration::from_secs_f64(1.0 / o.rate.max(0.001));
-    let mut tasks = Vec::with_capacity(connected);
-    for (i, ws) in sockets.into_iter().enumerate() {
-        let (sent, acked, errors, go, stop) = (
-            sent.clone(),
-            acked.clone(),
-            errors.clone(),
-            go.clone(),
-            stop.clone(),
-        );
-        let fault_every = o.fault_every;
-        tasks.push(tokio::spawn(async move {
-            let (mut tx, mut rx) = ws.split();
-            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
-            let inflight: Arc<parking_lot::Mutex<VecDeque<Instant>>> = Default::default();
-            while !go.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            // Spread the devices' phases over one interval.
-            tokio::time::sleep(interval.mul_f64((i % 1000) as f64 / 1000.0)).await;
-            let writer = {
-                let (inflight, sent, stop) = (inflight.clone(), sent.clone(), stop.clone());
-                async move {
-                    let mut tick = tokio::time::interval(interval);
-                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                    let mut seq = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        tick.tick().await;
-                        seq += 1;
-                        inflight.lock().push_back(Instant::now());
-                        if tx
-                            .send(Message::Text(frame(seq, fault_every).into()))
-                            .await
-                            .is_err()
-                        {
-                            break;
-                        }
-                        sent.fetch_add(1, Ordering::Relaxed);
-                    }
-                    let _ = tx.close().await;
-                }
-            };
-            let reader = async {
-                while let Some(Ok(m)) = rx.next().await {
-                    if let Message::Text(t) = m {
-                        let start = inflight.lock().pop_front();
-                        if t.contains(r#""type":"ack""#) {
-                            acked.fetch_add(1, Ordering::Relaxed);
-                            if let Some(s) = start {
-                                let _ = hist.record(s.elapsed().as_micros() as u64);
-                            }
-                        } else {
-                            errors.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    if stop.load(Ordering::Relaxed) && inflight.lock().is_empty() {
-                        break;
-                    }
-                }
-            };
-            tokio::select! {
-                () = async { tokio::join!(writer, reader); } => {}
-                () = tokio::time::sleep(Duration::from_secs(3600)) => {}
-            }
-            hist
-        }));
+    let drivers = 4usize;
+    let mut groups: Vec<Vec<Device>> = (0..drivers).map(|_| Vec::new()).collect();
+    let mut readers = Vec::with_capacity(connected);
+    for (i, tcp) in streams.into_iter().enumerate() {
+        let _ = tcp.set_nodelay(true);
+        let (rd, wr) = tcp.into_split();
+        let ring = Arc::new(Ring::new());
+        readers.push(tokio::spawn(read_acks(
+            rd,
+            ring.clone(),
+            c.clone(),
+            t0,
+            i % 16,
+        )));
+        groups[i % drivers].push(Device {
+            wr,
+            ring,
+            seq: 0,
+            rest: Vec::new(),
+        });
     }
     let started = Instant::now();
     let cpu0 = cpu_seconds(server_pid);
-    go.store(true, Ordering::Relaxed);
+    let own0 = cpu_seconds(std::process::id());
+    let mut tasks = Vec::new();
+    for (g, devices) in groups.into_iter().enumerate() {
+        if devices.is_empty() {
+            continue;
+        }
+        tasks.push(tokio::spawn(drive(
+            devices,
+            o.rate,
+            o.fault_every,
+            c.clone(),
+            t0,
+            stop.clone(),
+            0x9E37_79B9 ^ (g as u32 + 1),
+        )));
+    }
     tokio::time::sleep(Duration::from_secs(o.seconds)).await;
-    let acked_at_end = acked.load(Ordering::Relaxed);
+    let acked_at_end = c.acked.load(Ordering::Relaxed);
+    let sent_at_end = c.sent.load(Ordering::Relaxed);
     let seconds = started.elapsed().as_secs_f64();
     let server_cpu_s = cpu_seconds(server_pid) - cpu0;
+    let sim_cpu_s = cpu_seconds(std::process::id()) - own0;
+    let rss_loaded_kib = rss_kib(server_pid);
     stop.store(true, Ordering::Relaxed);
-    let mut ack_latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
     for t in tasks {
-        if let Ok(Ok(h)) = tokio::time::timeout(Duration::from_secs(30), t).await {
-            let _ = ack_latency.add(&h);
-        }
+        let _ = t.await;
+    }
+    // Trailing acks: wait until every sent message is answered (or 60 s), so that the server's
+    // CPU can be divided by the messages it really handled, overloaded or not.
+    let sent_total = c.sent.load(Ordering::Relaxed);
+    let answered = || c.acked.load(Ordering::Relaxed) + c.errors.load(Ordering::Relaxed);
+    let wait_until = Instant::now() + Duration::from_secs(60);
+    while answered() < sent_total && Instant::now() < wait_until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let server_cpu_all_s = cpu_seconds(server_pid) - cpu0;
+    let acked_all = c.acked.load(Ordering::Relaxed);
+    for r in readers {
+        r.abort();
+    }
+    let mut ack_latency = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("bounds");
+    for h in &c.hist {
+        let _ = ack_latency.add(&*h.lock());
     }
     Ok(SimReport {
         devices: tokens.len(),
         connected,
         connect_seconds,
-        sent: sent.load(Ordering::Relaxed),
+        sent: sent_at_end,
         acked: acked_at_end,
-        errors: errors.load(Ordering::Relaxed),
+        errors: c.errors.load(Ordering::Relaxed),
+        skipped: c.skipped.load(Ordering::Relaxed),
+        late: c.late.load(Ordering::Relaxed),
         seconds,
         ack_latency,
         rss_before_kib,
         rss_after_kib,
+        rss_loaded_kib,
         fault_to_nearest_ms: None,
         server_cpu_s,
+        sim_cpu_s,
+        server_cpu_all_s,
+        acked_all,
     })
 }
 
@@ -273,15 +500,27 @@ pub async fn fault_to_nearest(base: &str, aed_id: i64, token: &str) -> anyhow::R
             .as_array()
             .is_some_and(|r| r.iter().any(|x| x["id"] == aed_id))
     };
-    let v: serde_json::Value = client.get(&near).send().await?.json().await?;
-    anyhow::ensure!(
-        listed(&v),
-        "the probe AED should be listed before its fault"
-    );
     let mut req = (base.replace("http://", "ws://") + "/ws/device").into_client_request()?;
     req.headers_mut()
         .insert("authorization", format!("Bearer {token}").parse()?);
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
+    // The simulation may have left it faulty: a passing self-test first, then wait for the index.
+    ws.send(Message::Text(
+        r#"{"v":1,"seq":8999999999,"ts":"2026-11-24T08:00:00Z","type":"self_test","ok":true}"#
+            .into(),
+    ))
+    .await?;
+    let t = Instant::now();
+    loop {
+        let v: serde_json::Value = client.get(&near).send().await?.json().await?;
+        if listed(&v) {
+            break;
+        }
+        anyhow::ensure!(
+            t.elapsed() < Duration::from_secs(10),
+            "the probe AED never became ready"
+        );
+    }
     let t = Instant::now();
     ws.send(Message::Text(
         r#"{"v":1,"seq":9000000000,"ts":"2026-11-24T08:00:00Z","type":"self_test","ok":false,"fault_codes":["E9"]}"#.into(),

@@ -271,33 +271,48 @@ async fn main() -> anyhow::Result<()> {
             let per_socket = (r.rss_after_kib.saturating_sub(r.rss_before_kib)) as f64
                 / r.connected.max(1) as f64;
             println!();
-            println!("| devices connected | connect time | messages acked/s | ack p50 ms | p99 ms | p99.9 ms | server RSS before → after connect | per socket | errors | fault → gone from nearest |");
-            println!("|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|");
+            println!("| devices connected | connect time | offered msg/s | messages acked/s | ack p50 ms | p99 ms | p99.9 ms | server RSS before → after connect → loaded | per socket (idle / loaded) | errors | fault → gone from nearest |");
+            println!("|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|");
+            let loaded_per_socket = (r.rss_loaded_kib.saturating_sub(r.rss_before_kib)) as f64
+                / r.connected.max(1) as f64;
             println!(
-                "| {} of {} | {:.1} s | {:.0} | {:.2} | {:.2} | {:.2} | {} → {} MiB | {:.1} KiB | {} | {} |",
+                "| {} of {} | {:.1} s | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {} → {} → {} MiB | {:.1} / {:.1} KiB | {} | {} |",
                 r.connected,
                 r.devices,
                 r.connect_seconds,
+                rate * r.connected as f64,
                 r.acked as f64 / r.seconds,
                 r.ack_latency.value_at_quantile(0.5) as f64 / 1000.0,
                 r.ack_latency.value_at_quantile(0.99) as f64 / 1000.0,
                 r.ack_latency.value_at_quantile(0.999) as f64 / 1000.0,
                 r.rss_before_kib / 1024,
                 r.rss_after_kib / 1024,
+                r.rss_loaded_kib / 1024,
                 per_socket,
+                loaded_per_socket,
                 r.errors,
                 match probe {
                     Ok(ms) => format!("{ms:.1} ms"),
                     Err(e) => format!("failed: {e}"),
                 }
             );
-            println!("({} sent, {:.0} msg/s per device offered, every {fault_every}th a status change, {seconds} s)", r.sent, rate);
-            let per_msg_us = r.server_cpu_s * 1e6 / r.acked.max(1) as f64;
             println!(
-                "server CPU: {:.1} core-seconds for {} acked messages = {per_msg_us:.1} µs per message, i.e. {:.0} messages/s per core if the server had it to itself",
+                "({} sent, {} not sent (send buffer full), {} acks later than 64 messages, {:.0} msg/s per device offered, every {fault_every}th a status change, {seconds} s)",
+                r.sent, r.skipped, r.late, rate
+            );
+            let per_msg_us = r.server_cpu_all_s * 1e6 / r.acked_all.max(1) as f64;
+            let sim_us = r.sim_cpu_s * 1e6 / r.sent.max(1) as f64;
+            println!(
+                "server CPU: {:.1} core-seconds for {} acked messages (until every sent message was answered; {:.1} core-seconds in the {seconds} s window) = {per_msg_us:.1} µs per message, i.e. {:.0} messages/s per core if the server had it to itself",
+                r.server_cpu_all_s,
+                r.acked_all,
                 r.server_cpu_s,
-                r.acked,
                 1e6 / per_msg_us.max(0.001)
+            );
+            println!(
+                "simulator CPU: {:.1} core-seconds = {sim_us:.1} µs per message sent; both on {} cores",
+                r.sim_cpu_s,
+                std::thread::available_parallelism().map_or(0, |n| n.get())
             );
             drop(child);
             Ok(())

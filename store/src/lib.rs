@@ -13,7 +13,7 @@ use aednet_core::rescuer::{Rescuer, RescuerData};
 use aednet_core::station::{Station, StationData, StationKind};
 use aednet_core::Role;
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 use std::sync::Arc;
@@ -112,6 +112,41 @@ pub struct DeviceEventRecord {
     pub body: String,
     pub device_ts: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
+}
+
+/// Dates a device reported with a message (`pads.expiry`, `battery.expiry`); `None` leaves the
+/// stored date alone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConsumableDates {
+    pub pads_expiry: Option<NaiveDate>,
+    pub battery_expiry: Option<NaiveDate>,
+}
+
+/// A readiness set by maintenance that telemetry may not undo: held until cleared, or until
+/// `until` when set.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ReadinessOverride {
+    pub aed_id: i64,
+    pub status: ReadinessStatus,
+    pub reason: Option<String>,
+    pub since: DateTime<Utc>,
+    pub until: Option<DateTime<Utc>>,
+    pub set_by: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttentionQuery {
+    pub statuses: Vec<ReadinessStatus>,
+    /// Pads or battery expiring on or before this date.
+    pub horizon: NaiveDate,
+    pub district_id: Option<i64>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttentionItem {
+    pub aed: Aed,
+    pub over: Option<ReadinessOverride>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,13 +248,31 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         readiness: &Readiness,
         source: &str,
     ) -> Result<Option<Aed>>;
-    /// Stores a device message durably, and with it the readiness it changes (if any), in one
-    /// transaction. A message whose (aed, seq) is already stored changes nothing: `Duplicate`.
+    /// Stores a device message durably, and with it the readiness it changes (if any) and the
+    /// consumable dates it reports, in one transaction. A message whose (aed, seq) is already
+    /// stored changes nothing: `Duplicate`.
     async fn record_device_event(
         &self,
         event: &DeviceEventRecord,
         readiness: Option<&Readiness>,
+        dates: &ConsumableDates,
     ) -> Result<Recorded>;
+    /// Sets (`Some`) or clears (`None`) an AED's manual readiness override together with the
+    /// readiness it results in (appended to the history with `source`), in one transaction;
+    /// `None` if there is no such AED.
+    async fn set_readiness_override(
+        &self,
+        aed_id: i64,
+        over: Option<&ReadinessOverride>,
+        readiness: &Readiness,
+        source: &str,
+    ) -> Result<Option<Aed>>;
+    async fn get_readiness_override(&self, aed_id: i64) -> Result<Option<ReadinessOverride>>;
+    /// Every override (start-up: their expiry timers).
+    async fn readiness_overrides(&self) -> Result<Vec<ReadinessOverride>>;
+    /// AEDs needing attention, oldest problem first, in one indexed query: status in the set, or
+    /// pads/battery expiring on or before the horizon; optionally one district.
+    async fn attention_list(&self, q: &AttentionQuery) -> Result<Vec<AttentionItem>>;
     /// Newest first.
     async fn readiness_history(&self, aed_id: i64, limit: u32) -> Result<Vec<ReadinessChange>>;
     /// Sequence numbers of the stored device messages of an AED, ascending.

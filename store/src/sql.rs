@@ -26,9 +26,10 @@ use sqlx::types::Json;
 use sqlx::QueryBuilder;
 
 use crate::{
-    AedIndexRow, Backend, DeviceEventRecord, DeviceState, DynStore, ListQuery, NewToken, Page,
-    ReadinessChange, Recorded, Result, Store, StoreError, TokenRecord, UpsertOutcome, WorkOrder,
-    WorkOrderNote, WorkOrderUpdate,
+    AedIndexRow, AttentionItem, AttentionQuery, Backend, ConsumableDates, DeviceEventRecord,
+    DeviceState, DynStore, ListQuery, NewToken, Page, ReadinessChange, ReadinessOverride, Recorded,
+    Result, Store, StoreError, TokenRecord, UpsertOutcome, WorkOrder, WorkOrderNote,
+    WorkOrderUpdate,
 };
 
 /// Opens the database named by `url` and applies pending migrations.
@@ -698,6 +699,30 @@ fn page_of<T>(mut items: Vec<T>, limit: u32, id: impl Fn(&T) -> i64) -> Page<T> 
 // ---------------------------------------------------------------------------------------------
 // The implementation, once, for both backends.
 
+#[derive(sqlx::FromRow)]
+struct OverrideRow {
+    aed_id: i64,
+    status: String,
+    reason: Option<String>,
+    since: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+    set_by: String,
+}
+
+impl OverrideRow {
+    fn into_override(self) -> Result<ReadinessOverride> {
+        Ok(ReadinessOverride {
+            status: ReadinessStatus::parse(&self.status)
+                .ok_or_else(|| corrupt("status", self.aed_id, &self.status))?,
+            aed_id: self.aed_id,
+            reason: self.reason,
+            since: self.since,
+            until: self.until,
+            set_by: self.set_by,
+        })
+    }
+}
+
 macro_rules! impl_store {
     ($store:ident, $db:ty, $backend:expr, $max_params:expr) => {
         impl $store {
@@ -875,7 +900,7 @@ macro_rules! impl_store {
                 Ok(aed)
             }
 
-            async fn record_device_event(&self, ev: &DeviceEventRecord, readiness: Option<&Readiness>) -> Result<Recorded> {
+            async fn record_device_event(&self, ev: &DeviceEventRecord, readiness: Option<&Readiness>, dates: &ConsumableDates) -> Result<Recorded> {
                 let mut tx = self.pool.begin().await.map_err(plain)?;
                 let inserted = sqlx::query(
                     "INSERT INTO device_events (aed_id, seq, kind, body, device_ts, received_at) \
@@ -913,8 +938,149 @@ macro_rules! impl_store {
                         .await
                         .map_err(plain)?;
                 }
+                if dates.pads_expiry.is_some() || dates.battery_expiry.is_some() {
+                    sqlx::query(
+                        "UPDATE aeds SET pads_expiry = COALESCE($1, pads_expiry), \
+                         battery_expiry = COALESCE($2, battery_expiry), updated_at = $3 WHERE id = $4",
+                    )
+                    .bind(dates.pads_expiry)
+                    .bind(dates.battery_expiry)
+                    .bind(Utc::now())
+                    .bind(ev.aed_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(plain)?;
+                }
                 tx.commit().await.map_err(plain)?;
                 Ok(Recorded::New)
+            }
+
+            async fn set_readiness_override(
+                &self,
+                aed_id: i64,
+                over: Option<&ReadinessOverride>,
+                readiness: &Readiness,
+                source: &str,
+            ) -> Result<Option<Aed>> {
+                let mut tx = self.pool.begin().await.map_err(plain)?;
+                let aed = sqlx::query_as::<_, AedRow>(
+                    "UPDATE aeds SET status = $1, status_reason = $2, status_since = $3, updated_at = $4 \
+                     WHERE id = $5 RETURNING *",
+                )
+                .bind(readiness.status.as_str())
+                .bind(&readiness.reason)
+                .bind(readiness.since)
+                .bind(Utc::now())
+                .bind(aed_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(plain)?
+                .map(AedRow::into_aed)
+                .transpose()?;
+                if aed.is_none() {
+                    return Ok(None);
+                }
+                match over {
+                    Some(o) => {
+                        sqlx::query(
+                            "INSERT INTO readiness_overrides (aed_id, status, reason, since, until, set_by) \
+                             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (aed_id) DO UPDATE SET \
+                             status = excluded.status, reason = excluded.reason, since = excluded.since, \
+                             until = excluded.until, set_by = excluded.set_by",
+                        )
+                        .bind(aed_id)
+                        .bind(o.status.as_str())
+                        .bind(&o.reason)
+                        .bind(o.since)
+                        .bind(o.until)
+                        .bind(&o.set_by)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(plain)?;
+                    }
+                    None => {
+                        sqlx::query("DELETE FROM readiness_overrides WHERE aed_id = $1")
+                            .bind(aed_id)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(plain)?;
+                    }
+                }
+                sqlx::query("INSERT INTO readiness_history (aed_id, status, reason, since, source) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(aed_id)
+                    .bind(readiness.status.as_str())
+                    .bind(&readiness.reason)
+                    .bind(readiness.since)
+                    .bind(source)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(plain)?;
+                tx.commit().await.map_err(plain)?;
+                Ok(aed)
+            }
+
+            async fn get_readiness_override(&self, aed_id: i64) -> Result<Option<ReadinessOverride>> {
+                sqlx::query_as::<_, OverrideRow>("SELECT * FROM readiness_overrides WHERE aed_id = $1")
+                    .bind(aed_id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(plain)?
+                    .map(OverrideRow::into_override)
+                    .transpose()
+            }
+
+            async fn readiness_overrides(&self) -> Result<Vec<ReadinessOverride>> {
+                sqlx::query_as::<_, OverrideRow>("SELECT * FROM readiness_overrides ORDER BY aed_id")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(plain)?
+                    .into_iter()
+                    .map(OverrideRow::into_override)
+                    .collect()
+            }
+
+            async fn attention_list(&self, q: &AttentionQuery) -> Result<Vec<AttentionItem>> {
+                use sqlx::Row as _;
+                let mut qb = QueryBuilder::<$db>::new(
+                    "SELECT a.*, o.status AS o_status, o.reason AS o_reason, o.since AS o_since, \
+                     o.until AS o_until, o.set_by AS o_set_by \
+                     FROM aeds a LEFT JOIN readiness_overrides o ON o.aed_id = a.id WHERE (",
+                );
+                // Each arm of the OR has its own index (status, pads_expiry, battery_expiry).
+                if !q.statuses.is_empty() {
+                    qb.push("a.status IN (");
+                    let mut sep = qb.separated(", ");
+                    for st in &q.statuses {
+                        sep.push_bind(st.as_str());
+                    }
+                    qb.push(") OR ");
+                }
+                qb.push("a.pads_expiry <= ").push_bind(q.horizon);
+                qb.push(" OR a.battery_expiry <= ").push_bind(q.horizon).push(")");
+                if let Some(d) = q.district_id {
+                    qb.push(" AND a.district_id = ").push_bind(d);
+                }
+                qb.push(" ORDER BY a.status_since, a.id LIMIT ").push_bind(i64::from(q.limit.max(1)));
+                let rows = qb.build().fetch_all(&self.pool).await.map_err(plain)?;
+                rows.iter()
+                    .map(|r| {
+                        let aed = <AedRow as sqlx::FromRow<_>>::from_row(r).map_err(plain)?.into_aed()?;
+                        let status: Option<String> = r.try_get("o_status").map_err(plain)?;
+                        let over = match status {
+                            None => None,
+                            Some(status) => Some(OverrideRow {
+                                aed_id: aed.id,
+                                status,
+                                reason: r.try_get("o_reason").map_err(plain)?,
+                                since: r.try_get("o_since").map_err(plain)?,
+                                until: r.try_get("o_until").map_err(plain)?,
+                                set_by: r.try_get("o_set_by").map_err(plain)?,
+                            }
+                            .into_override()?),
+                        };
+                        Ok(AttentionItem { aed, over })
+                    })
+                    .collect()
             }
 
             async fn readiness_history(&self, aed_id: i64, limit: u32) -> Result<Vec<ReadinessChange>> {

@@ -9,8 +9,8 @@ use aednet_core::rescuer::{CertLevel, RescuerData, RescuerInput};
 use aednet_core::station::{StationInput, StationKind};
 use aednet_core::{Role, Secret, Tags};
 use aednet_store::{
-    DeviceEventRecord, DeviceState, DynStore, ListQuery, NewToken, Recorded, StoreError,
-    UpsertOutcome, WorkOrderUpdate,
+    AttentionQuery, ConsumableDates, DeviceEventRecord, DeviceState, DynStore, ListQuery, NewToken,
+    ReadinessOverride, Recorded, StoreError, UpsertOutcome, WorkOrderUpdate,
 };
 use chrono::{NaiveDate, TimeZone, Utc};
 
@@ -91,6 +91,7 @@ both!(
     tokens,
     index_load_matches_rows,
     device_events_are_idempotent_and_carry_readiness,
+    overrides_and_attention_list,
     work_orders,
     incidents_keep_an_append_only_audit,
 );
@@ -636,6 +637,162 @@ async fn index_load_matches_rows(s: &DynStore) {
     }
 }
 
+fn pads(y: i32, m: u32, d: u32) -> ConsumableDates {
+    ConsumableDates {
+        pads_expiry: NaiveDate::from_ymd_opt(y, m, d),
+        battery_expiry: None,
+    }
+}
+
+fn no_dates() -> ConsumableDates {
+    ConsumableDates::default()
+}
+
+/// Overrides set and cleared with their readiness in one transaction; the attention list's
+/// single query against a brute-force filter over every AED.
+async fn overrides_and_attention_list(s: &DynStore) {
+    let t = Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap();
+    let statuses = [
+        ReadinessStatus::Ready,
+        ReadinessStatus::Fault,
+        ReadinessStatus::Offline,
+        ReadinessStatus::Unknown,
+        ReadinessStatus::Degraded,
+    ];
+    let mut batch = Vec::new();
+    for i in 0..300u32 {
+        let mut d = aed(28.9 + f64::from(i) * 1e-4, 118.8, None);
+        d.readiness.status = statuses[(i % 5) as usize];
+        d.readiness.since = t - chrono::Duration::minutes(i64::from((i * 37) % 101));
+        d.pads_expiry = (i % 3 == 0).then(|| {
+            NaiveDate::from_ymd_opt(2026, 11, 1).unwrap()
+                + chrono::Duration::days(i64::from(i % 90))
+        });
+        d.battery_expiry = (i % 7 == 0).then(|| {
+            NaiveDate::from_ymd_opt(2026, 12, 1).unwrap()
+                + chrono::Duration::days(i64::from(i % 60))
+        });
+        batch.push(d);
+    }
+    s.insert_aeds_bulk(&batch).await.unwrap();
+    let all = s
+        .list_aeds(&ListQuery {
+            limit: 1000,
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(all.len(), 300);
+    // An override on one AED: readiness, override and history together.
+    let target = all[0].id;
+    let over = ReadinessOverride {
+        aed_id: target,
+        status: ReadinessStatus::Fault,
+        reason: Some("pads missing".into()),
+        since: t,
+        until: Some(t + chrono::Duration::days(3)),
+        set_by: "李师傅".into(),
+    };
+    let fault = Readiness {
+        status: ReadinessStatus::Fault,
+        reason: Some("pads missing".into()),
+        since: t,
+    };
+    assert!(s
+        .set_readiness_override(target, Some(&over), &fault, "guardian")
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        s.get_readiness_override(target).await.unwrap(),
+        Some(over.clone())
+    );
+    assert_eq!(s.readiness_overrides().await.unwrap(), vec![over.clone()]);
+    assert_eq!(
+        s.readiness_history(target, 1).await.unwrap()[0].source,
+        "guardian"
+    );
+    assert!(s
+        .set_readiness_override(target + 10_000, Some(&over), &fault, "guardian")
+        .await
+        .unwrap()
+        .is_none());
+    let all = s
+        .list_aeds(&ListQuery {
+            limit: 1000,
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap()
+        .items;
+    for (want, days) in [
+        (vec![ReadinessStatus::Fault, ReadinessStatus::Offline], 30),
+        (vec![ReadinessStatus::Degraded], 0),
+        (vec![], 45),
+        (ReadinessStatus::ALL.to_vec(), 10),
+    ] {
+        let horizon = NaiveDate::from_ymd_opt(2026, 11, 24).unwrap() + chrono::Duration::days(days);
+        let got = s
+            .attention_list(&AttentionQuery {
+                statuses: want.clone(),
+                horizon,
+                district_id: None,
+                limit: 1000,
+            })
+            .await
+            .unwrap();
+        let mut brute: Vec<_> = all
+            .iter()
+            .filter(|a| {
+                want.contains(&a.data.readiness.status)
+                    || a.data.pads_expiry.is_some_and(|e| e <= horizon)
+                    || a.data.battery_expiry.is_some_and(|e| e <= horizon)
+            })
+            .map(|a| (a.data.readiness.since, a.id))
+            .collect();
+        brute.sort();
+        let ids: Vec<_> = got
+            .iter()
+            .map(|i| (i.aed.data.readiness.since, i.aed.id))
+            .collect();
+        assert_eq!(ids, brute, "{want:?} within {days} days");
+        for i in &got {
+            assert_eq!(i.over.is_some(), i.aed.id == target);
+        }
+    }
+    let limited = s
+        .attention_list(&AttentionQuery {
+            statuses: ReadinessStatus::ALL.to_vec(),
+            horizon: NaiveDate::from_ymd_opt(2026, 11, 24).unwrap(),
+            district_id: Some(999),
+            limit: 5,
+        })
+        .await
+        .unwrap();
+    assert!(limited.is_empty(), "no AED is in district 999");
+    // Cleared: back to telemetry's word, the history says who.
+    let ready = Readiness {
+        status: ReadinessStatus::Ready,
+        reason: None,
+        since: t,
+    };
+    s.set_readiness_override(target, None, &ready, "api")
+        .await
+        .unwrap();
+    assert_eq!(s.get_readiness_override(target).await.unwrap(), None);
+    assert_eq!(
+        s.get_aed(target)
+            .await
+            .unwrap()
+            .unwrap()
+            .data
+            .readiness
+            .status,
+        ReadinessStatus::Ready
+    );
+}
+
 async fn device_events_are_idempotent_and_carry_readiness(s: &DynStore) {
     let a = s.create_aed(&aed(28.97, 118.87, None)).await.unwrap();
     let t = Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap();
@@ -653,7 +810,9 @@ async fn device_events_are_idempotent_and_carry_readiness(s: &DynStore) {
         since: t,
     };
     assert_eq!(
-        s.record_device_event(&ev(7), Some(&fault)).await.unwrap(),
+        s.record_device_event(&ev(7), Some(&fault), &pads(2027, 1, 5))
+            .await
+            .unwrap(),
         Recorded::New
     );
     assert_eq!(
@@ -673,7 +832,9 @@ async fn device_events_are_idempotent_and_carry_readiness(s: &DynStore) {
         since: t,
     };
     assert_eq!(
-        s.record_device_event(&ev(7), Some(&ready)).await.unwrap(),
+        s.record_device_event(&ev(7), Some(&ready), &pads(2030, 1, 1))
+            .await
+            .unwrap(),
         Recorded::Duplicate
     );
     assert_eq!(
@@ -687,10 +848,18 @@ async fn device_events_are_idempotent_and_carry_readiness(s: &DynStore) {
         ReadinessStatus::Fault
     );
     assert_eq!(
-        s.record_device_event(&ev(3), None).await.unwrap(),
+        s.record_device_event(&ev(3), None, &no_dates())
+            .await
+            .unwrap(),
         Recorded::New
     );
     assert_eq!(s.device_event_seqs(a.id).await.unwrap(), vec![3, 7]);
+    // The reported pads date reached the AED; the duplicate's did not; battery untouched.
+    let d = s.get_aed(a.id).await.unwrap().unwrap().data;
+    assert_eq!(
+        (d.pads_expiry, d.battery_expiry),
+        (NaiveDate::from_ymd_opt(2027, 1, 5), None)
+    );
     s.set_aed_readiness(a.id, &ready, "api").await.unwrap();
     let h = s.readiness_history(a.id, 10).await.unwrap();
     assert_eq!(
@@ -707,7 +876,7 @@ async fn device_events_are_idempotent_and_carry_readiness(s: &DynStore) {
     let mut orphan = ev(1);
     orphan.aed_id = a.id + 1000;
     assert!(matches!(
-        s.record_device_event(&orphan, None).await,
+        s.record_device_event(&orphan, None, &no_dates()).await,
         Err(StoreError::Conflict { .. })
     ));
     // Coalesced state: later values win, missing ones keep the last known.
