@@ -246,6 +246,9 @@ pub struct Coverage {
     /// Grids at other resolutions, by (res, district-set version).
     grids: Mutex<HashMap<(u8, u64), Arc<Grid>>>,
     version: std::sync::atomic::AtomicU64,
+    /// `aednet_coverage_population_share`: the live map's covered share (population-weighted,
+    /// or of cells without population), for the coverage-drop alert.
+    share_gauge: prometheus::Gauge,
 }
 
 impl Coverage {
@@ -266,7 +269,18 @@ impl Coverage {
             }
             None => Vec::new(),
         };
+        let share_gauge = prometheus::Gauge::new(
+            "aednet_coverage_population_share",
+            "Share of the population within the coverage budget of a usable AED now (live map)",
+        )
+        .expect("static metric");
+        // A second service on the same registry (tests) keeps the first's gauge.
+        let _ = state
+            .metrics
+            .registry
+            .register(Box::new(share_gauge.clone()));
         Ok(Arc::new(Self {
+            share_gauge,
             state: state.clone(),
             params: config.params(state.walk),
             config,
@@ -365,6 +379,8 @@ impl Coverage {
             "coverage map built"
         );
         let summary = summary_json(&live.map, None, self.config.res);
+        self.share_gauge
+            .set(summary["share"].as_f64().unwrap_or(0.0));
         *self.live.write() = Some(live);
         self.version
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -437,10 +453,10 @@ impl Coverage {
                 cells.extend(f(&mut live.map));
                 cells.sort_unstable();
                 cells.dedup();
-                cells_frame(&live.map, &cells, self.config.res)
+                cells_frame(&live.map, &cells, self.config.res, &self.share_gauge)
             } else {
                 let cells = f(&mut live.map);
-                cells_frame(&live.map, &cells, self.config.res)
+                cells_frame(&live.map, &cells, self.config.res, &self.share_gauge)
             }
         };
         if let Some(frame) = frame {
@@ -549,10 +565,19 @@ fn summary_json(map: &CoverageMap, district: Option<i64>, res: u8) -> Value {
     })
 }
 
-fn cells_frame(map: &CoverageMap, cells: &[u32], res: u8) -> Option<String> {
+/// The `/ws/coverage` frame for changed cells (none when nothing changed), with the map's
+/// summary, which also moves the `aednet_coverage_population_share` gauge.
+fn cells_frame(
+    map: &CoverageMap,
+    cells: &[u32],
+    res: u8,
+    gauge: &prometheus::Gauge,
+) -> Option<String> {
     if cells.is_empty() {
         return None;
     }
+    let summary = summary_json(map, None, res);
+    gauge.set(summary["share"].as_f64().unwrap_or(0.0));
     let list: Vec<Value> = cells
         .iter()
         .map(|&c| {
@@ -560,10 +585,7 @@ fn cells_frame(map: &CoverageMap, cells: &[u32], res: u8) -> Option<String> {
             json!({"cell": v.cell, "time_s": v.time_s, "covered": v.covered})
         })
         .collect();
-    Some(
-        json!({"type": "cells", "cells": list, "summary": summary_json(map, None, res)})
-            .to_string(),
-    )
+    Some(json!({"type": "cells", "cells": list, "summary": summary}).to_string())
 }
 
 /// What a coverage request asks for.

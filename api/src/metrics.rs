@@ -7,6 +7,13 @@
 //! | `aednet_http_requests_total` | counter | method, route, status |
 //! | `aednet_http_request_duration_seconds` | histogram | method, route |
 //! | `aednet_aeds` | gauge | — (set at start-up and after imports) |
+//!
+//! Registered on the same registry by the crates that own them: `aednet_device_*` and
+//! `aednet_aeds_by_status` (device gateway, see docs/device-protocol.md),
+//! `aednet_dispatch_offer_seconds` (histogram: incident intake → first offers on rescuers'
+//! sockets, dispatch engine), `aednet_coverage_population_share` (gauge: the live coverage
+//! map's covered share, `crate::coverage`). deploy/prometheus/alerts.yml uses them; a test
+//! checks that every name it uses is exported.
 
 use std::time::Instant;
 
