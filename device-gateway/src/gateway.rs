@@ -841,6 +841,12 @@ impl Gateway {
         _permit: OwnedSemaphorePermit,
     ) {
         let slot = self.slot(aed_id);
+        // Load the device's state now rather than at its first message: after a restart, 10^4
+        // devices reconnecting would otherwise queue their first acks behind 3 × 10^4 reads.
+        {
+            let mut s = slot.lock().await;
+            let _ = self.ensure_loaded(aed_id, &mut s).await;
+        }
         let (conn, mut replaced) = self.register(aed_id);
         self.metrics.connections.inc();
         let idle = self.cfg.offline_after();
