@@ -160,23 +160,10 @@ pub struct Network {
 }
 
 pub async fn load_districts(store: &dyn Store) -> aednet_store::Result<Vec<District>> {
-    let mut all = Vec::new();
-    let mut after = None;
-    loop {
-        let page = store
-            .list_districts(&ListQuery {
-                after_id: after,
-                limit: 1000,
-                ..ListQuery::default()
-            })
-            .await?;
-        all.extend(page.items);
-        match page.next_after {
-            Some(a) => after = Some(a),
-            None => break,
-        }
-    }
-    Ok(all)
+    aednet_store::collect_all(ListQuery::default(), |q| async move {
+        store.list_districts(&q).await
+    })
+    .await
 }
 
 pub async fn load_network(store: &dyn Store, geo: &GeoIndex) -> aednet_store::Result<Network> {

@@ -91,22 +91,10 @@ pub async fn build_station_index(
     store: &dyn Store,
     geo: &GeoIndex,
 ) -> aednet_store::Result<StationIndex> {
-    let mut all = Vec::new();
-    let mut after = None;
-    loop {
-        let page = store
-            .list_stations(&ListQuery {
-                after_id: after,
-                limit: 1000,
-                ..ListQuery::default()
-            })
-            .await?;
-        all.extend(page.items);
-        match page.next_after {
-            Some(a) => after = Some(a),
-            None => break,
-        }
-    }
+    let all = aednet_store::collect_all(ListQuery::default(), |q| async move {
+        store.list_stations(&q).await
+    })
+    .await?;
     let entries = geo.with_schedules(|s| {
         all.into_iter()
             .map(|st| entry_from_station(st, s))

@@ -464,18 +464,9 @@ async fn apply(
 
 /// Every district with a boundary, from the store (all pages).
 async fn district_locator(store: &dyn Store) -> Result<DistrictLocator, StoreError> {
-    let mut all = Vec::new();
-    let mut q = ListQuery {
-        limit: 1000,
-        ..Default::default()
-    };
-    loop {
-        let page = store.list_districts(&q).await?;
-        all.extend(page.items.into_iter().map(|d| (d.id, d.data)));
-        match page.next_after {
-            Some(c) => q.after_id = Some(c),
-            None => break,
-        }
-    }
-    Ok(DistrictLocator::new(all.iter().map(|(id, d)| (*id, d))))
+    let all = aednet_store::collect_all(ListQuery::default(), |q| async move {
+        store.list_districts(&q).await
+    })
+    .await?;
+    Ok(DistrictLocator::new(all.iter().map(|d| (d.id, &d.data))))
 }

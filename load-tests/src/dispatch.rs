@@ -8,10 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aednet_core::rescuer::{CertLevel, RescuerData};
 use aednet_core::{LatLon, Role};
 use anyhow::Context;
-use chrono::NaiveDate;
 use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng};
@@ -41,38 +39,7 @@ pub async fn prepare(url: &str, n: usize, aeds: usize) -> anyhow::Result<Prepare
     }
     let data: Vec<_> = network.iter().map(|a| workload::aed_data(a, now)).collect();
     store.insert_aeds_bulk(&data).await?;
-    let people: Vec<RescuerData> = (0..n)
-        .map(|i| RescuerData {
-            name: format!("救护员{i}"),
-            phone: None,
-            certificate_no: format!("DISP-{i:07}"),
-            level: CertLevel::FirstAider,
-            cert_issued: NaiveDate::from_ymd_opt(2024, 1, 1).expect("date"),
-            cert_expires: NaiveDate::from_ymd_opt(2030, 1, 1).expect("date"),
-            team: None,
-            skills: vec![],
-            on_duty: true,
-            location_consent: true,
-            district_id: None,
-        })
-        .collect();
-    store.insert_rescuers_bulk(&people).await?;
-    let mut ids = Vec::with_capacity(n);
-    let mut after = None;
-    loop {
-        let page = store
-            .list_rescuers(&aednet_store::ListQuery {
-                after_id: after,
-                limit: 1000,
-                ..Default::default()
-            })
-            .await?;
-        ids.extend(page.items.iter().map(|r| r.id));
-        match page.next_after {
-            Some(a) => after = Some(a),
-            None => break,
-        }
-    }
+    let ids = crate::locations::insert_rescuers(store.as_ref(), n, "DISP").await?;
     let (lat0, lon0, dlat, dlon) = workload::region(aeds);
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let pool = sqlx::SqlitePool::connect(url).await?;

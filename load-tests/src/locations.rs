@@ -10,14 +10,18 @@ use aednet_core::Role;
 use chrono::NaiveDate;
 use hdrhistogram::Histogram;
 
-/// `n` on-duty rescuers with consent and valid certificates, and a token each.
-pub async fn prepare(url: &str, n: usize) -> anyhow::Result<Vec<String>> {
-    let store = aednet_store::connect(url).await?;
+/// `n` on-duty rescuers with consent and valid certificates (certificate numbers
+/// `{prefix}-0000001`, …), bulk-inserted; their ids in order.
+pub async fn insert_rescuers(
+    store: &dyn aednet_store::Store,
+    n: usize,
+    prefix: &str,
+) -> anyhow::Result<Vec<i64>> {
     let data: Vec<RescuerData> = (0..n)
         .map(|i| RescuerData {
             name: format!("救护员{i}"),
             phone: None,
-            certificate_no: format!("LOAD-{i:07}"),
+            certificate_no: format!("{prefix}-{i:07}"),
             level: CertLevel::FirstAider,
             cert_issued: NaiveDate::from_ymd_opt(2024, 1, 1).expect("date"),
             cert_expires: NaiveDate::from_ymd_opt(2030, 1, 1).expect("date"),
@@ -29,25 +33,21 @@ pub async fn prepare(url: &str, n: usize) -> anyhow::Result<Vec<String>> {
         })
         .collect();
     store.insert_rescuers_bulk(&data).await?;
+    let all = aednet_store::collect_all(aednet_store::ListQuery::default(), |q| async move {
+        store.list_rescuers(&q).await
+    })
+    .await?;
+    Ok(all.iter().map(|r| r.id).collect())
+}
+
+/// `n` on-duty rescuers with consent and valid certificates, and a token each.
+pub async fn prepare(url: &str, n: usize) -> anyhow::Result<Vec<String>> {
+    let store = aednet_store::connect(url).await?;
     let mut tokens = Vec::with_capacity(n);
-    let mut after = None;
-    loop {
-        let page = store
-            .list_rescuers(&aednet_store::ListQuery {
-                after_id: after,
-                limit: 1000,
-                ..Default::default()
-            })
-            .await?;
-        for r in &page.items {
-            let (secret, new) = aednet_api::auth::new_token("load", Role::Rescuer, Some(r.id));
-            store.create_token(&new).await?;
-            tokens.push(secret);
-        }
-        match page.next_after {
-            Some(a) => after = Some(a),
-            None => break,
-        }
+    for id in insert_rescuers(store.as_ref(), n, "LOAD").await? {
+        let (secret, new) = aednet_api::auth::new_token("load", Role::Rescuer, Some(id));
+        store.create_token(&new).await?;
+        tokens.push(secret);
     }
     Ok(tokens)
 }

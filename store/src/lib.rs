@@ -71,6 +71,26 @@ pub struct Page<T> {
     pub next_after: Option<i64>,
 }
 
+/// Every item of a keyset-paged list, page by page (1000 a page) with the filters of `query`:
+/// `fetch` is the list call, e.g. `|q| async move { store.list_districts(&q).await }`.
+pub async fn collect_all<T, F, Fut>(mut query: ListQuery, mut fetch: F) -> Result<Vec<T>>
+where
+    F: FnMut(ListQuery) -> Fut,
+    Fut: std::future::Future<Output = Result<Page<T>>>,
+{
+    query.limit = 1000;
+    query.after_id = None;
+    let mut all = Vec::new();
+    loop {
+        let page = fetch(query.clone()).await?;
+        all.extend(page.items);
+        match page.next_after {
+            Some(after) => query.after_id = Some(after),
+            None => return Ok(all),
+        }
+    }
+}
+
 /// What an import did with one record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", content = "id", rename_all = "snake_case")]
