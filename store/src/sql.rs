@@ -726,6 +726,43 @@ impl OverrideRow {
 macro_rules! impl_store {
     ($store:ident, $db:ty, $backend:expr, $max_params:expr) => {
         impl $store {
+            /// Sets an AED's readiness and appends it to its history, in the caller's transaction
+            /// (every readiness writer: the API, device events, guardian overrides). `None` when
+            /// the AED does not exist; then nothing is written.
+            async fn write_readiness(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                id: i64,
+                readiness: &Readiness,
+                source: &str,
+            ) -> Result<Option<Aed>> {
+                let aed = sqlx::query_as::<_, AedRow>(
+                    "UPDATE aeds SET status = $1, status_reason = $2, status_since = $3, updated_at = $4 \
+                     WHERE id = $5 RETURNING *",
+                )
+                .bind(readiness.status.as_str())
+                .bind(&readiness.reason)
+                .bind(readiness.since)
+                .bind(Utc::now())
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(plain)?
+                .map(AedRow::into_aed)
+                .transpose()?;
+                if aed.is_some() {
+                    sqlx::query("INSERT INTO readiness_history (aed_id, status, reason, since, source) VALUES ($1, $2, $3, $4, $5)")
+                        .bind(id)
+                        .bind(readiness.status.as_str())
+                        .bind(&readiness.reason)
+                        .bind(readiness.since)
+                        .bind(source)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(plain)?;
+                }
+                Ok(aed)
+            }
+
             /// The portable index load through sqlx (PostgreSQL, in-memory SQLite).
             async fn load_index_sqlx(&self) -> Result<Vec<AedIndexRow>> {
                 use futures_util::TryStreamExt;
@@ -871,31 +908,7 @@ macro_rules! impl_store {
             #[tracing::instrument(skip(self, readiness), fields(status = ?readiness.status))]
             async fn set_aed_readiness(&self, id: i64, readiness: &Readiness, source: &str) -> Result<Option<Aed>> {
                 let mut tx = self.pool.begin().await.map_err(plain)?;
-                let aed = sqlx::query_as::<_, AedRow>(
-                    "UPDATE aeds SET status = $1, status_reason = $2, status_since = $3, updated_at = $4 \
-                     WHERE id = $5 RETURNING *",
-                )
-                .bind(readiness.status.as_str())
-                .bind(&readiness.reason)
-                .bind(readiness.since)
-                .bind(Utc::now())
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(plain)?
-                .map(AedRow::into_aed)
-                .transpose()?;
-                if aed.is_some() {
-                    sqlx::query("INSERT INTO readiness_history (aed_id, status, reason, since, source) VALUES ($1, $2, $3, $4, $5)")
-                        .bind(id)
-                        .bind(readiness.status.as_str())
-                        .bind(&readiness.reason)
-                        .bind(readiness.since)
-                        .bind(source)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(plain)?;
-                }
+                let aed = Self::write_readiness(&mut tx, id, readiness, source).await?;
                 tx.commit().await.map_err(plain)?;
                 Ok(aed)
             }
@@ -920,23 +933,8 @@ macro_rules! impl_store {
                     return Ok(Recorded::Duplicate);
                 }
                 if let Some(r) = readiness {
-                    sqlx::query("UPDATE aeds SET status = $1, status_reason = $2, status_since = $3, updated_at = $4 WHERE id = $5")
-                        .bind(r.status.as_str())
-                        .bind(&r.reason)
-                        .bind(r.since)
-                        .bind(Utc::now())
-                        .bind(ev.aed_id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(plain)?;
-                    sqlx::query("INSERT INTO readiness_history (aed_id, status, reason, since, source) VALUES ($1, $2, $3, $4, 'device')")
-                        .bind(ev.aed_id)
-                        .bind(r.status.as_str())
-                        .bind(&r.reason)
-                        .bind(r.since)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(plain)?;
+                    // The event row's foreign key has just proved the AED exists.
+                    Self::write_readiness(&mut tx, ev.aed_id, r, "device").await?;
                 }
                 if dates.pads_expiry.is_some() || dates.battery_expiry.is_some() {
                     sqlx::query(
@@ -963,23 +961,9 @@ macro_rules! impl_store {
                 source: &str,
             ) -> Result<Option<Aed>> {
                 let mut tx = self.pool.begin().await.map_err(plain)?;
-                let aed = sqlx::query_as::<_, AedRow>(
-                    "UPDATE aeds SET status = $1, status_reason = $2, status_since = $3, updated_at = $4 \
-                     WHERE id = $5 RETURNING *",
-                )
-                .bind(readiness.status.as_str())
-                .bind(&readiness.reason)
-                .bind(readiness.since)
-                .bind(Utc::now())
-                .bind(aed_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(plain)?
-                .map(AedRow::into_aed)
-                .transpose()?;
-                if aed.is_none() {
+                let Some(aed) = Self::write_readiness(&mut tx, aed_id, readiness, source).await? else {
                     return Ok(None);
-                }
+                };
                 match over {
                     Some(o) => {
                         sqlx::query(
@@ -1006,17 +990,8 @@ macro_rules! impl_store {
                             .map_err(plain)?;
                     }
                 }
-                sqlx::query("INSERT INTO readiness_history (aed_id, status, reason, since, source) VALUES ($1, $2, $3, $4, $5)")
-                    .bind(aed_id)
-                    .bind(readiness.status.as_str())
-                    .bind(&readiness.reason)
-                    .bind(readiness.since)
-                    .bind(source)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(plain)?;
                 tx.commit().await.map_err(plain)?;
-                Ok(aed)
+                Ok(Some(aed))
             }
 
             async fn get_readiness_override(&self, aed_id: i64) -> Result<Option<ReadinessOverride>> {
