@@ -7,6 +7,7 @@
 
 pub mod aed;
 pub mod clock;
+pub mod cluster;
 pub mod district;
 pub mod event;
 pub mod geo_util;
@@ -20,6 +21,7 @@ pub mod validate;
 
 pub use aed::{Access, Aed, AedInput, Readiness, ReadinessStatus};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use cluster::{IncidentCall, IncidentRequest, Leases, LocalLeases, PeerError, Peers, Signal};
 pub use district::{District, DistrictInput, DistrictLocator};
 pub use event::{Event, EventBus};
 pub use geo_util::LatLon;
