@@ -154,7 +154,7 @@ async fn heartbeat_loop(leases: Weak<PgLeases>) {
         let Some(this) = leases.upgrade() else {
             return;
         };
-        let wait = {
+        let connected = {
             let mut conn = this.conn.lock().await;
             if let Some(c) = conn.as_mut() {
                 let ping = tokio::time::timeout(
@@ -168,21 +168,24 @@ async fn heartbeat_loop(leases: Weak<PgLeases>) {
                     Err(_) => this.lose(&mut conn, "heartbeat timed out"),
                 }
             }
-            if conn.is_some() {
-                this.heartbeat
-            } else {
-                match open(&this.options, this.heartbeat).await {
-                    Ok(c) => {
-                        *conn = Some(c);
-                        backoff = Duration::from_millis(100);
-                        tracing::info!(node = %this.node_id, "lease session reopened");
-                        this.heartbeat
-                    }
-                    Err(e) => {
-                        tracing::warn!(node = %this.node_id, error = %e, "lease session cannot reopen; retrying");
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
-                        backoff
-                    }
+            conn.is_some()
+        };
+        let wait = if connected {
+            this.heartbeat
+        } else {
+            // Opened without holding the session lock, so that `try_acquire` fails at once
+            // while PostgreSQL is unreachable instead of waiting for the connect timeout.
+            match open(&this.options, this.heartbeat).await {
+                Ok(c) => {
+                    *this.conn.lock().await = Some(c);
+                    backoff = Duration::from_millis(100);
+                    tracing::info!(node = %this.node_id, "lease session reopened");
+                    this.heartbeat
+                }
+                Err(e) => {
+                    tracing::warn!(node = %this.node_id, error = %e, "lease session cannot reopen; retrying");
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    backoff
                 }
             }
         };

@@ -161,6 +161,24 @@ async fn events_reach_the_other_node_in_order_and_never_echo() {
     a.bus.publish(aed(n + 1));
     assert_eq!(next_event(&mut b_rx).await, aed(n + 1));
     assert_eq!(b.bus.stats().bad_payloads, 1);
+
+    // A rough figure for the report (not an assertion): one node's publish rate, each event
+    // acked before the next is sent, and B's delivery of them.
+    let burst = 2000;
+    let started = Instant::now();
+    for id in 1..=burst {
+        a.bus.publish(aed(10_000 + id));
+    }
+    assert!(a.bus.flush(WAIT).await);
+    let stored = started.elapsed();
+    for id in 1..=burst {
+        assert_eq!(next_event(&mut b_rx).await, aed(10_000 + id));
+    }
+    eprintln!(
+        "{burst} events: stored in {stored:?} ({:.0}/s), at B after {:?}",
+        burst as f64 / stored.as_secs_f64(),
+        started.elapsed()
+    );
 }
 
 /// A TCP proxy in front of NATS that can cut every connection through it and refuse new ones.
