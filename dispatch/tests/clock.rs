@@ -81,3 +81,56 @@ async fn deadlines_fire_only_when_the_clock_says_so() {
         2
     );
 }
+
+/// An offer expiring part-way through a millisecond: a timer waking in that millisecond but
+/// before the exact expiry must neither fire nor spin (deadlines were once rounded down, and
+/// `fire_due` rescheduled the same deadline forever, hanging the timer task).
+#[tokio::test]
+async fn a_deadline_inside_a_millisecond_neither_fires_early_nor_spins() {
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 25, 2, 0, 0).unwrap() + Duration::microseconds(400);
+    let clock = Arc::new(ManualClock::new(t0));
+    let store = aednet_store::connect("sqlite::memory:").await.unwrap();
+    let state = AppState::new(store, Arc::new(LocalBus::default()), clock.clone());
+    let patient = LatLon {
+        lat: 28.97,
+        lon: 118.87,
+    };
+    state.geo.rescuer_moved(
+        1,
+        LatLon {
+            lat: 28.971,
+            lon: 118.87,
+        },
+        t0,
+    );
+    let policy = Policy {
+        waves_m: vec![1000.0],
+        min_rescuers: 1,
+        min_aeds: 0,
+        cpr_direct: 1,
+        max_fetchers: 0,
+        max_alerts: 1,
+        offer_timeout_s: 1.0,
+        ..Policy::default()
+    };
+    let engine = Engine::new(state.clone(), policy);
+    let inc = engine.create(patient, None, None).await.unwrap();
+    let expiry = inc.offers[0].expires_at;
+    // The deadline is never before the exact expiry.
+    let due = engine.next_deadline().unwrap();
+    assert!(due >= expiry, "{due} before {expiry}");
+    // In the same millisecond, before the expiry: nothing fires, and the call returns.
+    let early = expiry - Duration::microseconds(300);
+    let fired = tokio::time::timeout(std::time::Duration::from_secs(5), engine.fire_due(early))
+        .await
+        .expect("fire_due returns");
+    assert_eq!(fired, 0);
+    assert_eq!(
+        tokio::time::timeout(std::time::Duration::from_secs(5), engine.fire_due(due))
+            .await
+            .expect("fire_due returns"),
+        1
+    );
+    let inc = engine.get(inc.id).await.unwrap();
+    assert_eq!(inc.offers[0].state, OfferState::TimedOut);
+}
