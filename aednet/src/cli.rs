@@ -381,6 +381,7 @@ pub async fn serve(config: Config, store: DynStore) -> anyhow::Result<()> {
     if let Some(c) = &cluster {
         tracing::info!(node = %c.node_id, prefix = %config.cluster.prefix, "cluster mode");
         state.peers = Some(c.peers.clone());
+        spawn_cluster_metrics(&state, c);
     }
     state.walk = config.walk;
     state.coverage = config.coverage.clone();
@@ -456,6 +457,50 @@ pub async fn serve(config: Config, store: DynStore) -> anyhow::Result<()> {
     res?;
     metrics_task.await??;
     Ok(())
+}
+
+/// `aednet_cluster_*`: the event stream as this node sees it, copied every 5 s.
+fn spawn_cluster_metrics(state: &AppState, cluster: &aednet_cluster::Cluster) {
+    let gauge = |name: &str, help: &str| {
+        let g = prometheus::IntGauge::new(name, help).expect("static metric");
+        let _ = state.metrics.registry.register(Box::new(g.clone()));
+        g
+    };
+    let connected = gauge(
+        "aednet_cluster_nats_connected",
+        "1 while this node's NATS link to the other nodes is up",
+    );
+    let published = gauge(
+        "aednet_cluster_events_published",
+        "Events this node stored in the stream (acknowledged)",
+    );
+    let failed = gauge(
+        "aednet_cluster_events_publish_failed",
+        "Events this node gave up publishing (the store has them; others repair or resync)",
+    );
+    let received = gauge(
+        "aednet_cluster_events_received",
+        "Other nodes' events applied on this node",
+    );
+    let resyncs = gauge(
+        "aednet_cluster_resyncs",
+        "Full reloads because events were missed for good",
+    );
+    let bus = cluster.bus.clone();
+    let peers = cluster.peers.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            let s = bus.stats();
+            let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+            connected.set(i64::from(aednet_core::Peers::connected(peers.as_ref())));
+            published.set(n(s.published));
+            failed.set(n(s.publish_failed));
+            received.set(n(s.received));
+            resyncs.set(n(s.resyncs));
+        }
+    });
 }
 
 /// Registers the SIGINT and SIGTERM handlers now and returns a future that completes on the

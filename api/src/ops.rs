@@ -21,11 +21,17 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// The process can serve: its database answers.
+/// The process can serve: its database answers. On a cluster the body also says whether the
+/// link to the other nodes is up; a node without it still serves callers, devices and its own
+/// sockets from the store, so it stays ready (the link comes back by itself).
 async fn readyz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
         Ok(()) => {
-            Json(json!({"status": "ready", "backend": state.store.backend()})).into_response()
+            let mut body = json!({"status": "ready", "backend": state.store.backend()});
+            if let Some(p) = &state.peers {
+                body["cluster"] = json!({"node": p.node_id(), "nats_connected": p.connected()});
+            }
+            Json(body).into_response()
         }
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");

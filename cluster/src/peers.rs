@@ -187,6 +187,10 @@ impl Peers for NatsPeers {
         &self.node_id
     }
 
+    fn connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
     fn signal(&self, signal: Signal) {
         if self.outgoing.try_send(signal).is_err() {
             tracing::warn!(node = %self.node_id, "signal queue full (NATS unreachable?); signal dropped");

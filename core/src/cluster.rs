@@ -58,6 +58,10 @@ pub enum PeerError {
 pub trait Peers: Send + Sync + std::fmt::Debug {
     /// This node's name in logs and messages (unique per process).
     fn node_id(&self) -> &str;
+    /// Whether the link to the other nodes is up now (for `/readyz`).
+    fn connected(&self) -> bool {
+        true
+    }
     /// To every other node, best effort (never echoed back to this node).
     fn signal(&self, signal: Signal);
     /// Signals from the other nodes.
