@@ -355,13 +355,10 @@ async fn run_device(
             "device {aed_id}: gave up; {log:?}"
         );
         let (name, url) = &nodes[which % nodes.len()];
-        let mut ws = match ws_connect(url, &token).await {
-            Ok(ws) => ws,
-            Err(_) => {
-                which += 1;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
+        let Ok(mut ws) = ws_connect(url, &token).await else {
+            which += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
         };
         log.connections.push(name.clone());
         let first = log.connections.len() == 1;

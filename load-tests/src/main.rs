@@ -353,8 +353,13 @@ async fn main() -> anyhow::Result<()> {
                 rate,
                 fault_every,
             };
-            let r = aednet_load_tests::devices::simulate(&[base.clone()], &[pid], &tokens, &opts)
-                .await?;
+            let r = aednet_load_tests::devices::simulate(
+                std::slice::from_ref(&base),
+                &[pid],
+                &tokens,
+                &opts,
+            )
+            .await?;
             let probe =
                 aednet_load_tests::devices::fault_to_nearest(&base, tokens[0].0, &tokens[0].1)
                     .await;
