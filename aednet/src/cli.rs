@@ -364,7 +364,24 @@ pub fn app(
 }
 
 pub async fn serve(config: Config, store: DynStore) -> anyhow::Result<()> {
-    let mut state = AppState::new(store, Arc::new(LocalBus::default()), Arc::new(SystemClock));
+    // Several nodes: the bus and the other nodes over NATS, incident leases on PostgreSQL.
+    let cluster = match &config.cluster.nats_url {
+        Some(url) => Some(
+            aednet_cluster::Cluster::connect(&config.cluster)
+                .await
+                .with_context(|| format!("connecting to NATS at {}", redact_url(url)))?,
+        ),
+        None => None,
+    };
+    let bus: Arc<dyn aednet_core::EventBus> = match &cluster {
+        Some(c) => c.bus.clone(),
+        None => Arc::new(LocalBus::default()),
+    };
+    let mut state = AppState::new(store, bus, Arc::new(SystemClock));
+    if let Some(c) = &cluster {
+        tracing::info!(node = %c.node_id, prefix = %config.cluster.prefix, "cluster mode");
+        state.peers = Some(c.peers.clone());
+    }
     state.walk = config.walk;
     state.coverage = config.coverage.clone();
     if let Some(path) = &config.coverage.population_grid {
@@ -379,7 +396,19 @@ pub async fn serve(config: Config, store: DynStore) -> anyhow::Result<()> {
     let gateway = aednet_device_gateway::Gateway::new(state.clone(), config.gateway.clone());
     gateway.start().await?;
     // Open incidents resume with their timers.
-    let dispatch = aednet_dispatch::Engine::new(state.clone(), config.dispatch.clone());
+    let dispatch = match &cluster {
+        Some(c) => {
+            let leases = aednet_cluster::PgLeases::connect(
+                &config.database_url,
+                &c.node_id,
+                std::time::Duration::from_millis(config.cluster.lease_heartbeat_ms),
+            )
+            .await
+            .context("opening the incident lease session on PostgreSQL")?;
+            aednet_dispatch::Engine::with_leases(state.clone(), config.dispatch.clone(), leases)
+        }
+        None => aednet_dispatch::Engine::new(state.clone(), config.dispatch.clone()),
+    };
     dispatch.start().await?;
     let listener = TcpListener::bind(config.listen)
         .await

@@ -32,6 +32,9 @@ pub struct Config {
     pub dispatch: aednet_dispatch::Policy,
     /// Four-minute coverage (`[coverage]`): mode, budget, resolution, population grid.
     pub coverage: aednet_api::coverage::CoverageConfig,
+    /// Several nodes over one PostgreSQL (`[cluster]`, e.g.
+    /// `AEDNET_CLUSTER__NATS_URL=nats://127.0.0.1:4222`); unset is one node.
+    pub cluster: aednet_cluster::ClusterConfig,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -54,6 +57,7 @@ impl Default for Config {
             gateway: aednet_device_gateway::GatewayConfig::default(),
             dispatch: aednet_dispatch::Policy::default(),
             coverage: aednet_api::coverage::CoverageConfig::default(),
+            cluster: aednet_cluster::ClusterConfig::default(),
         }
     }
 }
@@ -71,6 +75,11 @@ impl std::fmt::Debug for Config {
             .field("gateway", &self.gateway)
             .field("dispatch", &self.dispatch)
             .field("coverage", &self.coverage)
+            .field(
+                "cluster.nats_url",
+                &self.cluster.nats_url.as_deref().map(redact_url),
+            )
+            .field("cluster.prefix", &self.cluster.prefix)
             .finish()
     }
 }
@@ -124,6 +133,14 @@ impl Config {
         let config: Config = fig.extract()?;
         config.walk.validate().map_err(anyhow::Error::msg)?;
         config.coverage.validate().map_err(anyhow::Error::msg)?;
+        if config.cluster.nats_url.is_some() {
+            anyhow::ensure!(
+                config.database_url.starts_with("postgres://")
+                    || config.database_url.starts_with("postgresql://"),
+                "cluster.nats_url is set: every node must share one PostgreSQL database \
+                 (database_url = postgres://…), not an embedded SQLite file"
+            );
+        }
         Ok(config)
     }
 }

@@ -40,13 +40,17 @@ pub enum ApiError {
     RateLimited(u64),
     #[error("internal error")]
     Internal(String),
+    /// A dependency is briefly unreachable (the node owning an incident died and another has
+    /// not taken it over yet): retry shortly.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// The JSON error body every 4xx/5xx carries.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// Stable machine-readable code: `bad_request`, `invalid`, `unauthorized`, `forbidden`,
-    /// `not_found`, `conflict`, `payload_too_large`, `rate_limited`, `internal`.
+    /// `not_found`, `conflict`, `payload_too_large`, `rate_limited`, `internal`, `unavailable`.
     pub error: &'static str,
     pub message: String,
     /// The request field or parameter at fault, when there is one.
@@ -82,6 +86,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", None),
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", None),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
         }
     }
 }

@@ -153,6 +153,7 @@ pub async fn apply(state: &AppState, event: &Event) -> aednet_store::Result<()> 
             geo.remove_station(id);
         }
         Event::BulkChange { .. } => reload(state).await?,
+        Event::TokenRevoked { .. } => state.tokens.clear(),
         // A rescuer who left (deleted, off duty, consent withdrawn) is forgotten at once.
         Event::RescuerDeleted { id } => {
             geo.rescuer_gone(id);
@@ -187,12 +188,103 @@ pub fn spawn_rescuer_expiry(state: &AppState) -> JoinHandle<()> {
     })
 }
 
+/// How often a node of a cluster re-checks recent readiness changes against its index.
+const RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// History rows re-read behind the newest one seen: a transaction that took its id earlier
+/// but committed later is still caught.
+const RECONCILE_LOOKBACK: i64 = 1000;
+
+/// On a node of a cluster: applies rescuer positions reported to other nodes, and every
+/// [`RECONCILE_EVERY`] re-checks the readiness changes recorded since the last check against the
+/// index, repairing (on this node only) any whose event never arrived — its node died between
+/// the commit and the publish, or the bus was down.
+pub fn spawn_cluster_followers(state: &AppState, peers: &Arc<dyn aednet_core::Peers>) {
+    let mut signals = peers.signals();
+    let s = state.clone();
+    tokio::spawn(async move {
+        loop {
+            match signals.recv().await {
+                Ok(aednet_core::Signal::RescuerMoved {
+                    rescuer_id,
+                    lat,
+                    lon,
+                    at,
+                }) => {
+                    if let Ok(pos) = aednet_core::LatLon::new(lat, lon) {
+                        s.geo.rescuer_moved(rescuer_id, pos, at);
+                    }
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => break,
+            }
+        }
+    });
+    let s = state.clone();
+    tokio::spawn(async move {
+        let mut last = match s.store.readiness_history_head().await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(error = %e, "readiness reconcile: cannot read the history head");
+                0
+            }
+        };
+        let mut tick = tokio::time::interval(RECONCILE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match reconcile_readiness(&s, last).await {
+                Ok(head) => last = last.max(head),
+                Err(e) => tracing::warn!(error = %e, "readiness reconcile failed; retrying"),
+            }
+        }
+    });
+}
+
+/// Re-checks readiness changes after history row `after - RECONCILE_LOOKBACK`; returns the
+/// newest row id seen. Differences go to this node's subscribers as events.
+pub async fn reconcile_readiness(state: &AppState, after: i64) -> aednet_store::Result<i64> {
+    let mut head = after;
+    let mut from = (after - RECONCILE_LOOKBACK).max(0);
+    loop {
+        let rows = state.store.readiness_changes_after(from, 10_000).await?;
+        let Some(&(h, _, _)) = rows.last() else {
+            return Ok(head);
+        };
+        let mut fixed = 0usize;
+        for (_, id, status) in &rows {
+            let seen = state.geo.aeds().get(*id).map(|e| e.status);
+            if seen.is_some_and(|s| s != *status) {
+                state.bus.publish_local(Event::AedReadinessChanged {
+                    id: *id,
+                    status: *status,
+                });
+                fixed += 1;
+            } else if seen.is_none() {
+                // Not indexed: an AedUpserted this node never heard of.
+                state.bus.publish_local(Event::AedUpserted { id: *id });
+                fixed += 1;
+            }
+        }
+        if fixed > 0 {
+            tracing::info!(fixed, "readiness changes missed on the bus repaired from the store");
+        }
+        head = head.max(h);
+        from = h;
+        if rows.len() < 10_000 {
+            return Ok(head);
+        }
+    }
+}
+
 /// Loads the indexes, then follows the bus. Subscribes before loading so nothing published
 /// during the load is missed (replaying it is harmless: every update is idempotent).
 pub async fn start(state: &AppState) -> aednet_store::Result<JoinHandle<()>> {
     let mut rx = state.bus.subscribe();
     reload(state).await?;
     spawn_rescuer_expiry(state);
+    if let Some(peers) = &state.peers {
+        spawn_cluster_followers(state, peers);
+    }
     let state = state.clone();
     Ok(tokio::spawn(async move {
         loop {

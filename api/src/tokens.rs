@@ -120,8 +120,10 @@ pub async fn revoke_token(
 ) -> ApiResult<StatusCode> {
     caller.require(&[Role::Admin])?;
     if state.store.revoke_token(id).await? {
-        // Verified tokens are cached briefly; a revocation here takes effect at once.
+        // Verified tokens are cached briefly; a revocation takes effect at once here and, on
+        // a cluster, on the other nodes as soon as they hear of it.
         state.tokens.clear();
+        state.bus.publish(aednet_core::Event::TokenRevoked { id });
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound)

@@ -37,6 +37,10 @@ pub enum Event {
     RescuerDeleted {
         id: i64,
     },
+    /// A bearer token was revoked: every node drops its cache of verified tokens.
+    TokenRevoked {
+        id: i64,
+    },
     /// Many records changed at once (an import): subscribers reload rather than replay.
     BulkChange {
         source: String,
@@ -47,6 +51,11 @@ pub enum Event {
 pub trait EventBus: Send + Sync + std::fmt::Debug {
     fn publish(&self, event: Event);
     fn subscribe(&self) -> broadcast::Receiver<Event>;
+    /// To this node's subscribers only: a node repairing its own view (a change it missed)
+    /// without telling the others again. On one node this is [`EventBus::publish`].
+    fn publish_local(&self, event: Event) {
+        self.publish(event);
+    }
 }
 
 /// Single-node bus on a tokio broadcast channel. A subscriber that falls more than `capacity`

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use aednet_api::AppState;
-use aednet_core::LatLon;
+use aednet_core::{IncidentCall, LatLon, Leases, LocalLeases, PeerError, Peers, Signal};
 use aednet_geoindex::Filters;
 use chrono::{DateTime, Duration, Utc};
 use parking_lot::Mutex;
@@ -31,15 +31,84 @@ pub enum EngineError {
     NotFound,
     #[error(transparent)]
     Store(#[from] aednet_store::StoreError),
+    /// The incident's owner died and no node has taken it over yet, or the cluster transport
+    /// failed: retry shortly.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
+impl EngineError {
+    /// The wire form of an error answered for another node.
+    fn to_wire(&self) -> Value {
+        let kind = match self {
+            EngineError::NotFound => "not_found",
+            EngineError::Dispatch(DispatchError::UnknownOffer) => "unknown_offer",
+            EngineError::Dispatch(DispatchError::NotYourOffer) => "not_your_offer",
+            EngineError::Dispatch(DispatchError::IncidentClosed) => "closed",
+            EngineError::Dispatch(DispatchError::Conflict(_)) => "conflict",
+            EngineError::Store(_) | EngineError::Unavailable(_) => "unavailable",
+        };
+        let message = match self {
+            // Store detail stays in this node's log.
+            EngineError::Store(e) => {
+                tracing::error!(error = %e, "store error answering another node");
+                "the incident's node could not reach the store".to_string()
+            }
+            other => other.to_string(),
+        };
+        json!({"error": {"kind": kind, "message": message}})
+    }
+
+    fn from_wire(v: &Value) -> Self {
+        let message = v["error"]["message"].as_str().unwrap_or_default().to_string();
+        match v["error"]["kind"].as_str().unwrap_or_default() {
+            "not_found" => EngineError::NotFound,
+            "unknown_offer" => DispatchError::UnknownOffer.into(),
+            "not_your_offer" => DispatchError::NotYourOffer.into(),
+            "closed" => DispatchError::IncidentClosed.into(),
+            "conflict" => DispatchError::Conflict(message).into(),
+            _ => EngineError::Unavailable(message),
+        }
+    }
+}
+
+impl From<PeerError> for EngineError {
+    fn from(e: PeerError) -> Self {
+        EngineError::Unavailable(e.to_string())
+    }
+}
+
+/// Where an incident's changes are applied.
+enum Route {
+    /// This node owns it.
+    Here(Arc<AsyncMutex<Slot>>),
+    /// Another node owns it and answered.
+    Remote(Value),
+    /// Not open (closed, cancelled or unknown).
+    NotOpen,
+}
+
+/// What [`Engine::take_over`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Take {
+    Mine,
+    Elsewhere,
+    NotOpen,
+}
+
+/// How long a change to an incident owned by a dead node waits for another node to take it
+/// over before the caller gets 503.
+const ROUTE_PATIENCE: StdDuration = StdDuration::from_secs(6);
+/// How often a node of a cluster looks for open incidents nobody holds.
+const ADOPT_EVERY: StdDuration = StdDuration::from_secs(1);
+
 /// What a rescuer gets back for an answer.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Answered {
     pub incident_id: i64,
     pub offer: OfferRecord,
     /// Only for an accepted fetch of a locked cabinet.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cabinet_code: Option<String>,
 }
 
@@ -79,6 +148,14 @@ pub struct Engine {
     /// `aednet_dispatch_offer_seconds`: from an incident's intake to its first wave of offers
     /// stored and on the rescuers' sockets (the alert rule on its p99 watches this).
     offer_seconds: prometheus::Histogram,
+    /// Who owns which incident; every lease is granted on a single node.
+    leases: Arc<dyn Leases>,
+    /// The other nodes (from the state): pushes and board frames reach them too, open
+    /// incidents are read from the store, and changes to incidents owned elsewhere are
+    /// forwarded to their owner.
+    peers: Option<Arc<dyn Peers>>,
+    /// One take-over at a time on this node.
+    taking: AsyncMutex<()>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -91,6 +168,12 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     pub fn new(state: AppState, policy: Policy) -> Arc<Self> {
+        Self::with_leases(state, policy, Arc::new(LocalLeases::default()))
+    }
+
+    /// An engine on a node of a cluster: incidents are owned through `leases`, and the state's
+    /// peers carry pushes, board frames and forwarded changes.
+    pub fn with_leases(state: AppState, policy: Policy, leases: Arc<dyn Leases>) -> Arc<Self> {
         let offer_seconds = prometheus::Histogram::with_opts(
             prometheus::HistogramOpts::new(
                 "aednet_dispatch_offer_seconds",
@@ -108,6 +191,9 @@ impl Engine {
             .register(Box::new(offer_seconds.clone()));
         Arc::new(Self {
             offer_seconds,
+            leases,
+            peers: state.peers.clone(),
+            taking: AsyncMutex::new(()),
             state,
             policy,
             open: Mutex::new(HashMap::new()),
@@ -125,8 +211,12 @@ impl Engine {
         &self.policy
     }
 
-    /// Loads open incidents (their timers resume) and starts the timer task.
+    /// Loads open incidents (their timers resume) and starts the timer task; on a node of a
+    /// cluster also the tasks that follow the other nodes and adopt orphaned incidents.
     pub async fn start(self: &Arc<Self>) -> anyhow::Result<()> {
+        if self.peers.is_some() {
+            self.spawn_cluster_tasks();
+        }
         self.resume().await?;
         let engine = self.clone();
         tokio::spawn(async move { engine.timers().await });
@@ -134,19 +224,248 @@ impl Engine {
     }
 
     /// Loads open incidents and their deadlines without starting the timer task: whoever
-    /// calls this drives time with [`Engine::fire_due`] (the simulator).
+    /// calls this drives time with [`Engine::fire_due`] (the simulator). On a node of a
+    /// cluster, only those no other node holds.
     pub async fn resume(&self) -> anyhow::Result<()> {
-        for doc in self.state.store.open_incidents().await? {
-            let incident: Incident = serde_json::from_str(&doc)?;
-            let saved = incident.audit.len();
-            self.sync_commitments(&incident);
-            self.schedule(&incident);
-            self.open.lock().insert(
-                incident.id,
-                Arc::new(AsyncMutex::new(Slot { incident, saved })),
-            );
+        for inc in self.stored_open().await? {
+            if self.peers.is_some() {
+                self.take_over(inc.id).await?;
+            } else {
+                self.adopt(inc);
+            }
         }
         Ok(())
+    }
+
+    /// Open incidents as stored, skipping ids reserved by a node that died before the first
+    /// save (their document is still empty).
+    async fn stored_open(&self) -> Result<Vec<Incident>, EngineError> {
+        let docs = self.state.store.open_incidents().await?;
+        Ok(docs
+            .iter()
+            .filter_map(|doc| match serde_json::from_str::<Incident>(doc) {
+                Ok(i) => Some(i),
+                Err(_) if doc.trim() == "{}" => None,
+                Err(e) => {
+                    tracing::error!(error = %e, "unreadable incident document skipped");
+                    None
+                }
+            })
+            .collect())
+    }
+
+    fn adopt(&self, incident: Incident) {
+        let saved = incident.audit.len();
+        self.sync_commitments(&incident);
+        self.schedule(&incident);
+        self.open.lock().insert(
+            incident.id,
+            Arc::new(AsyncMutex::new(Slot { incident, saved })),
+        );
+    }
+
+    /// Takes an open incident over from the store if nobody holds its lease (its node died):
+    /// its timers run here from now on, and what its rescuers should have on their screens
+    /// (pending offers, stand-downs) is pushed again — sockets drop frames they already had.
+    async fn take_over(&self, id: i64) -> Result<Take, EngineError> {
+        let _one = self.taking.lock().await;
+        if self.slot(id).is_some() {
+            return Ok(Take::Mine);
+        }
+        if !self.leases.try_acquire(id).await? {
+            return Ok(Take::Elsewhere);
+        }
+        let doc = self.state.store.get_incident(id).await?;
+        let inc = doc.and_then(|d| serde_json::from_str::<Incident>(&d).ok());
+        let Some(inc) = inc.filter(|i| i.state.is_open()) else {
+            self.leases.release(id).await;
+            return Ok(Take::NotOpen);
+        };
+        if self.peers.is_some() {
+            tracing::info!(incident = id, "incident taken over");
+            for o in &inc.offers {
+                match o.state {
+                    OfferState::Offered => self.push(o.rescuer_id, &self.offer_message(&inc, o)),
+                    OfferState::StoodDown => self.push(
+                        o.rescuer_id,
+                        &json!({"type": "stand_down", "incident_id": inc.id,
+                            "reason": "enough responders are on the way"}),
+                    ),
+                    _ => {}
+                }
+            }
+        }
+        self.adopt(inc);
+        Ok(Take::Mine)
+    }
+
+    /// Forgets an incident this node may no longer own (its lease session broke, or a save
+    /// was refused): the adopter task takes it again from the store if nobody else did.
+    async fn forget(&self, id: i64) {
+        self.open.lock().remove(&id);
+        self.deadlines.lock().retain(|(_, i)| *i != id);
+        self.committed.lock().retain(|_, i| *i != id);
+        self.responders.lock().retain(|_, r| r.incident_id != id);
+        self.leases.release(id).await;
+    }
+
+    /// The owner of an incident: this node (taking it over if nobody holds it), another node
+    /// (which answered `body`), or none because it is not open. Waits up to
+    /// [`ROUTE_PATIENCE`] for a dead owner's lease to lapse.
+    async fn route(&self, id: i64, body: &Value) -> Result<Route, EngineError> {
+        let give_up = std::time::Instant::now() + ROUTE_PATIENCE;
+        loop {
+            if let Some(s) = self.slot(id) {
+                return Ok(Route::Here(s));
+            }
+            let Some(peers) = &self.peers else {
+                return Ok(Route::NotOpen);
+            };
+            match self.take_over(id).await? {
+                Take::Mine => continue,
+                Take::NotOpen => return Ok(Route::NotOpen),
+                Take::Elsewhere => {}
+            }
+            let call = IncidentCall {
+                incident_id: id,
+                body: body.clone(),
+            };
+            match peers.call(&call, StdDuration::from_secs(1)).await {
+                Ok(v) => return Ok(Route::Remote(v)),
+                Err(PeerError::NoAnswer(_)) if std::time::Instant::now() < give_up => {
+                    tokio::time::sleep(StdDuration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn spawn_cluster_tasks(self: &Arc<Self>) {
+        let Some(peers) = self.peers.clone() else {
+            return;
+        };
+        // Frames the owner of an incident sends for sockets and consoles on this node, and
+        // positions of responders reporting to other nodes.
+        let mut signals = peers.signals();
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match signals.recv().await {
+                    Ok(Signal::ToRescuer { rescuer_id, frame }) => {
+                        if let Some(tx) = me.channels.lock().get(&rescuer_id) {
+                            let _ = tx.send(frame);
+                        }
+                    }
+                    Ok(Signal::Board { frame }) => {
+                        let _ = me.board.send(frame);
+                    }
+                    Ok(Signal::RescuerMoved {
+                        rescuer_id,
+                        lat,
+                        lon,
+                        ..
+                    }) => {
+                        if let Ok(pos) = LatLon::new(lat, lon) {
+                            me.responder_moved(rescuer_id, pos);
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "dispatch fell behind the cluster signals");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+        // Changes other nodes forward to the incidents this node owns.
+        if let Some(mut calls) = peers.take_calls() {
+            let me = self.clone();
+            tokio::spawn(async move {
+                while let Some(req) = calls.recv().await {
+                    if me.slot(req.call.incident_id).is_none() {
+                        continue; // not ours: its owner answers
+                    }
+                    let me = me.clone();
+                    tokio::spawn(async move {
+                        let reply = me.serve_call(req.call).await;
+                        let _ = req.reply.send(reply);
+                    });
+                }
+            });
+        }
+        // Losing the lease session means losing every lease: forget them all and adopt
+        // again whatever nobody else took meanwhile.
+        let mut lost = self.leases.lost();
+        let me = self.clone();
+        tokio::spawn(async move {
+            while lost.changed().await.is_ok() {
+                let ids: Vec<i64> = me.open.lock().keys().copied().collect();
+                tracing::warn!(
+                    incidents = ids.len(),
+                    "incident leases lost; re-acquiring from the store"
+                );
+                for id in ids {
+                    me.forget(id).await;
+                }
+            }
+        });
+        // Incidents whose node died: adopted within about a second of their lease lapsing.
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(ADOPT_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let open = match me.stored_open().await {
+                    Ok(v) => v,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "looking for orphaned incidents");
+                        continue;
+                    }
+                };
+                for inc in open {
+                    if me.slot(inc.id).is_none() {
+                        if let Err(e) = me.take_over(inc.id).await {
+                            tracing::warn!(error = %e, incident = inc.id, "taking over");
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// Applies a change another node forwarded; the reply is `{"ok": …}` or `{"error": …}`.
+    async fn serve_call(&self, call: IncidentCall) -> Value {
+        let id = call.incident_id;
+        let b = &call.body;
+        let result = match b["op"].as_str() {
+            Some("answer") => {
+                let parsed = (
+                    b["offer_id"].as_u64().and_then(|o| u32::try_from(o).ok()),
+                    b["rescuer_id"].as_i64(),
+                    serde_json::from_value::<Answer>(b["answer"].clone()).ok(),
+                );
+                match parsed {
+                    (Some(offer), Some(rescuer), Some(answer)) => self
+                        .answer(id, offer, rescuer, answer)
+                        .await
+                        .map(|a| serde_json::to_value(a).unwrap_or_default()),
+                    _ => Err(DispatchError::Conflict("malformed forwarded answer".into()).into()),
+                }
+            }
+            Some("close") => match serde_json::from_value::<Option<Outcome>>(b["outcome"].clone())
+            {
+                Ok(outcome) => self
+                    .close(id, outcome)
+                    .await
+                    .map(|i| serde_json::to_value(i).unwrap_or_default()),
+                Err(_) => Err(DispatchError::Conflict("malformed forwarded close".into()).into()),
+            },
+            _ => Err(DispatchError::Conflict("unknown forwarded operation".into()).into()),
+        };
+        match result {
+            Ok(v) => json!({ "ok": v }),
+            Err(e) => e.to_wire(),
+        }
     }
 
     /// Incident changes for dispatcher consoles: `{"type": "incident", "incident_id", "state",
@@ -197,10 +516,26 @@ impl Engine {
             .subscribe()
     }
 
+    /// To the rescuer's live channel on this node, and on a cluster to whichever node holds
+    /// their socket.
     fn push(&self, rescuer_id: i64, msg: &Value) {
+        let frame = msg.to_string();
         if let Some(tx) = self.channels.lock().get(&rescuer_id) {
-            let _ = tx.send(msg.to_string());
+            let _ = tx.send(frame.clone());
         }
+        if let Some(p) = &self.peers {
+            p.signal(Signal::ToRescuer { rescuer_id, frame });
+        }
+    }
+
+    /// To dispatcher consoles on every node.
+    fn post_board(&self, frame: String) {
+        if let Some(p) = &self.peers {
+            p.signal(Signal::Board {
+                frame: frame.clone(),
+            });
+        }
+        let _ = self.board.send(frame);
     }
 
     fn sync_commitments(&self, inc: &Incident) {
@@ -277,7 +612,7 @@ impl Engine {
             &json!({"type": "update", "incident_id": r.incident_id, "offer_id": r.offer_id,
                 "distance_m": to_patient, "aed_distance_m": to_aed, "eta_s": eta}),
         );
-        let _ = self.board.send(
+        self.post_board(
             json!({"type": "responder", "incident_id": r.incident_id, "offer_id": r.offer_id,
                 "rescuer_id": rescuer_id, "distance_m": to_patient, "aed_distance_m": to_aed,
                 "eta_s": eta, "lat": pos.lat, "lon": pos.lon})
@@ -329,7 +664,7 @@ impl Engine {
                 v
             })
             .collect();
-        let _ = self.board.send(
+        self.post_board(
             json!({"type": "incident", "incident_id": inc.id, "state": inc.state, "events": new})
                 .to_string(),
         );
@@ -337,16 +672,16 @@ impl Engine {
         Ok(())
     }
 
-    fn offer_message(
-        &self,
-        inc: &Incident,
-        o: &OfferRecord,
-        aeds: &HashMap<i64, aednet_geoindex::Nearest>,
-    ) -> Value {
-        let aed = o.fetch_aed.and_then(|id| aeds.get(&id)).map(|n| {
-            json!({"id": n.id, "name": n.detail.name, "lat": n.lat, "lon": n.lon, "indoor": n.indoor,
-                "level": n.detail.level, "location_description": n.detail.location_description,
-                "cabinet_locked": n.cabinet_locked})
+    /// An `offer` frame; the AED to fetch is described from the index.
+    fn offer_message(&self, inc: &Incident, o: &OfferRecord) -> Value {
+        let aed = o.fetch_aed.and_then(|id| {
+            let aeds = self.state.geo.aeds();
+            aeds.get(id).map(|n| {
+                json!({"id": n.id, "name": n.detail.name, "lat": n.pos.lat, "lon": n.pos.lon,
+                    "indoor": n.indoor, "level": n.detail.level,
+                    "location_description": n.detail.location_description,
+                    "cabinet_locked": n.cabinet_locked})
+            })
         });
         json!({"type": "offer", "incident_id": inc.id, "offer_id": o.id,
             "role": if o.fetch_aed.is_some() { "fetch_aed" } else { "cpr" },
@@ -366,7 +701,15 @@ impl Engine {
             lon: inc.lon,
         };
         let geo = &self.state.geo;
-        let busy: HashSet<i64> = self.committed.lock().keys().copied().collect();
+        let mut busy: HashSet<i64> = self.committed.lock().keys().copied().collect();
+        if self.peers.is_some() {
+            // Rescuers other nodes' incidents hold are busy too.
+            for other in self.stored_open().await? {
+                if other.id != inc.id && self.slot(other.id).is_none() {
+                    busy.extend(other.offers.iter().filter(|o| o.state.holds()).map(|o| o.rescuer_id));
+                }
+            }
+        }
         let asked: HashSet<i64> = inc.offered_rescuers().into_iter().collect();
         let claimed: HashSet<i64> = inc.claimed_aeds().into_iter().collect();
         let free = |id: i64| !busy.contains(&id) && !asked.contains(&id);
@@ -416,13 +759,11 @@ impl Engine {
         let timeout = Duration::milliseconds((self.policy.offer_timeout_s * 1000.0) as i64);
         let sent = inc.offer(&offers, timeout, now)?;
         self.sync_commitments(inc);
-        let by_id: HashMap<i64, aednet_geoindex::Nearest> =
-            nearby.into_iter().map(|n| (n.id, n)).collect();
         Ok(inc
             .offers
             .iter()
             .filter(|o| sent.contains(&o.id))
-            .map(|o| (o.rescuer_id, self.offer_message(inc, o, &by_id)))
+            .map(|o| (o.rescuer_id, self.offer_message(inc, o)))
             .collect())
     }
 
@@ -440,16 +781,35 @@ impl Engine {
         let started = std::time::Instant::now();
         let now = self.state.clock.now();
         let id = self.state.store.create_incident("created", now).await?;
+        // The new id is free: nobody else can hold it (an adopter skips the empty document).
+        if !self.leases.try_acquire(id).await? {
+            return Err(EngineError::Unavailable(format!(
+                "incident {id} is held by another node"
+            )));
+        }
         let wanted = self.policy.cpr_direct + self.policy.max_fetchers;
         let mut inc = Incident::new(id, at, wanted, now);
         inc.address = address;
         inc.notes = notes;
-        let msgs = self.next_wave(&mut inc, now).await?;
-        let mut slot = Slot {
+        // In the open set (locked) before its first save, so this node's adopter never mistakes
+        // it for an orphan.
+        let cell = Arc::new(AsyncMutex::new(Slot {
             incident: inc,
             saved: 0,
+        }));
+        let mut slot = cell.clone().lock_owned().await;
+        self.open.lock().insert(id, cell);
+        let planned = match self.next_wave(&mut slot.incident, now).await {
+            Ok(msgs) => self.persist(&mut slot).await.map(|()| msgs),
+            Err(e) => Err(e),
         };
-        self.persist(&mut slot).await?;
+        let msgs = match planned {
+            Ok(m) => m,
+            Err(e) => {
+                self.forget(id).await;
+                return Err(e);
+            }
+        };
         self.schedule(&slot.incident);
         for (r, m) in &msgs {
             self.push(*r, m);
@@ -458,7 +818,6 @@ impl Engine {
             self.offer_seconds.observe(started.elapsed().as_secs_f64());
         }
         let out = slot.incident.clone();
-        self.open.lock().insert(id, Arc::new(AsyncMutex::new(slot)));
         Ok(out)
     }
 
@@ -476,26 +835,49 @@ impl Engine {
             .map_err(|e| EngineError::Store(aednet_store::StoreError::Corrupt(e.to_string())))
     }
 
+    /// Incidents this node owns.
     pub fn open_ids(&self) -> Vec<i64> {
         let mut v: Vec<i64> = self.open.lock().keys().copied().collect();
         v.sort_unstable();
         v
     }
 
-    /// Offers waiting for this rescuer's answer, and accepted ones still running.
-    pub async fn offers_for(&self, rescuer_id: i64) -> Vec<Value> {
+    /// Every open incident, by id: this node's from memory; on a cluster also those other
+    /// nodes own, as last stored.
+    pub async fn open_incidents(&self) -> Result<Vec<Incident>, EngineError> {
         let slots: Vec<_> = self.open.lock().values().cloned().collect();
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(slots.len());
         for s in slots {
-            let s = s.lock().await;
-            for o in &s.incident.offers {
-                if o.rescuer_id == rescuer_id
-                    && matches!(
-                        o.state,
-                        OfferState::Offered | OfferState::Accepted | OfferState::Arrived
-                    )
-                {
-                    let mut m = self.offer_message(&s.incident, o, &HashMap::new());
+            out.push(s.lock().await.incident.clone());
+        }
+        if self.peers.is_some() {
+            let mine: HashSet<i64> = out.iter().map(|i| i.id).collect();
+            out.extend(
+                self.stored_open()
+                    .await?
+                    .into_iter()
+                    .filter(|i| !mine.contains(&i.id)),
+            );
+        }
+        out.sort_by_key(|i| i.id);
+        Ok(out)
+    }
+
+    /// Offers waiting for this rescuer's answer, and accepted ones still running (on a
+    /// cluster, whichever node owns their incident).
+    pub async fn offers_for(&self, rescuer_id: i64) -> Vec<Value> {
+        let open = match self.open_incidents().await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %e, "reading open incidents for a rescuer");
+                Vec::new()
+            }
+        };
+        let mut out = Vec::new();
+        for inc in &open {
+            for o in &inc.offers {
+                if o.rescuer_id == rescuer_id && o.state.holds() {
+                    let mut m = self.offer_message(inc, o);
                     m["state"] = json!(o.state);
                     m["aed_id"] = json!(o.fetch_aed);
                     out.push(m);
@@ -522,7 +904,14 @@ impl Engine {
         if fx.need_more && slot.incident.state.is_open() {
             msgs = self.next_wave(&mut slot.incident, now).await?;
         }
-        self.persist(slot).await?;
+        if let Err(e) = self.persist(slot).await {
+            if self.peers.is_some() {
+                // Another node may own it now (a save with audit entries it already stored is
+                // refused): drop this copy; the store's is adopted again if nobody holds it.
+                self.forget(slot.incident.id).await;
+            }
+            return Err(e);
+        }
         self.sync_commitments(&slot.incident);
         self.schedule(&slot.incident);
         for r in &fx.stood_down {
@@ -544,7 +933,18 @@ impl Engine {
         rescuer_id: i64,
         answer: Answer,
     ) -> Result<Answered, EngineError> {
-        let Some(s) = self.slot(incident_id) else {
+        let body = json!({"op": "answer", "offer_id": offer_id, "rescuer_id": rescuer_id,
+            "answer": answer});
+        let s = match self.route(incident_id, &body).await? {
+            Route::Here(s) => Some(s),
+            Route::Remote(v) if v.get("ok").is_some() => {
+                return serde_json::from_value(v["ok"].clone())
+                    .map_err(|e| EngineError::Unavailable(format!("malformed reply: {e}")));
+            }
+            Route::Remote(v) => return Err(EngineError::from_wire(&v)),
+            Route::NotOpen => None,
+        };
+        let Some(s) = s else {
             // Closed (or unknown) incidents are not in memory.
             let inc = self.get(incident_id).await?;
             let o = inc
@@ -608,9 +1008,18 @@ impl Engine {
     }
 
     pub async fn close(&self, id: i64, outcome: Option<Outcome>) -> Result<Incident, EngineError> {
-        let Some(s) = self.slot(id) else {
-            self.get(id).await?;
-            return Err(DispatchError::IncidentClosed.into());
+        let body = json!({"op": "close", "outcome": outcome});
+        let s = match self.route(id, &body).await? {
+            Route::Here(s) => s,
+            Route::Remote(v) if v.get("ok").is_some() => {
+                return serde_json::from_value(v["ok"].clone())
+                    .map_err(|e| EngineError::Unavailable(format!("malformed reply: {e}")));
+            }
+            Route::Remote(v) => return Err(EngineError::from_wire(&v)),
+            Route::NotOpen => {
+                self.get(id).await?;
+                return Err(DispatchError::IncidentClosed.into());
+            }
         };
         let mut slot = s.lock().await;
         let now = self.state.clock.now();
@@ -636,6 +1045,7 @@ impl Engine {
         let out = slot.incident.clone();
         drop(slot);
         self.open.lock().remove(&id);
+        self.leases.release(id).await;
         Ok(out)
     }
 
@@ -698,5 +1108,34 @@ impl Engine {
 impl aednet_mobile_api::rescuer::LocationObserver for Engine {
     fn moved(&self, rescuer_id: i64, pos: LatLon, _at: DateTime<Utc>) {
         self.responder_moved(rescuer_id, pos);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_cross_nodes_unchanged() {
+        let cases: Vec<EngineError> = vec![
+            EngineError::NotFound,
+            DispatchError::UnknownOffer.into(),
+            DispatchError::NotYourOffer.into(),
+            DispatchError::IncidentClosed.into(),
+            DispatchError::Conflict("already accepted".into()).into(),
+            EngineError::Unavailable("no owner".into()),
+        ];
+        for e in cases {
+            let back = EngineError::from_wire(&e.to_wire());
+            assert_eq!(format!("{back:?}"), format!("{e:?}"));
+        }
+        // A store failure on the owner is a 503 here, without its detail.
+        let store = EngineError::Store(aednet_store::StoreError::Corrupt("secret detail".into()));
+        let wire = store.to_wire();
+        assert!(!wire.to_string().contains("secret detail"));
+        assert!(matches!(
+            EngineError::from_wire(&wire),
+            EngineError::Unavailable(_)
+        ));
     }
 }

@@ -39,6 +39,7 @@ impl From<EngineError> for ApiError {
                 message: m,
             },
             EngineError::Store(s) => s.into(),
+            EngineError::Unavailable(m) => ApiError::Unavailable(m),
         }
     }
 }
@@ -104,10 +105,7 @@ async fn create(
     responses((status = 200, description = "Open incidents")))]
 async fn list(Extension(e): Extension<Arc<Engine>>, caller: Caller) -> ApiResult<Response> {
     caller.require(DISPATCH)?;
-    let mut items = Vec::new();
-    for id in e.open_ids() {
-        items.push(e.get(id).await?);
-    }
+    let items = e.open_incidents().await?;
     Ok(Json(json!({"count": items.len(), "items": items})).into_response())
 }
 
@@ -337,17 +335,44 @@ fn error_frame(
     v
 }
 
+/// Offer, stand-down and cancel frames already on this socket: a frame pushed again (after
+/// the owner of an incident died and another node took it over, or one that raced the
+/// pending offers sent on connect) is not delivered twice.
+#[derive(Default)]
+struct Delivered(std::collections::HashSet<(i64, i64, String)>);
+
+impl Delivered {
+    /// Whether `frame` should go out; remembers it.
+    fn first_time(&mut self, frame: &str) -> bool {
+        #[derive(Deserialize)]
+        struct Key {
+            #[serde(rename = "type")]
+            kind: String,
+            incident_id: Option<i64>,
+            offer_id: Option<i64>,
+        }
+        match serde_json::from_str::<Key>(frame) {
+            Ok(k) if matches!(k.kind.as_str(), "offer" | "stand_down" | "cancel") => self.0.insert((
+                k.incident_id.unwrap_or_default(),
+                k.offer_id.unwrap_or_default(),
+                k.kind,
+            )),
+            _ => true,
+        }
+    }
+}
+
 async fn serve(
     mut socket: WebSocket,
     session: Session,
     mut rx: tokio::sync::broadcast::Receiver<String>,
 ) {
     let (e, id) = (session.engine.clone(), session.rescuer_id);
+    let mut delivered = Delivered::default();
     for m in e.offers_for(id).await {
-        if socket
-            .send(Message::Text(m.to_string().into()))
-            .await
-            .is_err()
+        let text = m.to_string();
+        if delivered.first_time(&text)
+            && socket.send(Message::Text(text.into())).await.is_err()
         {
             return;
         }
@@ -356,13 +381,18 @@ async fn serve(
         tokio::select! {
             m = rx.recv() => match m {
                 Ok(text) => {
-                    if socket.send(Message::Text(text.into())).await.is_err() {
+                    if delivered.first_time(&text)
+                        && socket.send(Message::Text(text.into())).await.is_err()
+                    {
                         break;
                     }
                 }
                 Err(RecvError::Lagged(_)) => {
                     for m in e.offers_for(id).await {
-                        if socket.send(Message::Text(m.to_string().into())).await.is_err() {
+                        let text = m.to_string();
+                        if delivered.first_time(&text)
+                            && socket.send(Message::Text(text.into())).await.is_err()
+                        {
                             return;
                         }
                     }
@@ -427,4 +457,31 @@ async fn dispatch_socket(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Delivered;
+
+    #[test]
+    fn a_socket_gets_each_offer_and_stand_down_once() {
+        let mut d = Delivered::default();
+        let offer = r#"{"type":"offer","incident_id":4,"offer_id":2,"lat":1.0}"#;
+        assert!(d.first_time(offer));
+        // Pushed again by the node that took the incident over (fields may differ).
+        assert!(!d.first_time(
+            r#"{"type":"offer","incident_id":4,"offer_id":2,"state":"offered"}"#
+        ));
+        // Another offer of the same incident, and the same offer id of another incident.
+        assert!(d.first_time(r#"{"type":"offer","incident_id":4,"offer_id":3}"#));
+        assert!(d.first_time(r#"{"type":"offer","incident_id":5,"offer_id":2}"#));
+        let down = r#"{"type":"stand_down","incident_id":4,"reason":"x"}"#;
+        assert!(d.first_time(down));
+        assert!(!d.first_time(down));
+        // Live updates always go out.
+        let update = r#"{"type":"update","incident_id":4,"offer_id":2,"eta_s":30}"#;
+        assert!(d.first_time(update));
+        assert!(d.first_time(update));
+        assert!(d.first_time("not json"));
+    }
 }

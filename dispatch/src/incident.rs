@@ -38,6 +38,16 @@ pub enum OfferState {
     StoodDown,
 }
 
+impl OfferState {
+    /// The rescuer is still asked or on the way: not free for another incident.
+    pub fn holds(self) -> bool {
+        matches!(
+            self,
+            OfferState::Offered | OfferState::Accepted | OfferState::Arrived
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OfferRecord {
     pub id: u32,

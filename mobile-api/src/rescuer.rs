@@ -132,6 +132,15 @@ impl Eligibility {
             return Err(refuse("certificate", "the certificate is not valid today"));
         }
         state.geo.rescuer_moved(id, pos, now);
+        if let Some(peers) = &state.peers {
+            // The other nodes plan with it too (memory only there as well).
+            peers.signal(aednet_core::Signal::RescuerMoved {
+                rescuer_id: id,
+                lat: pos.lat,
+                lon: pos.lon,
+                at: now,
+            });
+        }
         let observer = self.observer.read().clone();
         if let Some(o) = observer {
             o.moved(id, pos, now);

@@ -295,6 +295,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn attention_list(&self, q: &AttentionQuery) -> Result<Vec<AttentionItem>>;
     /// Newest first.
     async fn readiness_history(&self, aed_id: i64, limit: u32) -> Result<Vec<ReadinessChange>>;
+    /// Readiness changes recorded after history row `after_id`, oldest first, at most `limit`:
+    /// `(history id, AED id, the AED's status now)`. Nodes of a cluster re-check these against
+    /// their indexes, so a change whose event never reached them (its node died between the
+    /// commit and the publish) is still applied.
+    /// The newest readiness history row's id (0 when there is none).
+    async fn readiness_history_head(&self) -> Result<i64>;
+    async fn readiness_changes_after(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, i64, ReadinessStatus)>>;
     /// Sequence numbers of the stored device messages of an AED, ascending.
     async fn device_event_seqs(&self, aed_id: i64) -> Result<Vec<i64>>;
     /// Coalesced last-seen state of connected devices (heartbeats are not logged one by one).

@@ -1079,6 +1079,30 @@ macro_rules! impl_store {
                     .collect()
             }
 
+            async fn readiness_history_head(&self) -> Result<i64> {
+                let (id,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(id), 0) FROM readiness_history")
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(plain)?;
+                Ok(id)
+            }
+
+            async fn readiness_changes_after(&self, after_id: i64, limit: u32) -> Result<Vec<(i64, i64, ReadinessStatus)>> {
+                let rows: Vec<(i64, i64, String)> = sqlx::query_as(
+                    "SELECT h.id, a.id, a.status FROM readiness_history h JOIN aeds a ON a.id = h.aed_id WHERE h.id > $1 ORDER BY h.id LIMIT $2",
+                )
+                .bind(after_id)
+                .bind(i64::from(limit.clamp(1, 100_000)))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(plain)?;
+                rows.into_iter()
+                    .map(|(h, id, status)| {
+                        Ok((h, id, ReadinessStatus::parse(&status).ok_or_else(|| corrupt("status", id, &status))?))
+                    })
+                    .collect()
+            }
+
             async fn device_event_seqs(&self, aed_id: i64) -> Result<Vec<i64>> {
                 let rows: Vec<(i64,)> = sqlx::query_as("SELECT seq FROM device_events WHERE aed_id = $1 ORDER BY seq")
                     .bind(aed_id)

@@ -94,6 +94,7 @@ both!(
     overrides_and_attention_list,
     work_orders,
     incidents_keep_an_append_only_audit,
+    readiness_changes_after_give_current_status,
 );
 
 fn now() -> chrono::DateTime<Utc> {
@@ -1011,4 +1012,45 @@ async fn incidents_keep_an_append_only_audit(s: &DynStore) {
         .unwrap();
     assert_eq!(s.open_incidents().await.unwrap(), vec!["{\"open\":true}"]);
     assert!(s.save_incident(id + 100, "x", "{}", &[]).await.is_err());
+}
+
+/// The cluster's repair feed: history rows after a given id, each with the AED's status now.
+async fn readiness_changes_after_give_current_status(s: &DynStore) {
+    assert_eq!(s.readiness_history_head().await.unwrap(), 0);
+    let a = s.create_aed(&aed(28.97, 118.87, None)).await.unwrap();
+    let b = s.create_aed(&aed(28.98, 118.88, None)).await.unwrap();
+    let head0 = s.readiness_history_head().await.unwrap();
+    let set = |status| Readiness {
+        status,
+        reason: None,
+        since: now(),
+    };
+    s.set_aed_readiness(a.id, &set(ReadinessStatus::Fault), "device")
+        .await
+        .unwrap();
+    s.set_aed_readiness(b.id, &set(ReadinessStatus::InUse), "api")
+        .await
+        .unwrap();
+    s.set_aed_readiness(a.id, &set(ReadinessStatus::Ready), "device")
+        .await
+        .unwrap();
+    let rows = s.readiness_changes_after(head0, 100).await.unwrap();
+    // Three history rows in order; each carries the AED's status now, not the row's.
+    assert_eq!(
+        rows.iter().map(|r| (r.1, r.2)).collect::<Vec<_>>(),
+        vec![
+            (a.id, ReadinessStatus::Ready),
+            (b.id, ReadinessStatus::InUse),
+            (a.id, ReadinessStatus::Ready)
+        ]
+    );
+    assert!(rows.windows(2).all(|w| w[0].0 < w[1].0));
+    let head = s.readiness_history_head().await.unwrap();
+    assert_eq!(head, rows[2].0);
+    assert!(s.readiness_changes_after(head, 100).await.unwrap().is_empty());
+    // Paging: a limit, then on from the last id seen.
+    let first = s.readiness_changes_after(head0, 2).await.unwrap();
+    assert_eq!(first.len(), 2);
+    let rest = s.readiness_changes_after(first[1].0, 2).await.unwrap();
+    assert_eq!(rest.iter().map(|r| r.0).collect::<Vec<_>>(), vec![head]);
 }
