@@ -624,7 +624,13 @@ impl Engine {
         let mut d = self.deadlines.lock();
         d.retain(|(_, id)| *id != inc.id);
         if let Some(t) = inc.next_deadline() {
-            d.insert((t.timestamp_millis(), inc.id));
+            // Rounded up to the millisecond: rounded down, the timer could wake (and
+            // `fire_due` run) within the millisecond but before the offer's nanosecond
+            // `expires_at`; nothing would expire, the same deadline would be due again at
+            // once, and `fire_due` would spin on it for ever with its fixed `now`.
+            let partial = t.timestamp_subsec_nanos() % 1_000_000 != 0;
+            let ms = t.timestamp_millis() + i64::from(partial);
+            d.insert((ms, inc.id));
         }
         drop(d);
         self.wake.notify_one();
