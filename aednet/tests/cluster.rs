@@ -34,22 +34,6 @@ const NATS_URL_DEFAULT: &str = "nats://127.0.0.1:4222";
 /// The patient: Quzhou station square.
 const PATIENT: (f64, f64) = (28.9700, 118.8700);
 
-/// The JetStream stream of a prefix (the cluster crate's naming: `aednet` → `AEDNET_EVENTS`).
-fn stream_name(prefix: &str) -> String {
-    let mut s: String = prefix
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    s.push_str("_EVENTS");
-    s
-}
-
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_aednet"))
 }
@@ -178,6 +162,47 @@ where
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// [`until`], with `show()` in the failure message (the state that was waited on).
+async fn until_or<T, F, Fut, S, SFut>(what: &str, secs: u64, mut f: F, show: S) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+    S: FnOnce() -> SFut,
+    SFut: std::future::Future<Output = String>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "timed out after {secs} s waiting for: {what}; {}",
+                show().await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// For a failure message: the incident as stored and who holds which advisory lock.
+async fn diagnose(db_url: &str, inc_id: i64) -> String {
+    let pool = sqlx::PgPool::connect(db_url).await.unwrap();
+    let locks: Vec<(Option<String>, Option<i64>, bool)> = sqlx::query_as(
+        "SELECT a.application_name, l.objid::bigint, l.granted FROM pg_locks l \
+         JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap_or_default();
+    let doc: Option<(String,)> = sqlx::query_as("SELECT doc FROM incidents WHERE id = $1")
+        .bind(inc_id)
+        .fetch_optional(&pool)
+        .await
+        .unwrap_or_default();
+    format!("stored incident: {doc:?}; advisory locks (holder, key, granted): {locks:?}")
 }
 
 async fn ws_connect(url: &str, token: &str) -> Result<Ws, String> {
@@ -773,10 +798,15 @@ async fn three_nodes_survive_a_kill_9_mid_incident() {
         let u = url(&nodes[n], &format!("/api/v1/incidents/{inc_id}"));
         async move { get_json(client, u, dispatcher).await }
     };
-    let second = until("the second wave (takeover)", 20, || async {
-        let (st, v) = inc_after(2).await;
-        (st == 200 && v["offers"].as_array()?.len() >= 4).then_some(v)
-    })
+    let second = until_or(
+        "the second wave (takeover)",
+        20,
+        || async {
+            let (st, v) = inc_after(2).await;
+            (st == 200 && v["offers"].as_array()?.len() >= 4).then_some(v)
+        },
+        || diagnose(&db_url, inc_id),
+    )
     .await;
     let takeover_s = (chrono::Utc::now() - killed_at).num_milliseconds() as f64 / 1000.0;
     for o in &second["offers"].as_array().unwrap()[..2] {
@@ -828,10 +858,15 @@ async fn three_nodes_survive_a_kill_9_mid_incident() {
         "{a}"
     );
     // R3 does not answer: its offer times out and the third wave reaches R4 (B) and R5 (C).
-    let third = until("the third wave", 15, || async {
-        let (st, v) = inc_after(1).await;
-        (st == 200 && v["offers"].as_array()?.len() >= 6).then_some(v)
-    })
+    let third = until_or(
+        "the third wave",
+        15,
+        || async {
+            let (st, v) = inc_after(1).await;
+            (st == 200 && v["offers"].as_array()?.len() >= 6).then_some(v)
+        },
+        || diagnose(&db_url, inc_id),
+    )
     .await;
     let w3: Vec<i64> = (4..6)
         .map(|i| {
@@ -1032,5 +1067,5 @@ async fn three_nodes_survive_a_kill_9_mid_incident() {
     common::drop_pg_database(&db_name).await;
     // The test's stream goes with it.
     let js = async_nats::jetstream::new(nats);
-    let _ = js.delete_stream(stream_name(&prefix)).await;
+    let _ = js.delete_stream(aednet_cluster::stream_name(&prefix)).await;
 }

@@ -98,9 +98,7 @@ pub async fn run(o: &ClusterOptions) -> anyhow::Result<ClusterReport> {
         let client = async_nats::connect(&o.nats_url)
             .await
             .with_context(|| format!("connecting to NATS at {}", o.nats_url))?;
-        // The cluster crate's stream naming: `aednet` → `AEDNET_EVENTS`.
-        let stream = prefix.to_ascii_uppercase() + "_EVENTS";
-        Some((client, stream))
+        Some((client, aednet_cluster::stream_name(&prefix)))
     };
     let cleanup = Cleanup {
         admin_url: o.pg_url.clone(),
