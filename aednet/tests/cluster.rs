@@ -9,7 +9,9 @@
 //!   an accept sent to any node reaches the owner, and every rescuer — including those whose
 //!   socket was on A and who reconnected elsewhere — gets the incident's offers and stand-downs,
 //!   never the same offer twice on one socket; closing through node B stands everyone down;
-//! - the readiness every surviving node serves from memory equals the store's.
+//! - the readiness every surviving node serves from memory equals the store's;
+//! - the event stream held readiness changes but no rescuer position (those travel between
+//!   nodes as live messages only).
 //!
 //! Fails (never skips) when PostgreSQL or NATS is not reachable.
 
@@ -763,6 +765,7 @@ async fn three_nodes_survive_a_kill_9_mid_incident() {
         serde_json::from_value(inc["offers"][0]["expires_at"].clone()).unwrap();
 
     // kill -9 the owner while devices are sending and both offers are pending.
+    let a_pid = nodes[0].child.as_ref().unwrap().id();
     nodes[0].kill_9();
     let killed_at = chrono::Utc::now();
     assert!(
@@ -770,6 +773,31 @@ async fn three_nodes_survive_a_kill_9_mid_incident() {
         "the kill came after the offers expired"
     );
     let a_base = nodes[0].base.clone();
+    // How long until a survivor holds the incident's lease (its PostgreSQL advisory lock).
+    let lease = {
+        let db_url = db_url.clone();
+        tokio::spawn(async move {
+            let pool = sqlx::PgPool::connect(&db_url).await.unwrap();
+            let t = Instant::now();
+            until("a survivor takes the incident's lease", 15, || async {
+                // Lease sessions are named `aednet-leases <host>-<pid>-<hex>`: not A's.
+                let held: Option<(i64,)> = sqlx::query_as(
+                    "SELECT l.pid::bigint FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                     WHERE l.locktype = 'advisory' AND l.granted AND l.objid = $1::oid \
+                     AND a.application_name LIKE 'aednet-leases %' \
+                     AND a.application_name NOT LIKE $2",
+                )
+                .bind(inc_id)
+                .bind(format!("%-{a_pid}-%"))
+                .fetch_optional(&pool)
+                .await
+                .unwrap();
+                held.map(|_| ())
+            })
+            .await;
+            t.elapsed().as_secs_f64()
+        })
+    };
 
     // R0 and R2 (sockets on A) reconnect: R0 to C, R2 to B.
     for (i, to) in [(0usize, 2usize), (2, 1)] {
@@ -809,6 +837,7 @@ async fn three_nodes_survive_a_kill_9_mid_incident() {
     )
     .await;
     let takeover_s = (chrono::Utc::now() - killed_at).num_milliseconds() as f64 / 1000.0;
+    let lease_s = lease.await.expect("lease watcher");
     for o in &second["offers"].as_array().unwrap()[..2] {
         assert_eq!(o["state"], "timed_out", "{second}");
     }
@@ -1047,7 +1076,7 @@ async fn three_nodes_survive_a_kill_9_mid_incident() {
     assert_eq!(store_readiness().await, truth);
 
     eprintln!(
-        "cluster: {acked_total} device messages acked and stored, takeover + next wave {takeover_s:.1} s after kill -9 of {a_base}, {:.1} s in all",
+        "cluster: {acked_total} device messages acked and stored; kill -9 of {a_base} → lease taken {lease_s:.2} s, second wave {takeover_s:.1} s after (offers time out after 3 s); {:.1} s in all",
         started.elapsed().as_secs_f64()
     );
     let counts: HashMap<&str, usize> = truth.values().fold(HashMap::new(), |mut m, s| {
@@ -1065,7 +1094,33 @@ async fn three_nodes_survive_a_kill_9_mid_incident() {
     nodes[2].terminate();
     pool.close().await;
     common::drop_pg_database(&db_name).await;
-    // The test's stream goes with it.
+    // The event stream carried the stored changes (readiness among them) and never a
+    // rescuer's position: positions go between nodes as live messages only.
     let js = async_nats::jetstream::new(nats);
-    let _ = js.delete_stream(aednet_cluster::stream_name(&prefix)).await;
+    let stream_name = aednet_cluster::stream_name(&prefix);
+    let mut stream = js.get_stream(&stream_name).await.expect("the event stream");
+    let st = stream.info().await.unwrap().state.clone();
+    assert!(st.messages > 0, "nothing went through the stream");
+    let positions: Vec<String> = (0..6)
+        .map(|i| format!("{}", PATIENT.0 + 0.0009 * (i + 1) as f64))
+        .collect();
+    let mut readiness_events = 0;
+    for seq in st.first_sequence..=st.last_sequence {
+        let Ok(m) = stream.get_raw_message(seq).await else {
+            continue;
+        };
+        let body = String::from_utf8_lossy(&m.payload);
+        // Ids only: no coordinates of anyone, no live-message kinds.
+        assert!(
+            positions.iter().all(|p| !body.contains(p.as_str()))
+                && !body.contains("lat")
+                && !body.contains("to_rescuer")
+                && !body.contains("rescuer_moved"),
+            "more than a stored change in the stream: {} {body}",
+            m.subject
+        );
+        readiness_events += usize::from(body.contains("aed_readiness_changed"));
+    }
+    assert!(readiness_events > 0, "no readiness change in the stream");
+    let _ = js.delete_stream(&stream_name).await;
 }
