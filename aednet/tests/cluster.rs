@@ -1101,7 +1101,7 @@ async fn three_nodes_survive_a_kill_9_mid_incident() {
     let mut stream = js.get_stream(&stream_name).await.expect("the event stream");
     let st = stream.info().await.unwrap().state.clone();
     assert!(st.messages > 0, "nothing went through the stream");
-    let positions: Vec<String> = (0..6)
+    let positions: Vec<String> = (0..6usize)
         .map(|i| format!("{}", PATIENT.0 + 0.0009 * (i + 1) as f64))
         .collect();
     let mut readiness_events = 0;
