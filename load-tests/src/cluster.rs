@@ -122,7 +122,15 @@ async fn measure(o: &ClusterOptions, db: &str, prefix: &str) -> anyhow::Result<C
     let store = aednet_store::connect(&url).await?;
     let now = chrono::Utc::now();
     let network = workload::aeds(o.aeds, o.seed);
-    let data: Vec<_> = network.iter().map(|a| workload::aed_data(a, now)).collect();
+    let data: Vec<_> = network
+        .iter()
+        .map(|a| {
+            let mut d = workload::aed_data(a, now);
+            // Apart from the device AEDs' (`load-<n>` too).
+            d.external_ref = Some(format!("net-{}", a.id));
+            d
+        })
+        .collect();
     store.insert_aeds_bulk(&data).await?;
     drop(store);
     eprintln!(

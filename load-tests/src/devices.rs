@@ -225,9 +225,24 @@ async fn read_acks(
                 }
                 0x1 => {
                     c.errors.fetch_add(1, Ordering::Relaxed);
+                    static ONCE: std::sync::Once = std::sync::Once::new();
+                    ONCE.call_once(|| {
+                        eprintln!(
+                            "first error frame from the server: {}",
+                            String::from_utf8_lossy(payload)
+                        );
+                    });
                 }
                 0x9 => ring.pong_due.store(true, Ordering::Relaxed),
-                0x8 => return,
+                0x8 => {
+                    static ONCE: std::sync::Once = std::sync::Once::new();
+                    ONCE.call_once(|| {
+                        let code = payload.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+                        let reason = String::from_utf8_lossy(payload.get(2..).unwrap_or_default());
+                        eprintln!("first socket closed by the server: {code:?} {reason}");
+                    });
+                    return;
+                }
                 _ => {}
             }
             pos += hdr + len;

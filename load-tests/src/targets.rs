@@ -272,7 +272,7 @@ pub async fn spawn_aednet_env(
         }
     };
     eprintln!(
-        "aednet: serving at {base} after {:.2} s start-up (load from SQLite + index build)",
+        "aednet: serving at {base} after {:.2} s start-up (load from the database + index build)",
         t.elapsed().as_secs_f64()
     );
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
