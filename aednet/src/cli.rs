@@ -447,6 +447,12 @@ pub async fn serve(config: Config, store: DynStore) -> anyhow::Result<()> {
         let _ = tx.send(true);
     };
     let (res, ()) = tokio::join!(api, signal);
+    if let Some(c) = &cluster {
+        // Events of the last requests still queued for the stream go out before exiting.
+        if !c.bus.flush(std::time::Duration::from_secs(5)).await {
+            tracing::warn!("some events were not published to the stream before shutdown");
+        }
+    }
     res?;
     metrics_task.await??;
     Ok(())

@@ -266,7 +266,10 @@ pub async fn reconcile_readiness(state: &AppState, after: i64) -> aednet_store::
             }
         }
         if fixed > 0 {
-            tracing::info!(fixed, "readiness changes missed on the bus repaired from the store");
+            tracing::info!(
+                fixed,
+                "readiness changes missed on the bus repaired from the store"
+            );
         }
         head = head.max(h);
         from = h;

@@ -208,6 +208,11 @@ impl EventBus for NatsBus {
     fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.local.subscribe()
     }
+
+    fn publish_local(&self, event: Event) {
+        // A repair of this node's own view: the others have it already (from the store).
+        let _ = self.local.send(event);
+    }
 }
 
 /// Consumer names may not hold `.`, `*`, `>` or whitespace; a host name may hold dots.

@@ -60,7 +60,10 @@ impl EngineError {
     }
 
     fn from_wire(v: &Value) -> Self {
-        let message = v["error"]["message"].as_str().unwrap_or_default().to_string();
+        let message = v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         match v["error"]["kind"].as_str().unwrap_or_default() {
             "not_found" => EngineError::NotFound,
             "unknown_offer" => DispatchError::UnknownOffer.into(),
@@ -452,14 +455,17 @@ impl Engine {
                     _ => Err(DispatchError::Conflict("malformed forwarded answer".into()).into()),
                 }
             }
-            Some("close") => match serde_json::from_value::<Option<Outcome>>(b["outcome"].clone())
-            {
-                Ok(outcome) => self
-                    .close(id, outcome)
-                    .await
-                    .map(|i| serde_json::to_value(i).unwrap_or_default()),
-                Err(_) => Err(DispatchError::Conflict("malformed forwarded close".into()).into()),
-            },
+            Some("close") => {
+                match serde_json::from_value::<Option<Outcome>>(b["outcome"].clone()) {
+                    Ok(outcome) => self
+                        .close(id, outcome)
+                        .await
+                        .map(|i| serde_json::to_value(i).unwrap_or_default()),
+                    Err(_) => {
+                        Err(DispatchError::Conflict("malformed forwarded close".into()).into())
+                    }
+                }
+            }
             _ => Err(DispatchError::Conflict("unknown forwarded operation".into()).into()),
         };
         match result {
@@ -624,12 +630,10 @@ impl Engine {
         let mut d = self.deadlines.lock();
         d.retain(|(_, id)| *id != inc.id);
         if let Some(t) = inc.next_deadline() {
-            // Rounded up to the millisecond: rounded down, the timer could wake (and
-            // `fire_due` run) within the millisecond but before the offer's nanosecond
-            // `expires_at`; nothing would expire, the same deadline would be due again at
-            // once, and `fire_due` would spin on it for ever with its fixed `now`.
-            let partial = t.timestamp_subsec_nanos() % 1_000_000 != 0;
-            let ms = t.timestamp_millis() + i64::from(partial);
+            // Rounded up to the millisecond: rounded down, a timer firing in the same
+            // millisecond but before the offer's exact expiry would find nothing expired and
+            // reschedule the same deadline forever.
+            let ms = t.timestamp_millis() + i64::from(t.timestamp_subsec_nanos() % 1_000_000 != 0);
             d.insert((ms, inc.id));
         }
         drop(d);
@@ -712,7 +716,13 @@ impl Engine {
             // Rescuers other nodes' incidents hold are busy too.
             for other in self.stored_open().await? {
                 if other.id != inc.id && self.slot(other.id).is_none() {
-                    busy.extend(other.offers.iter().filter(|o| o.state.holds()).map(|o| o.rescuer_id));
+                    busy.extend(
+                        other
+                            .offers
+                            .iter()
+                            .filter(|o| o.state.holds())
+                            .map(|o| o.rescuer_id),
+                    );
                 }
             }
         }

@@ -352,11 +352,13 @@ impl Delivered {
             offer_id: Option<i64>,
         }
         match serde_json::from_str::<Key>(frame) {
-            Ok(k) if matches!(k.kind.as_str(), "offer" | "stand_down" | "cancel") => self.0.insert((
-                k.incident_id.unwrap_or_default(),
-                k.offer_id.unwrap_or_default(),
-                k.kind,
-            )),
+            Ok(k) if matches!(k.kind.as_str(), "offer" | "stand_down" | "cancel") => {
+                self.0.insert((
+                    k.incident_id.unwrap_or_default(),
+                    k.offer_id.unwrap_or_default(),
+                    k.kind,
+                ))
+            }
             _ => true,
         }
     }
@@ -371,9 +373,7 @@ async fn serve(
     let mut delivered = Delivered::default();
     for m in e.offers_for(id).await {
         let text = m.to_string();
-        if delivered.first_time(&text)
-            && socket.send(Message::Text(text.into())).await.is_err()
-        {
+        if delivered.first_time(&text) && socket.send(Message::Text(text.into())).await.is_err() {
             return;
         }
     }
@@ -469,9 +469,7 @@ mod tests {
         let offer = r#"{"type":"offer","incident_id":4,"offer_id":2,"lat":1.0}"#;
         assert!(d.first_time(offer));
         // Pushed again by the node that took the incident over (fields may differ).
-        assert!(!d.first_time(
-            r#"{"type":"offer","incident_id":4,"offer_id":2,"state":"offered"}"#
-        ));
+        assert!(!d.first_time(r#"{"type":"offer","incident_id":4,"offer_id":2,"state":"offered"}"#));
         // Another offer of the same incident, and the same offer id of another incident.
         assert!(d.first_time(r#"{"type":"offer","incident_id":4,"offer_id":3}"#));
         assert!(d.first_time(r#"{"type":"offer","incident_id":5,"offer_id":2}"#));

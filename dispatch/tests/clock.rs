@@ -82,13 +82,12 @@ async fn deadlines_fire_only_when_the_clock_says_so() {
     );
 }
 
-/// A deadline with a sub-millisecond part (wall-clock offers: `expires_at` in nanoseconds) is
-/// never due before the offer expires: the timer used to wake within the deadline's millisecond
-/// but before `expires_at`, find nothing expired, reschedule the same deadline and spin in
-/// `fire_due` for ever (seen as an incident whose offers never timed out after a take-over).
+/// An offer expiring part-way through a millisecond: a timer waking in that millisecond but
+/// before the exact expiry must neither fire nor spin (deadlines were once rounded down, and
+/// `fire_due` rescheduled the same deadline forever, hanging the timer task).
 #[tokio::test]
-async fn a_sub_millisecond_deadline_fires_once_and_never_early() {
-    let t0 = Utc.with_ymd_and_hms(2026, 11, 25, 2, 0, 0).unwrap() + Duration::nanoseconds(400_123);
+async fn a_deadline_inside_a_millisecond_neither_fires_early_nor_spins() {
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 25, 2, 0, 0).unwrap() + Duration::microseconds(400);
     let clock = Arc::new(ManualClock::new(t0));
     let store = aednet_store::connect("sqlite::memory:").await.unwrap();
     let state = AppState::new(store, Arc::new(LocalBus::default()), clock.clone());
@@ -99,7 +98,7 @@ async fn a_sub_millisecond_deadline_fires_once_and_never_early() {
     state.geo.rescuer_moved(
         1,
         LatLon {
-            lat: 28.9709,
+            lat: 28.971,
             lon: 118.87,
         },
         t0,
@@ -111,25 +110,27 @@ async fn a_sub_millisecond_deadline_fires_once_and_never_early() {
         cpr_direct: 1,
         max_fetchers: 0,
         max_alerts: 1,
-        offer_timeout_s: 3.0,
+        offer_timeout_s: 1.0,
         ..Policy::default()
     };
     let engine = Engine::new(state.clone(), policy);
     let inc = engine.create(patient, None, None).await.unwrap();
-    let expires = inc.offers[0].expires_at;
-    let deadline = engine.next_deadline().unwrap();
-    assert!(deadline >= expires, "{deadline} is before {expires}");
-    // Within the millisecond of `expires_at` but before it: not due, and fire_due returns.
-    let early = expires - Duration::nanoseconds(100_000);
+    let expiry = inc.offers[0].expires_at;
+    // The deadline is never before the exact expiry.
+    let due = engine.next_deadline().unwrap();
+    assert!(due >= expiry, "{due} before {expiry}");
+    // In the same millisecond, before the expiry: nothing fires, and the call returns.
+    let early = expiry - Duration::microseconds(300);
     let fired = tokio::time::timeout(std::time::Duration::from_secs(5), engine.fire_due(early))
         .await
         .expect("fire_due returns");
     assert_eq!(fired, 0);
-    // At the (rounded-up) deadline the offer times out once.
-    let fired = tokio::time::timeout(std::time::Duration::from_secs(5), engine.fire_due(deadline))
-        .await
-        .expect("fire_due returns");
-    assert_eq!(fired, 1);
+    assert_eq!(
+        tokio::time::timeout(std::time::Duration::from_secs(5), engine.fire_due(due))
+            .await
+            .expect("fire_due returns"),
+        1
+    );
     let inc = engine.get(inc.id).await.unwrap();
     assert_eq!(inc.offers[0].state, OfferState::TimedOut);
 }

@@ -1047,7 +1047,11 @@ async fn readiness_changes_after_give_current_status(s: &DynStore) {
     assert!(rows.windows(2).all(|w| w[0].0 < w[1].0));
     let head = s.readiness_history_head().await.unwrap();
     assert_eq!(head, rows[2].0);
-    assert!(s.readiness_changes_after(head, 100).await.unwrap().is_empty());
+    assert!(s
+        .readiness_changes_after(head, 100)
+        .await
+        .unwrap()
+        .is_empty());
     // Paging: a limit, then on from the last id seen.
     let first = s.readiness_changes_after(head0, 2).await.unwrap();
     assert_eq!(first.len(), 2);
