@@ -19,6 +19,20 @@ if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; the
   for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 fi
 
+# NATS with JetStream: the cluster crate's tests and the multi-node test (aednet/tests/cluster.rs)
+# run against it and fail rather than skip without it. Started here if installed but not running.
+export AEDNET_TEST_NATS_URL="${AEDNET_TEST_NATS_URL:-nats://127.0.0.1:4222}"
+if [ "$AEDNET_TEST_NATS_URL" = "nats://127.0.0.1:4222" ] && ! (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
+  if command -v nats-server >/dev/null; then
+    echo "NATS is not answering on 127.0.0.1:4222; starting nats-server -js" >&2
+    nats_dir="$(mktemp -d)"
+    nats-server -a 127.0.0.1 -p 4222 -js -sd "$nats_dir" >"$nats_dir/log" 2>&1 &
+    for _ in $(seq 1 30); do (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null && break; sleep 0.2; done
+  else
+    echo "warning: no NATS on 127.0.0.1:4222 and no nats-server: the cluster tests will fail" >&2
+  fi
+fi
+
 # ../shared/data holds the real OSM extract the import tests read; say so plainly if absent.
 if [ ! -f ../shared/data/liechtenstein.osm.pbf ]; then
   echo "warning: ../shared/data/liechtenstein.osm.pbf not found; the OSM import tests will fail" >&2

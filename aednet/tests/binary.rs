@@ -584,10 +584,14 @@ async fn deploy_files_match_the_binary() {
     let kustomization = deploy_yaml("k8s/kustomization.yaml");
     let resources = kustomization[0]["resources"].as_vec().expect("resources");
     assert!(!resources.is_empty());
-    for res in resources.iter().chain([
-        &Yaml::String("hpa.yaml".into()),
-        &Yaml::String("secret.example.yaml".into()),
-    ]) {
+    assert!(
+        resources.iter().any(|r| r.as_str() == Some("hpa.yaml")),
+        "the HPA is applied (several nodes can serve)"
+    );
+    for res in resources
+        .iter()
+        .chain([&Yaml::String("secret.example.yaml".into())])
+    {
         let file = res.as_str().unwrap();
         for doc in deploy_yaml(&format!("k8s/{file}")) {
             let kind = doc["kind"]
@@ -603,7 +607,25 @@ async fn deploy_files_match_the_binary() {
             );
             kinds.push(kind.to_string());
             if kind == "Deployment" {
+                // Several nodes over NATS JetStream, replaced one at a time.
+                assert!(
+                    doc["spec"]["replicas"].as_i64().is_some_and(|r| r >= 2),
+                    "{file}: replicas"
+                );
+                assert_eq!(
+                    doc["spec"]["strategy"]["type"].as_str(),
+                    Some("RollingUpdate")
+                );
                 let c = &doc["spec"]["template"]["spec"]["containers"][0];
+                assert!(
+                    c["env"].as_vec().unwrap().iter().any(|e| {
+                        e["name"].as_str() == Some("AEDNET_CLUSTER__NATS_URL")
+                            && e["value"]
+                                .as_str()
+                                .is_some_and(|v| v.starts_with("nats://"))
+                    }),
+                    "{file}: AEDNET_CLUSTER__NATS_URL"
+                );
                 for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
                     let path = c[probe]["httpGet"]["path"].as_str();
                     probe_paths.push(path.unwrap_or_else(|| panic!("{probe} path")).to_string());
@@ -616,6 +638,9 @@ async fn deploy_files_match_the_binary() {
                     doc["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"].as_bool(),
                     Some(true)
                 );
+            }
+            if kind == "PodDisruptionBudget" {
+                assert_eq!(doc["spec"]["minAvailable"].as_i64(), Some(1), "{file}");
             }
             if kind == "ConfigMap" {
                 config_toml = doc["data"]["aednet.toml"].as_str().map(str::to_string);
@@ -634,11 +659,20 @@ async fn deploy_files_match_the_binary() {
         assert!(kinds.iter().any(|x| x == k), "no {k} manifest");
     }
     let compose = deploy_yaml("compose/compose.yaml");
-    for svc in ["postgres", "nats", "aednet", "prometheus"] {
+    for svc in ["postgres", "nats", "aednet-1", "aednet-2", "prometheus"] {
         assert!(
             !compose[0]["services"][svc].is_badvalue(),
             "compose has no {svc}"
         );
+    }
+    let nats_cmd = compose[0]["services"]["nats"]["command"].as_vec().unwrap();
+    assert!(
+        nats_cmd.iter().any(|a| a.as_str() == Some("-js")),
+        "NATS runs with JetStream"
+    );
+    for svc in ["aednet-1", "aednet-2"] {
+        let url = compose[0]["services"][svc]["environment"]["AEDNET_CLUSTER__NATS_URL"].as_str();
+        assert_eq!(url, Some("nats://nats:4222"), "{svc} joins the cluster");
     }
     assert!(!deploy_yaml("prometheus/prometheus.yml")[0]["scrape_configs"].is_badvalue());
 

@@ -7,6 +7,7 @@
 //! | `aednet_http_requests_total` | counter | method, route, status |
 //! | `aednet_http_request_duration_seconds` | histogram | method, route |
 //! | `aednet_aeds` | gauge | — (set at start-up and after imports) |
+//! | `aednet_rescuers_located` | gauge | — rescuers with a live position in this node's memory (a count only; with several nodes each counts the positions shared with it, so all nodes agree once they have caught up) |
 //!
 //! Registered on the same registry by the crates that own them: `aednet_device_*` and
 //! `aednet_aeds_by_status` (device gateway, see docs/device-protocol.md),
@@ -32,6 +33,7 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
     pub aeds: IntGauge,
+    pub rescuers_located: IntGauge,
 }
 
 impl Metrics {
@@ -58,10 +60,16 @@ impl Metrics {
         .expect("static metric definition");
         let aeds =
             IntGauge::new("aednet_aeds", "AEDs in the registry").expect("static metric definition");
+        let rescuers_located = IntGauge::new(
+            "aednet_rescuers_located",
+            "Rescuers with a live position in this node's memory (set when scraped)",
+        )
+        .expect("static metric definition");
         for c in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
             Box::new(aeds.clone()),
+            Box::new(rescuers_located.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }
@@ -70,6 +78,7 @@ impl Metrics {
             http_requests,
             http_duration,
             aeds,
+            rescuers_located,
         }
     }
 
@@ -107,6 +116,8 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
 }
 
 pub async fn metrics_handler(State(state): State<AppState>) -> impl IntoResponse {
+    let located = i64::try_from(state.geo.rescuer_count()).unwrap_or(i64::MAX);
+    state.metrics.rescuers_located.set(located);
     (
         [(
             axum::http::header::CONTENT_TYPE,

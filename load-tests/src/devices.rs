@@ -225,9 +225,24 @@ async fn read_acks(
                 }
                 0x1 => {
                     c.errors.fetch_add(1, Ordering::Relaxed);
+                    static ONCE: std::sync::Once = std::sync::Once::new();
+                    ONCE.call_once(|| {
+                        eprintln!(
+                            "first error frame from the server: {}",
+                            String::from_utf8_lossy(payload)
+                        );
+                    });
                 }
                 0x9 => ring.pong_due.store(true, Ordering::Relaxed),
-                0x8 => return,
+                0x8 => {
+                    static ONCE: std::sync::Once = std::sync::Once::new();
+                    ONCE.call_once(|| {
+                        let code = payload.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+                        let reason = String::from_utf8_lossy(payload.get(2..).unwrap_or_default());
+                        eprintln!("first socket closed by the server: {code:?} {reason}");
+                    });
+                    return;
+                }
                 _ => {}
             }
             pos += hdr + len;
@@ -328,19 +343,26 @@ async fn drive(
     }
 }
 
-/// Runs the simulation against `base` (http://host:port); `server_pid` for memory and CPU.
+/// Runs the simulation against `bases` (http://host:port, one per node: device `i` connects to
+/// `bases[i % len]`); `server_pids` for memory and CPU (summed over the nodes).
 ///
 /// Each device is a real WebSocket client: the upgrade handshake with its device token through
 /// tungstenite, then frames written and read directly on its TCP socket (masked client frames,
 /// pongs to pings), so that the simulator's own cost per message stays well below the server's.
 pub async fn simulate(
-    base: &str,
-    server_pid: u32,
+    bases: &[String],
+    server_pids: &[u32],
     tokens: &[(i64, String)],
     o: &SimOptions,
 ) -> anyhow::Result<SimReport> {
-    let ws_url = base.replace("http://", "ws://") + "/ws/device";
-    let rss_before_kib = rss_kib(server_pid);
+    anyhow::ensure!(!bases.is_empty(), "no server to connect to");
+    let ws_urls: Vec<String> = bases
+        .iter()
+        .map(|b| b.replace("http://", "ws://") + "/ws/device")
+        .collect();
+    let rss = || server_pids.iter().map(|p| rss_kib(*p)).sum::<u64>();
+    let cpu = || server_pids.iter().map(|p| cpu_seconds(*p)).sum::<f64>();
+    let rss_before_kib = rss();
     let c = Arc::new(Counters {
         sent: AtomicU64::new(0),
         acked: AtomicU64::new(0),
@@ -359,9 +381,10 @@ pub async fn simulate(
     let t0 = Instant::now();
     // Connect everyone first (256 at a time), then start sending together.
     let mut streams = Vec::with_capacity(tokens.len());
-    for chunk in tokens.chunks(256) {
+    for (c_i, chunk) in tokens.chunks(256).enumerate() {
         let mut pending = Vec::new();
-        for (_, token) in chunk {
+        for (j, (_, token)) in chunk.iter().enumerate() {
+            let ws_url = &ws_urls[(c_i * 256 + j) % ws_urls.len()];
             let mut req = ws_url.as_str().into_client_request()?;
             req.headers_mut()
                 .insert("authorization", format!("Bearer {token}").parse()?);
@@ -383,7 +406,7 @@ pub async fn simulate(
     let connect_seconds = t0.elapsed().as_secs_f64();
     let connected = streams.len();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_after_kib = rss_kib(server_pid);
+    let rss_after_kib = rss();
 
     let drivers = 4usize;
     let mut groups: Vec<Vec<Device>> = (0..drivers).map(|_| Vec::new()).collect();
@@ -407,7 +430,7 @@ pub async fn simulate(
         });
     }
     let started = Instant::now();
-    let cpu0 = cpu_seconds(server_pid);
+    let cpu0 = cpu();
     let own0 = cpu_seconds(std::process::id());
     let mut tasks = Vec::new();
     for (g, devices) in groups.into_iter().enumerate() {
@@ -428,9 +451,9 @@ pub async fn simulate(
     let acked_at_end = c.acked.load(Ordering::Relaxed);
     let sent_at_end = c.sent.load(Ordering::Relaxed);
     let seconds = started.elapsed().as_secs_f64();
-    let server_cpu_s = cpu_seconds(server_pid) - cpu0;
+    let server_cpu_s = cpu() - cpu0;
     let sim_cpu_s = cpu_seconds(std::process::id()) - own0;
-    let rss_loaded_kib = rss_kib(server_pid);
+    let rss_loaded_kib = rss();
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
         let _ = t.await;
@@ -443,7 +466,7 @@ pub async fn simulate(
     while answered() < sent_total && Instant::now() < wait_until {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let server_cpu_all_s = cpu_seconds(server_pid) - cpu0;
+    let server_cpu_all_s = cpu() - cpu0;
     let acked_all = c.acked.load(Ordering::Relaxed);
     for r in readers {
         r.abort();

@@ -4,8 +4,11 @@
 //! the query points; [`targets`] loads it into aednet (SQLite file, served by the real server
 //! in a child process), PostgreSQL + PostGIS and Redis, and answers the same query on each;
 //! [`drive`] runs closed-loop (max throughput) and open-loop (fixed rate, latency from the
-//! intended start time, so queueing is not hidden) load and records HDR histograms.
+//! intended start time, so queueing is not hidden) load and records HDR histograms;
+//! [`cluster`] runs the nearest and telemetry loads against one or several nodes over
+//! PostgreSQL + NATS JetStream.
 
+pub mod cluster;
 pub mod devices;
 pub mod dispatch;
 pub mod drive;

@@ -93,6 +93,44 @@ enum Command {
         #[arg(long, default_value = "target/load-tests")]
         dir: PathBuf,
     },
+    /// Several aednet nodes over one PostgreSQL + NATS JetStream (started here): nearest-AED
+    /// throughput with requests round-robin over the nodes, then telemetry throughput with
+    /// device sockets spread over them. Compare `--nodes 1` with `--nodes 2`.
+    Cluster {
+        #[arg(long, default_value_t = 2)]
+        nodes: usize,
+        #[arg(long, default_value_t = 100_000)]
+        aeds: usize,
+        /// Seconds of each measured phase (nearest, then telemetry).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Closed-loop nearest requests in flight.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 5)]
+        k: usize,
+        #[arg(long, default_value_t = 2000)]
+        devices: usize,
+        /// Telemetry messages per second per device.
+        #[arg(long, default_value_t = 10.0)]
+        rate: f64,
+        /// Every n-th message is a status change; 0 for heartbeats only.
+        #[arg(long, default_value_t = 100)]
+        fault_every: u64,
+        #[arg(long, default_value_t = 20261124)]
+        seed: u64,
+        /// PostgreSQL admin URL: a fresh database is created for the run and dropped after.
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        pg_url: String,
+        #[arg(long, default_value = "nats://127.0.0.1:4222")]
+        nats_url: String,
+        /// One node on the in-process bus (no NATS), as a baseline.
+        #[arg(long)]
+        local_bus: bool,
+        /// The table and JSON (`cluster-<nodes>.json`) go here.
+        #[arg(long, default_value = "target/load-tests")]
+        dir: PathBuf,
+    },
     /// (internal) Serve aednet on a database without a public rate limit.
     #[command(hide = true)]
     ServeAednet { database_url: String },
@@ -109,10 +147,14 @@ struct Row {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::ServeAednet { database_url } => {
+            // `AEDNET_*` variables apply underneath (`cluster` passes the NATS settings so).
+            let overrides = aednet::config::Overrides {
+                database_url: Some(database_url),
+                listen: Some("127.0.0.1:0".parse()?),
+                metrics_listen: Some("127.0.0.1:0".parse()?),
+                ..Default::default()
+            };
             let config = aednet::config::Config {
-                database_url,
-                listen: "127.0.0.1:0".parse()?,
-                metrics_listen: "127.0.0.1:0".parse()?,
                 log_level: "warn".into(),
                 public: aednet_mobile_api::PublicLimits {
                     per_minute: 0,
@@ -125,10 +167,57 @@ async fn main() -> anyhow::Result<()> {
                     max_connections: 50_000,
                     ..Default::default()
                 },
-                ..Default::default()
+                ..aednet::config::Config::load(None, &overrides)?
             };
             let store = aednet::cli::open_store(&config).await?;
             aednet::cli::serve(config, store).await
+        }
+        Command::Cluster {
+            nodes,
+            aeds,
+            seconds,
+            concurrency,
+            k,
+            devices,
+            rate,
+            fault_every,
+            seed,
+            pg_url,
+            nats_url,
+            local_bus,
+            dir,
+        } => {
+            use aednet_load_tests::cluster;
+            std::fs::create_dir_all(&dir)?;
+            let o = cluster::ClusterOptions {
+                nodes,
+                aeds,
+                seconds,
+                concurrency,
+                k,
+                devices,
+                rate,
+                fault_every,
+                seed,
+                pg_url,
+                nats_url,
+                local_bus,
+            };
+            let r = cluster::run(&o).await?;
+            let name = if local_bus {
+                "cluster-1-local.json".to_string()
+            } else {
+                format!("cluster-{nodes}.json")
+            };
+            std::fs::write(dir.join(&name), serde_json::to_vec_pretty(&r)?)?;
+            println!();
+            print!("{}", cluster::table(std::slice::from_ref(&r)));
+            println!(
+                "({} cores shared by the load generator and every node; JSON in {})",
+                r.cores,
+                dir.join(name).display()
+            );
+            Ok(())
         }
         Command::Dispatch {
             rescuers,
@@ -264,7 +353,13 @@ async fn main() -> anyhow::Result<()> {
                 rate,
                 fault_every,
             };
-            let r = aednet_load_tests::devices::simulate(&base, pid, &tokens, &opts).await?;
+            let r = aednet_load_tests::devices::simulate(
+                std::slice::from_ref(&base),
+                &[pid],
+                &tokens,
+                &opts,
+            )
+            .await?;
             let probe =
                 aednet_load_tests::devices::fault_to_nearest(&base, tokens[0].0, &tokens[0].1)
                     .await;

@@ -21,6 +21,13 @@ pub enum Target {
         open_at: String,
         child: tokio::process::Child,
     },
+    /// Several aednet nodes over one database (`load-tests cluster`): queries go round-robin.
+    Nodes {
+        client: reqwest::Client,
+        bases: Vec<String>,
+        open_at: String,
+        next: std::sync::atomic::AtomicUsize,
+    },
     /// PostgreSQL + PostGIS: KNN `<->` on a GiST index, filters in SQL.
     Postgis { pool: PgPool, how: i32 },
     /// Redis GEOSEARCH, filters applied to the members it returns.
@@ -34,6 +41,7 @@ impl Target {
     pub fn name(&self) -> &'static str {
         match self {
             Target::Aednet { .. } => "aednet (HTTP)",
+            Target::Nodes { .. } => "aednet nodes (HTTP)",
             Target::Postgis { .. } => "PostGIS (SQL)",
             Target::Redis { .. } => "Redis GEOSEARCH",
         }
@@ -47,20 +55,15 @@ impl Target {
                 base,
                 open_at,
                 ..
+            } => nearest_count(client, base, open_at, at, k).await,
+            Target::Nodes {
+                client,
+                bases,
+                open_at,
+                next,
             } => {
-                let url = format!(
-                    "{base}/api/v1/aeds/nearest?lat={}&lon={}&k={k}&open_at={open_at}&max_distance_m={MAX_DISTANCE_M}",
-                    at.lat, at.lon
-                );
-                let resp = client.get(url).send().await?;
-                if !resp.status().is_success() {
-                    bail!("HTTP {}", resp.status());
-                }
-                #[derive(serde::Deserialize)]
-                struct Count {
-                    count: usize,
-                }
-                Ok(resp.json::<Count>().await?.count)
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % bases.len();
+                nearest_count(client, &bases[i], open_at, at, k).await
             }
             Target::Postgis { pool, how } => {
                 let rows: Vec<(i64, f64)> = sqlx::query_as(POSTGIS_QUERY)
@@ -118,6 +121,29 @@ impl Target {
             let _ = child.kill().await;
         }
     }
+}
+
+/// aednet's nearest query over HTTP; the number of AEDs in the answer.
+async fn nearest_count(
+    client: &reqwest::Client,
+    base: &str,
+    open_at: &str,
+    at: aednet_core::LatLon,
+    k: usize,
+) -> anyhow::Result<usize> {
+    let url = format!(
+        "{base}/api/v1/aeds/nearest?lat={}&lon={}&k={k}&open_at={open_at}&max_distance_m={MAX_DISTANCE_M}",
+        at.lat, at.lon
+    );
+    let resp = client.get(url).send().await?;
+    if !resp.status().is_success() {
+        bail!("HTTP {}", resp.status());
+    }
+    #[derive(serde::Deserialize)]
+    struct Count {
+        count: usize,
+    }
+    Ok(resp.json::<Count>().await?.count)
 }
 
 const POSTGIS_QUERY: &str = "\
@@ -211,10 +237,20 @@ pub async fn aednet(
 /// Starts `aednet serve` on `url` in a child process (this binary, re-executed) and returns its
 /// base URL once it listens.
 pub async fn spawn_aednet(url: &str) -> anyhow::Result<(String, tokio::process::Child)> {
+    spawn_aednet_env(url, &[]).await
+}
+
+/// [`spawn_aednet`] with extra environment for the child, e.g. `AEDNET_CLUSTER__NATS_URL`
+/// (the served configuration layers `AEDNET_*` variables under the load-test settings).
+pub async fn spawn_aednet_env(
+    url: &str,
+    env: &[(String, String)],
+) -> anyhow::Result<(String, tokio::process::Child)> {
     let exe = std::env::current_exe()?;
     let mut child = tokio::process::Command::new(exe)
         .arg("serve-aednet")
         .arg(url)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
@@ -236,7 +272,7 @@ pub async fn spawn_aednet(url: &str) -> anyhow::Result<(String, tokio::process::
         }
     };
     eprintln!(
-        "aednet: serving at {base} after {:.2} s start-up (load from SQLite + index build)",
+        "aednet: serving at {base} after {:.2} s start-up (load from the database + index build)",
         t.elapsed().as_secs_f64()
     );
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });

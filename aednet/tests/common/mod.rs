@@ -50,7 +50,7 @@ pub async fn fresh_pg_database() -> (String, String) {
     (format!("{base}/{name}"), name)
 }
 
-async fn drop_pg_database(name: &str) {
+pub async fn drop_pg_database(name: &str) {
     use sqlx::Connection;
     let admin =
         std::env::var("AEDNET_TEST_PG_URL").unwrap_or_else(|_| PG_ADMIN_URL_DEFAULT.to_string());
