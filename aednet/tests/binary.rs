@@ -1,11 +1,12 @@
 //! The real binary, as a user runs it: `aednet demo` on a fresh directory serves the
 //! synthetic city, `token create` issues a working token, and SIGTERM shuts down cleanly.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+mod common;
 
 struct Running {
     child: Child,
@@ -37,40 +38,12 @@ fn start_env(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Runn
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn aednet");
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut stdout = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx.recv_timeout(left).unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!("aednet did not announce its address; output so far: {stdout:#?}")
-        });
-        if let Some(rest) = line.strip_prefix("aednet listening on ") {
-            let base = rest.split_whitespace().next().unwrap().to_string();
-            let metrics = rest
-                .split("metrics on ")
-                .nth(1)
-                .unwrap()
-                .trim_end_matches(')')
-                .to_string();
-            stdout.push(line);
-            return Running {
-                child,
-                base,
-                metrics,
-                stdout,
-            };
-        }
-        stdout.push(line);
+    let a = common::wait_for_announcement(&mut child, "aednet", 120);
+    Running {
+        child,
+        base: a.base,
+        metrics: a.metrics,
+        stdout: a.stdout,
     }
 }
 

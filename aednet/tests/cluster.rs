@@ -18,7 +18,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -110,40 +109,12 @@ fn start_node(name: &'static str, dir: &std::path::Path, env: &[(String, String)
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn aednet");
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut seen = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let Ok(line) = rx.recv_timeout(left) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("node {name} did not announce its address; stdout: {seen:#?}");
-        };
-        if let Some(rest) = line.strip_prefix("aednet listening on ") {
-            let base = rest.split_whitespace().next().unwrap().to_string();
-            let metrics = rest
-                .split("metrics on ")
-                .nth(1)
-                .unwrap()
-                .trim_end_matches(')')
-                .to_string();
-            return Node {
-                name,
-                child: Some(child),
-                base,
-                metrics,
-            };
-        }
-        seen.push(line);
+    let a = common::wait_for_announcement(&mut child, name, 60);
+    Node {
+        name,
+        child: Some(child),
+        base: a.base,
+        metrics: a.metrics,
     }
 }
 

@@ -242,3 +242,54 @@ where
     }
     panic!("timed out waiting for: {what}");
 }
+
+/// What a spawned `aednet serve` printed up to the line announcing its addresses.
+pub struct Announced {
+    pub base: String,
+    pub metrics: String,
+    /// Every stdout line so far, the announcement last.
+    pub stdout: Vec<String>,
+}
+
+/// Reads `child`'s piped stdout until "aednet listening on http://ADDR (metrics on
+/// http://MADDR/metrics)" (tests and scripts learn `--listen …:0` ports from it), within
+/// `secs`; kills the child and panics with what it printed otherwise. The rest of stdout keeps
+/// being drained in the background so the child never blocks on a full pipe.
+pub fn wait_for_announcement(child: &mut std::process::Child, what: &str, secs: u64) -> Announced {
+    use std::io::{BufRead, BufReader};
+    let out = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let mut stdout = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let Ok(line) = rx.recv_timeout(left) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not announce its address; stdout so far: {stdout:#?}");
+        };
+        if let Some(rest) = line.strip_prefix("aednet listening on ") {
+            let base = rest.split_whitespace().next().unwrap().to_string();
+            let metrics = rest
+                .split("metrics on ")
+                .nth(1)
+                .unwrap()
+                .trim_end_matches(')')
+                .to_string();
+            stdout.push(line);
+            return Announced {
+                base,
+                metrics,
+                stdout,
+            };
+        }
+        stdout.push(line);
+    }
+}
