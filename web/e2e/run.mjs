@@ -142,8 +142,8 @@ try {
 
   await step("public", async () => {
     for (const [locale, name, texts] of [
-      ["zh-CN", "zh", { title: "最近的可用 AED", found: /找到 5 台/ }],
-      ["en-US", "en", { title: "Nearest usable AED", found: /5 AEDs, fastest first/ }],
+      ["zh-CN", "zh", { title: "最近的可用 AED", found: n => `找到 ${n} 台，最快的在前` }],
+      ["en-US", "en", { title: "Nearest usable AED", found: n => `${n} AEDs, fastest first` }],
     ]) {
       for (const [w, hgt] of [[360, 780], [1280, 800]]) {
         const page = await newPage(locale, w, hgt);
@@ -153,14 +153,17 @@ try {
         // Tap the map near the demo city's centre: the page looks up that point.
         await clickMap(page, 0.5, 0.5);
         await page.waitForSelector("#best .card");
-        assert.match(await page.locator("#status").textContent(), texts.found);
         const lat = await page.inputValue("#lat"), lon = await page.inputValue("#lon");
+        // How many are open and usable there depends on the hour the test runs (the demo's
+        // opening hours): the page must show what the API answers for the same point.
         const api = await http(`/api/v1/aeds/nearest?lat=${lat}&lon=${lon}&k=5`);
-        assert.equal(api.results.length, 5);
+        const n = api.results.length;
+        assert.ok(n >= 2, `the demo city's centre has at least two usable AEDs at any hour (${n})`);
+        assert.equal(await page.locator("#status").textContent(), texts.found(n));
         const first = await page.locator("#best .card .name").textContent();
         assert.ok(first.includes(api.results[0].name), `the first shown is the API's first (${api.results[0].name}): ${first}`);
-        assert.equal(await page.locator("#results li").count(), 4, "four alternatives");
-        assert.equal(await page.locator(".num-icon").count(), 5, "five numbered AEDs on the map");
+        assert.equal(await page.locator("#results li").count(), n - 1, "the others as alternatives");
+        assert.equal(await page.locator(".num-icon").count(), n, "every AED found numbered on the map");
         assert.equal(await page.locator("path.leaflet-interactive[stroke='#c8102e']").count(), 1, "a line to the best AED");
         assert.ok(await page.locator(".station-icon").count() > 5, "stations by kind");
         assert.ok(await page.locator(".leaflet-control-scale").isVisible(), "a scale bar");
