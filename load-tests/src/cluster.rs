@@ -15,22 +15,38 @@ use crate::drive::closed_loop;
 use crate::targets::{spawn_aednet_env, Target};
 use crate::{devices, workload};
 
-#[derive(Debug, Clone)]
+/// `load-tests cluster` options.
+#[derive(Debug, Clone, clap::Args)]
 pub struct ClusterOptions {
+    #[arg(long, default_value_t = 2)]
     pub nodes: usize,
+    #[arg(long, default_value_t = 100_000)]
     pub aeds: usize,
+    /// Seconds of each measured phase (nearest, then telemetry).
+    #[arg(long, default_value_t = 10)]
     pub seconds: u64,
+    /// Closed-loop nearest requests in flight.
+    #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
+    #[arg(long, default_value_t = 5)]
     pub k: usize,
+    #[arg(long, default_value_t = 2000)]
     pub devices: usize,
-    /// Messages per second per device.
+    /// Telemetry messages per second per device.
+    #[arg(long, default_value_t = 10.0)]
     pub rate: f64,
+    /// Every n-th message is a status change; 0 for heartbeats only.
+    #[arg(long, default_value_t = 100)]
     pub fault_every: u64,
+    #[arg(long, default_value_t = 20261124)]
     pub seed: u64,
-    /// The PostgreSQL admin URL; a fresh database is created (and dropped) per run.
+    /// PostgreSQL admin URL: a fresh database is created for the run and dropped after.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     pub pg_url: String,
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
-    /// Without NATS: the in-process bus (only with one node), for comparison.
+    /// One node on the in-process bus (no NATS), as a baseline.
+    #[arg(long)]
     pub local_bus: bool,
 }
 

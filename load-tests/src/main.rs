@@ -97,36 +97,8 @@ enum Command {
     /// throughput with requests round-robin over the nodes, then telemetry throughput with
     /// device sockets spread over them. Compare `--nodes 1` with `--nodes 2`.
     Cluster {
-        #[arg(long, default_value_t = 2)]
-        nodes: usize,
-        #[arg(long, default_value_t = 100_000)]
-        aeds: usize,
-        /// Seconds of each measured phase (nearest, then telemetry).
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
-        /// Closed-loop nearest requests in flight.
-        #[arg(long, default_value_t = 32)]
-        concurrency: usize,
-        #[arg(long, default_value_t = 5)]
-        k: usize,
-        #[arg(long, default_value_t = 2000)]
-        devices: usize,
-        /// Telemetry messages per second per device.
-        #[arg(long, default_value_t = 10.0)]
-        rate: f64,
-        /// Every n-th message is a status change; 0 for heartbeats only.
-        #[arg(long, default_value_t = 100)]
-        fault_every: u64,
-        #[arg(long, default_value_t = 20261124)]
-        seed: u64,
-        /// PostgreSQL admin URL: a fresh database is created for the run and dropped after.
-        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
-        pg_url: String,
-        #[arg(long, default_value = "nats://127.0.0.1:4222")]
-        nats_url: String,
-        /// One node on the in-process bus (no NATS), as a baseline.
-        #[arg(long)]
-        local_bus: bool,
+        #[command(flatten)]
+        options: aednet_load_tests::cluster::ClusterOptions,
         /// The table and JSON (`cluster-<nodes>.json`) go here.
         #[arg(long, default_value = "target/load-tests")]
         dir: PathBuf,
@@ -172,42 +144,14 @@ async fn main() -> anyhow::Result<()> {
             let store = aednet::cli::open_store(&config).await?;
             aednet::cli::serve(config, store).await
         }
-        Command::Cluster {
-            nodes,
-            aeds,
-            seconds,
-            concurrency,
-            k,
-            devices,
-            rate,
-            fault_every,
-            seed,
-            pg_url,
-            nats_url,
-            local_bus,
-            dir,
-        } => {
+        Command::Cluster { options: o, dir } => {
             use aednet_load_tests::cluster;
             std::fs::create_dir_all(&dir)?;
-            let o = cluster::ClusterOptions {
-                nodes,
-                aeds,
-                seconds,
-                concurrency,
-                k,
-                devices,
-                rate,
-                fault_every,
-                seed,
-                pg_url,
-                nats_url,
-                local_bus,
-            };
             let r = cluster::run(&o).await?;
-            let name = if local_bus {
+            let name = if o.local_bus {
                 "cluster-1-local.json".to_string()
             } else {
-                format!("cluster-{nodes}.json")
+                format!("cluster-{}.json", o.nodes)
             };
             std::fs::write(dir.join(&name), serde_json::to_vec_pretty(&r)?)?;
             println!();
