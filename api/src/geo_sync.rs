@@ -194,31 +194,11 @@ const RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 /// but committed later is still caught.
 const RECONCILE_LOOKBACK: i64 = 1000;
 
-/// On a node of a cluster: applies rescuer positions reported to other nodes, and every
-/// [`RECONCILE_EVERY`] re-checks the readiness changes recorded since the last check against the
-/// index, repairing (on this node only) any whose event never arrived — its node died between
-/// the commit and the publish, or the bus was down.
-pub fn spawn_cluster_followers(state: &AppState, peers: &Arc<dyn aednet_core::Peers>) {
-    let mut signals = peers.signals();
-    let s = state.clone();
-    tokio::spawn(async move {
-        loop {
-            match signals.recv().await {
-                Ok(aednet_core::Signal::RescuerMoved {
-                    rescuer_id,
-                    lat,
-                    lon,
-                    at,
-                }) => {
-                    if let Ok(pos) = aednet_core::LatLon::new(lat, lon) {
-                        s.geo.rescuer_moved(rescuer_id, pos, at);
-                    }
-                }
-                Ok(_) | Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => break,
-            }
-        }
-    });
+/// On a node of a cluster: every [`RECONCILE_EVERY`] re-checks the readiness changes recorded
+/// since the last check against the index, repairing (on this node only) any whose event never
+/// arrived — its node died between the commit and the publish, or the bus was down. (Rescuer
+/// positions from other nodes are applied by the rescuer location gate in mobile-api.)
+pub fn spawn_readiness_repair(state: &AppState) {
     let s = state.clone();
     tokio::spawn(async move {
         let mut last = match s.store.readiness_history_head().await {
@@ -285,8 +265,8 @@ pub async fn start(state: &AppState) -> aednet_store::Result<JoinHandle<()>> {
     let mut rx = state.bus.subscribe();
     reload(state).await?;
     spawn_rescuer_expiry(state);
-    if let Some(peers) = &state.peers {
-        spawn_cluster_followers(state, peers);
+    if state.peers.is_some() {
+        spawn_readiness_repair(state);
     }
     let state = state.clone();
     Ok(tokio::spawn(async move {

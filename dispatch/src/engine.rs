@@ -125,6 +125,14 @@ struct Responder {
     aed: Option<LatLon>,
 }
 
+/// Why pending offers are stood down while the incident stays open.
+const ENOUGH_RESPONDERS: &str = "enough responders are on the way";
+
+/// A `stand_down` or `cancel` frame for a rescuer's socket.
+fn stand_down_frame(kind: &str, incident_id: i64, reason: &str) -> Value {
+    json!({"type": kind, "incident_id": incident_id, "reason": reason})
+}
+
 /// Within this distance of the AED a fetcher counts as having picked it up.
 const AT_AED_M: f64 = 30.0;
 
@@ -284,18 +292,16 @@ impl Engine {
             self.leases.release(id).await;
             return Ok(Take::NotOpen);
         };
-        if self.peers.is_some() {
-            tracing::info!(incident = id, "incident taken over");
-            for o in &inc.offers {
-                match o.state {
-                    OfferState::Offered => self.push(o.rescuer_id, &self.offer_message(&inc, o)),
-                    OfferState::StoodDown => self.push(
-                        o.rescuer_id,
-                        &json!({"type": "stand_down", "incident_id": inc.id,
-                            "reason": "enough responders are on the way"}),
-                    ),
-                    _ => {}
-                }
+        tracing::info!(incident = id, "incident taken over");
+        for o in &inc.offers {
+            match o.state {
+                OfferState::Offered => self.push(o.rescuer_id, &self.offer_message(&inc, o)),
+                // An open incident stands people down only because enough are on the way.
+                OfferState::StoodDown => self.push(
+                    o.rescuer_id,
+                    &stand_down_frame("stand_down", inc.id, ENOUGH_RESPONDERS),
+                ),
+                _ => {}
             }
         }
         self.adopt(inc);
@@ -347,8 +353,9 @@ impl Engine {
         let Some(peers) = self.peers.clone() else {
             return;
         };
-        // Frames the owner of an incident sends for sockets and consoles on this node, and
-        // positions of responders reporting to other nodes.
+        // Frames the owner of an incident sends for sockets and consoles on this node
+        // (positions reported to other nodes reach `responder_moved` through the location
+        // gate's observer).
         let mut signals = peers.signals();
         let me = self.clone();
         tokio::spawn(async move {
@@ -362,16 +369,7 @@ impl Engine {
                     Ok(Signal::Board { frame }) => {
                         let _ = me.board.send(frame);
                     }
-                    Ok(Signal::RescuerMoved {
-                        rescuer_id,
-                        lat,
-                        lon,
-                        ..
-                    }) => {
-                        if let Ok(pos) = LatLon::new(lat, lon) {
-                            me.responder_moved(rescuer_id, pos);
-                        }
-                    }
+                    Ok(Signal::RescuerMoved { .. }) => {}
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!(missed = n, "dispatch fell behind the cluster signals");
                     }
@@ -931,10 +929,7 @@ impl Engine {
         self.sync_commitments(&slot.incident);
         self.schedule(&slot.incident);
         for r in &fx.stood_down {
-            self.push(
-                *r,
-                &json!({"type": kind, "incident_id": slot.incident.id, "reason": reason}),
-            );
+            self.push(*r, &stand_down_frame(kind, slot.incident.id, reason));
         }
         for (r, m) in &msgs {
             self.push(*r, m);
@@ -996,7 +991,7 @@ impl Engine {
                     slot.incident.code_revealed(offer_id, now);
                 }
             }
-            self.apply_effects(&mut slot, &fx, "enough responders are on the way", now)
+            self.apply_effects(&mut slot, &fx, ENOUGH_RESPONDERS, now)
                 .await?;
         }
         let offer = slot

@@ -65,8 +65,31 @@ impl Rule {
 }
 
 impl Eligibility {
-    /// Follows the bus: any change to a rescuer drops its cached rule.
+    /// Follows the bus: any change to a rescuer drops its cached rule. On a cluster also takes
+    /// the positions other nodes accepted (they checked the rules), as if reported here.
     pub fn start(self: &Arc<Self>, state: &AppState) {
+        if let Some(peers) = &state.peers {
+            let mut signals = peers.signals();
+            let (me, state) = (self.clone(), state.clone());
+            tokio::spawn(async move {
+                loop {
+                    match signals.recv().await {
+                        Ok(aednet_core::Signal::RescuerMoved {
+                            rescuer_id,
+                            lat,
+                            lon,
+                            at,
+                        }) => {
+                            if let Ok(pos) = LatLon::new(lat, lon) {
+                                me.moved(&state, rescuer_id, pos, at);
+                            }
+                        }
+                        Ok(_) | Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => break,
+                    }
+                }
+            });
+        }
         let mut rx = state.bus.subscribe();
         let me = self.clone();
         tokio::spawn(async move {
@@ -131,7 +154,7 @@ impl Eligibility {
         if !(r.issued <= today && today <= r.expires) {
             return Err(refuse("certificate", "the certificate is not valid today"));
         }
-        state.geo.rescuer_moved(id, pos, now);
+        self.moved(state, id, pos, now);
         if let Some(peers) = &state.peers {
             // The other nodes plan with it too (memory only there as well).
             peers.signal(aednet_core::Signal::RescuerMoved {
@@ -141,11 +164,17 @@ impl Eligibility {
                 at: now,
             });
         }
+        Ok(pos)
+    }
+
+    /// An accepted position, reported here or to another node: into the index, then to the
+    /// observer.
+    fn moved(&self, state: &AppState, id: i64, pos: LatLon, at: chrono::DateTime<chrono::Utc>) {
+        state.geo.rescuer_moved(id, pos, at);
         let observer = self.observer.read().clone();
         if let Some(o) = observer {
-            o.moved(id, pos, now);
+            o.moved(id, pos, at);
         }
-        Ok(pos)
     }
 
     async fn get(&self, state: &AppState, id: i64) -> ApiResult<Option<Rule>> {
