@@ -71,6 +71,14 @@ pub async fn import(
     state.bus.publish(Event::BulkChange {
         source: opts.source.clone().unwrap_or(format),
     });
+    for d in &report.derived {
+        if let Some(version) = d.version {
+            state.bus.publish(Event::ArtifactReplaced {
+                kind: d.kind.clone(),
+                version,
+            });
+        }
+    }
     state.metrics.aeds.set(state.store.count_aeds().await?);
     Ok(Json(report))
 }

@@ -5,6 +5,7 @@
 //! `router()` over the same [`AppState`]; the binary merges them.
 
 pub mod aeds;
+pub mod artifacts;
 pub mod auth;
 pub mod coverage;
 pub mod districts;

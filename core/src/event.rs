@@ -45,6 +45,13 @@ pub enum Event {
     BulkChange {
         source: String,
     },
+    /// An import stored a new artifact (walking graph, basemap, address index): its holders
+    /// load it in the background and swap it in. Nodes also poll for versions, so an import
+    /// run by another process is picked up without this event.
+    ArtifactReplaced {
+        kind: String,
+        version: i64,
+    },
 }
 
 /// The event bus. In-process by default; a NATS JetStream implementation serves several nodes.

@@ -12,6 +12,7 @@ pub mod district;
 pub mod event;
 pub mod geo_util;
 pub mod hours;
+pub mod osm;
 pub mod rescuer;
 pub mod role;
 pub mod secret;

@@ -8,8 +8,10 @@
 //! and the AEDs without a usable `access` tag.
 
 mod csv_import;
+pub mod derived;
 mod geojson_import;
 mod osm;
+pub mod osm_extract;
 mod tags;
 
 use std::path::Path;
@@ -127,6 +129,8 @@ pub struct ImportReport {
     pub unknown_access: Vec<Flagged>,
     /// Districts skipped or imported without population, and why.
     pub district_notes: Vec<Flagged>,
+    /// What was built from the extract's map features (walking graph, basemap, address index).
+    pub derived: Vec<derived::DerivedLine>,
     pub elapsed_ms: u64,
 }
 
@@ -188,12 +192,36 @@ impl std::fmt::Display for ImportReport {
                 "AEDs without an access tag, imported as unknown",
                 self.missing_access.len(),
             )?;
-            writeln!(f, "  {}", self.missing_access.join(", "))?;
+            // A municipal list may have no access column at all: hundreds of row numbers
+            // help nobody. A few examples; the JSON report (`--report`) has them all.
+            const SHOWN: usize = 10;
+            let shown: Vec<&str> = self
+                .missing_access
+                .iter()
+                .take(SHOWN)
+                .map(String::as_str)
+                .collect();
+            let more = self.missing_access.len().saturating_sub(SHOWN);
+            if more > 0 {
+                writeln!(
+                    f,
+                    "  {}, … and {more} more (all in the JSON report, --report FILE)",
+                    shown.join(", ")
+                )?;
+            } else {
+                writeln!(f, "  {}", shown.join(", "))?;
+            }
         }
         if !self.district_notes.is_empty() {
             section(f, "district notes", self.district_notes.len())?;
             for m in &self.district_notes {
                 writeln!(f, "  {}: {}", m.record, m.value)?;
+            }
+        }
+        for d in &self.derived {
+            writeln!(f, "{}: {}", d.kind, d.summary)?;
+            for w in &d.warnings {
+                writeln!(f, "  warning: {w}")?;
             }
         }
         Ok(())
@@ -253,25 +281,16 @@ pub async fn import_osm(
     opts: &ImportOptions,
     pb: &ProgressBar,
 ) -> Result<ImportReport, ImportError> {
-    let start = Instant::now();
     let bytes = std::fs::read(path).map_err(|e| ImportError::Io {
         path: path.display().to_string(),
         source: e,
     })?;
-    pb.set_message("reading OSM data");
-    let parsed = osm::parse(&bytes, opts)?;
-    apply(
-        store,
-        parsed,
-        opts.source.clone().unwrap_or_else(|| "osm".into()),
-        opts,
-        pb,
-        start,
-    )
-    .await
+    import_osm_bytes(store, &bytes, opts, pb).await
 }
 
-/// The same as [`import_osm`] for a PBF already in memory (an HTTP upload).
+/// The same as [`import_osm`] for a PBF already in memory (an HTTP upload): the registry
+/// records, then the derived artifacts (walking graph, basemap, address index) from the same
+/// extract.
 pub async fn import_osm_bytes(
     store: &dyn Store,
     bytes: &[u8],
@@ -279,8 +298,9 @@ pub async fn import_osm_bytes(
     pb: &ProgressBar,
 ) -> Result<ImportReport, ImportError> {
     let start = Instant::now();
+    pb.set_message("reading OSM data");
     let parsed = osm::parse(bytes, opts)?;
-    apply(
+    let mut report = apply(
         store,
         parsed,
         opts.source.clone().unwrap_or_else(|| "osm".into()),
@@ -288,7 +308,24 @@ pub async fn import_osm_bytes(
         pb,
         start,
     )
-    .await
+    .await?;
+    let filters = derived::feature_filters();
+    if !filters.is_empty() {
+        pb.set_message("reading map features");
+        let (extract, notes) = osm_extract::read_extract(bytes, &filters, |_| pb.tick())?;
+        if notes.areas_skipped > 0 {
+            report.district_notes.push(Flagged {
+                record: "map features".into(),
+                value: format!(
+                    "{} area relation(s) skipped: member ways missing from the extract or rings not closing",
+                    notes.areas_skipped
+                ),
+            });
+        }
+        report.derived = derived::build_and_store(store, std::sync::Arc::new(extract), pb).await?;
+        report.elapsed_ms = start.elapsed().as_millis() as u64;
+    }
+    Ok(report)
 }
 
 pub async fn import_csv(

@@ -78,6 +78,9 @@ pub(crate) fn parse(bytes: &[u8], opts: &ImportOptions) -> Result<Parsed, Import
     let mut places: HashMap<i64, Place> = HashMap::new();
     let mut ways: Vec<TaggedWay> = Vec::new();
     let mut boundaries: Vec<Boundary> = Vec::new();
+    // Administrative boundaries per admin_level, to point at a better level when the chosen one
+    // finds (almost) nothing: countries number their municipalities differently.
+    let mut levels: std::collections::BTreeMap<u8, usize> = std::collections::BTreeMap::new();
 
     // Pass 1: everything tagged that we want.
     let mut on_node = |id: i64, lat: f64, lon: f64, tags: Tags| {
@@ -133,7 +136,16 @@ pub(crate) fn parse(bytes: &[u8], opts: &ImportOptions) -> Result<Parsed, Import
             }
             Element::Relation(r) => {
                 let tags = tags_of(r.tags());
-                let is_boundary = tags.get("boundary").is_some_and(|v| v == "administrative")
+                let administrative = tags.get("boundary").is_some_and(|v| v == "administrative");
+                if administrative {
+                    if let Some(l) = tags
+                        .get("admin_level")
+                        .and_then(|v| v.trim().parse::<u8>().ok())
+                    {
+                        *levels.entry(l).or_insert(0usize) += 1;
+                    }
+                }
+                let is_boundary = administrative
                     && tags
                         .get("admin_level")
                         .is_some_and(|v| v.trim() == admin_level);
@@ -163,6 +175,13 @@ pub(crate) fn parse(bytes: &[u8], opts: &ImportOptions) -> Result<Parsed, Import
             }
         })
         .map_err(pbf_err)?;
+
+    if let Some(note) = level_hint(opts.admin_level, boundaries.len(), &levels) {
+        parsed.district_notes.push(Flagged {
+            record: "admin_level".into(),
+            value: note,
+        });
+    }
 
     // Pass 2: the member ways of the boundaries.
     let wanted_ways: HashSet<i64> = boundaries
@@ -332,6 +351,26 @@ pub(crate) fn parse(bytes: &[u8], opts: &ImportOptions) -> Result<Parsed, Import
     Ok(parsed)
 }
 
+/// When the chosen `admin_level` holds at most one boundary and another level holds several,
+/// says which (the nearest such level) so the user can import again with it.
+fn level_hint(
+    chosen: u8,
+    found: usize,
+    levels: &std::collections::BTreeMap<u8, usize>,
+) -> Option<String> {
+    if found > 1 {
+        return None;
+    }
+    let (level, n) = levels
+        .iter()
+        .filter(|(l, n)| **l != chosen && **n > found.max(1))
+        .min_by_key(|(l, n)| (l.abs_diff(chosen), std::cmp::Reverse(**n)))?;
+    Some(format!(
+        "--admin-level {chosen} found {found} district(s), but admin_level {level} has {n} boundaries in this extract: \
+         import again with --admin-level {level} if those are the districts you want"
+    ))
+}
+
 fn centroid(pts: &[Coord<f64>]) -> Option<Coord<f64>> {
     if pts.is_empty() {
         return None;
@@ -343,16 +382,14 @@ fn centroid(pts: &[Coord<f64>]) -> Option<Coord<f64>> {
     })
 }
 
-/// A populated place inside the polygon: the one named like the district, else the largest.
+/// The populated place inside the polygon named like the district. Never "the largest place
+/// inside": a country's or a region's node lies inside one of its municipalities, and villages
+/// inside others (CONVENTIONS).
 fn place_inside(mp: &MultiPolygon<f64>, name: &str, places: &HashMap<i64, Place>) -> Option<i64> {
-    let inside: Vec<&Place> = places
+    places
         .values()
-        .filter(|p| mp.contains(&Point::new(p.lon, p.lat)))
-        .collect();
-    inside
-        .iter()
-        .find(|p| p.name.as_deref() == Some(name))
-        .or_else(|| inside.iter().max_by_key(|p| p.population))
+        .filter(|p| p.name.as_deref() == Some(name))
+        .find(|p| mp.contains(&Point::new(p.lon, p.lat)))
         .map(|p| p.population)
 }
 
@@ -486,6 +523,46 @@ mod tests {
         assert!(assemble_rings(&[99], &ways, &grid())
             .unwrap_err()
             .contains("not in this extract"));
+    }
+
+    #[test]
+    fn a_better_admin_level_is_named_when_the_chosen_one_finds_one() {
+        let levels = [(2u8, 1usize), (4, 1), (6, 3), (7, 12), (8, 1)]
+            .into_iter()
+            .collect();
+        let hint = level_hint(8, 1, &levels).unwrap();
+        assert!(hint.contains("admin_level 7 has 12"), "{hint}");
+        assert!(level_hint(8, 11, &levels).is_none());
+        // Nothing better anywhere: no hint.
+        let only = [(2u8, 1usize), (8, 1)].into_iter().collect();
+        assert!(level_hint(8, 1, &only).is_none());
+        assert!(level_hint(8, 0, &only).is_none());
+    }
+
+    #[test]
+    fn only_a_same_named_place_stands_in_for_population() {
+        let square = MultiPolygon::new(vec![Polygon::new(
+            LineString::from(vec![
+                (0.0, 0.0),
+                (2.0, 0.0),
+                (2.0, 2.0),
+                (0.0, 2.0),
+                (0.0, 0.0),
+            ]),
+            vec![],
+        )]);
+        let place = |name: &str, population, lon| Place {
+            lat: 1.0,
+            lon,
+            name: Some(name.into()),
+            population,
+        };
+        let mut places: HashMap<i64, Place> = HashMap::new();
+        places.insert(1, place("Liechtenstein", 38_000, 1.0));
+        assert_eq!(place_inside(&square, "Vaduz", &places), None);
+        places.insert(2, place("Vaduz", 5229, 1.5));
+        places.insert(3, place("Vaduz", 99, 5.0)); // same name, outside
+        assert_eq!(place_inside(&square, "Vaduz", &places), Some(5229));
     }
 
     #[test]

@@ -18,8 +18,17 @@ use chrono_tz::Tz;
 use serde::Serialize;
 use std::sync::Arc;
 
+pub mod artifacts;
 mod sql;
+pub use artifacts::{Artifact, ArtifactInfo, ArtifactStore};
 pub use sql::connect;
+
+/// The store's traits, for `use aednet_store::prelude::*`: [`Store`] is made of one trait per
+/// concern, and a method of one of them is callable on a `DynStore` where that trait is in scope.
+pub mod prelude {
+    pub use crate::artifacts::ArtifactStore;
+    pub use crate::Store;
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -245,8 +254,10 @@ pub struct NewToken {
     pub token_hash: String,
 }
 
+/// The whole store: the methods below plus one trait per newer concern ([`ArtifactStore`]);
+/// `use aednet_store::prelude::*` brings them all into scope.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug {
+pub trait Store: ArtifactStore + Send + Sync + std::fmt::Debug {
     fn backend(&self) -> Backend;
     /// Cheap round trip for `/readyz`.
     async fn ping(&self) -> Result<()>;

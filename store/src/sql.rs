@@ -25,6 +25,8 @@ use sqlx::sqlite::{
 use sqlx::types::Json;
 use sqlx::QueryBuilder;
 
+mod artifacts;
+
 use crate::{
     AedIndexRow, AttentionItem, AttentionQuery, Backend, ConsumableDates, DeviceEventRecord,
     DeviceState, DynStore, ListQuery, NewToken, Page, ReadinessChange, ReadinessOverride, Recorded,
@@ -80,14 +82,14 @@ pub async fn connect(url: &str) -> Result<DynStore> {
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
     /// The database file, for the zero-copy bulk read; `None` for in-memory databases.
     path: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone)]
 pub struct PgStore {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -518,7 +520,7 @@ fn db_err(e: sqlx::Error, fk_field: Option<&str>) -> StoreError {
     }
 }
 
-fn plain(e: sqlx::Error) -> StoreError {
+pub(crate) fn plain(e: sqlx::Error) -> StoreError {
     db_err(e, None)
 }
 

@@ -95,6 +95,7 @@ both!(
     work_orders,
     incidents_keep_an_append_only_audit,
     readiness_changes_after_give_current_status,
+    artifacts_are_replaced_whole,
 );
 
 fn now() -> chrono::DateTime<Utc> {
@@ -1057,4 +1058,37 @@ async fn readiness_changes_after_give_current_status(s: &DynStore) {
     assert_eq!(first.len(), 2);
     let rest = s.readiness_changes_after(first[1].0, 2).await.unwrap();
     assert_eq!(rest.iter().map(|r| r.0).collect::<Vec<_>>(), vec![head]);
+}
+
+async fn artifacts_are_replaced_whole(s: &DynStore) {
+    assert!(s.get_artifact("walk_graph").await.unwrap().is_none());
+    assert!(s.artifact_versions().await.unwrap().is_empty());
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(
+        s.put_artifact("walk_graph", r#"{"n":1}"#, &big)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(s.put_artifact("basemap", "{}", b"tiles").await.unwrap(), 1);
+    let a = s.get_artifact("walk_graph").await.unwrap().unwrap();
+    assert_eq!(a.bytes, big);
+    assert_eq!((a.info.version, a.info.size_bytes), (1, 300_000));
+    assert_eq!(a.info.meta, r#"{"n":1}"#);
+    // A replacement bumps the version and replaces the bytes; other kinds are untouched.
+    assert_eq!(s.put_artifact("walk_graph", "{}", b"v2").await.unwrap(), 2);
+    let v = s.artifact_versions().await.unwrap();
+    assert_eq!(
+        v.iter()
+            .map(|i| (i.kind.as_str(), i.version, i.size_bytes))
+            .collect::<Vec<_>>(),
+        vec![("basemap", 1, 5), ("walk_graph", 2, 2)]
+    );
+    assert_eq!(
+        s.get_artifact("walk_graph").await.unwrap().unwrap().bytes,
+        b"v2"
+    );
+    assert!(s.delete_artifact("basemap").await.unwrap());
+    assert!(!s.delete_artifact("basemap").await.unwrap());
+    assert!(s.get_artifact("basemap").await.unwrap().is_none());
 }
