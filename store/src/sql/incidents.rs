@@ -1,0 +1,87 @@
+//! [`IncidentStore`] for both backends.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{db_err, plain, PgStore, SqliteStore};
+use crate::incidents::IncidentStore;
+use crate::{Result, StoreError};
+
+macro_rules! impl_incident_store {
+    ($store:ident, $db:ty, $max_params:expr) => {
+        #[async_trait]
+        impl IncidentStore for $store {
+            async fn create_incident(&self, state: &str, at: DateTime<Utc>) -> Result<i64> {
+                let (id,): (i64,) = sqlx::query_as(
+                    "INSERT INTO incidents (state, doc, created_at, updated_at) VALUES ($1, '{}', $2, $2) RETURNING id",
+                )
+                .bind(state)
+                .bind(at)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(plain)?;
+                Ok(id)
+            }
+
+            async fn save_incident(&self, id: i64, state: &str, doc: &str, audit: &[(i64, DateTime<Utc>, String)]) -> Result<()> {
+                let mut tx = self.pool.begin().await.map_err(plain)?;
+                let n = sqlx::query("UPDATE incidents SET state = $1, doc = $2, updated_at = $3 WHERE id = $4")
+                    .bind(state)
+                    .bind(doc)
+                    .bind(Utc::now())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(plain)?
+                    .rows_affected();
+                if n == 0 {
+                    return Err(StoreError::Conflict { field: Some("incident_id".into()), message: format!("no incident {id}") });
+                }
+                for (seq, at, entry) in audit {
+                    sqlx::query("INSERT INTO incident_audit (incident_id, seq, at, entry) VALUES ($1, $2, $3, $4)")
+                        .bind(id)
+                        .bind(*seq)
+                        .bind(*at)
+                        .bind(entry)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| db_err(e, Some("audit")))?;
+                }
+                tx.commit().await.map_err(plain)?;
+                Ok(())
+            }
+
+            async fn get_incident(&self, id: i64) -> Result<Option<String>> {
+                let row: Option<(String,)> = sqlx::query_as("SELECT doc FROM incidents WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(plain)?;
+                Ok(row.map(|r| r.0))
+            }
+
+            async fn open_incidents(&self) -> Result<Vec<String>> {
+                let rows: Vec<(String,)> = sqlx::query_as(
+                    "SELECT doc FROM incidents WHERE state NOT IN ('closed', 'cancelled') ORDER BY id",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(plain)?;
+                Ok(rows.into_iter().map(|r| r.0).collect())
+            }
+
+            async fn incident_audit(&self, id: i64) -> Result<Vec<String>> {
+                let rows: Vec<(String,)> = sqlx::query_as("SELECT entry FROM incident_audit WHERE incident_id = $1 ORDER BY seq")
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(plain)?;
+                Ok(rows.into_iter().map(|r| r.0).collect())
+            }
+        }
+    };
+}
+
+// SQLite's limit on bound parameters per statement is 32,766; PostgreSQL's is 65,535.
+impl_incident_store!(SqliteStore, sqlx::Sqlite, 32_766usize);
+impl_incident_store!(PgStore, sqlx::Postgres, 65_535usize);
