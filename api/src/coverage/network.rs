@@ -1,0 +1,96 @@
+//! The network as the coverage map needs it, loaded from the store: districts, AED entries,
+//! the H3 grid over them, and a map built without a server (`aednet plan`).
+
+use std::sync::Arc;
+
+use aednet_core::district::District;
+use aednet_coverage::{CoverageMap, DistrictArea, Grid, PopulationPoint};
+use aednet_geoindex::{GeoIndex, WalkModel};
+use aednet_store::{ListQuery, Store};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use super::config::{read_population_csv, CoverageConfig};
+
+/// The network as the map needs it, loaded from the store.
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub districts: Vec<District>,
+    pub entries: Vec<aednet_geoindex::AedEntry>,
+}
+
+pub async fn load_districts(store: &dyn Store) -> aednet_store::Result<Vec<District>> {
+    aednet_store::collect_all(ListQuery::default(), |q| async move {
+        store.list_districts(&q).await
+    })
+    .await
+}
+
+pub async fn load_network(store: &dyn Store, geo: &GeoIndex) -> aednet_store::Result<Network> {
+    let districts = load_districts(store).await?;
+    let rows = store.load_aed_index().await?;
+    let entries = geo.with_schedules(|s| {
+        rows.into_iter()
+            .map(|r| crate::geo_sync::entry_from_row(r, s))
+            .collect()
+    });
+    Ok(Network { districts, entries })
+}
+
+pub fn district_areas(districts: &[District]) -> Vec<DistrictArea> {
+    districts
+        .iter()
+        .filter_map(|d| {
+            Some(DistrictArea {
+                id: d.id,
+                population: d.data.population.map(|p| p as f64),
+                area: d.data.multipolygon()?,
+            })
+        })
+        .collect()
+}
+
+/// The grid over the districts; without districts, the cells of the population grid.
+pub fn build_grid(
+    districts: &[District],
+    res: u8,
+    points: &[PopulationPoint],
+) -> Result<Grid, String> {
+    let res = aednet_coverage::resolution(res).ok_or("bad resolution")?;
+    let areas = district_areas(districts);
+    if areas.is_empty() {
+        return Ok(Grid::from_points(points, res));
+    }
+    Grid::for_districts(&areas, res, points).map_err(|e| e.to_string())
+}
+
+/// The zone a week is counted in: where the first cell is (the network is one city).
+pub(super) fn zone_of(grid: &Grid) -> Tz {
+    grid.cells
+        .first()
+        .map_or(Tz::UTC, |c| aednet_core::hours::time_zone_at(c.center))
+}
+
+/// Builds a map of the store's network at `at` without a server (the `aednet plan` command).
+pub async fn offline_map(
+    store: &dyn Store,
+    config: &CoverageConfig,
+    walk: WalkModel,
+    at: DateTime<Utc>,
+) -> Result<(CoverageMap, Vec<District>, Tz), String> {
+    config.validate()?;
+    let population = match &config.population_grid {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("coverage.population_grid {}: {e}", path.display()))?;
+            read_population_csv(&text)?.0
+        }
+        None => Vec::new(),
+    };
+    let geo = GeoIndex::default();
+    let net = load_network(store, &geo).await.map_err(|e| e.to_string())?;
+    let grid = Arc::new(build_grid(&net.districts, config.res, &population)?);
+    let tz = zone_of(&grid);
+    let map = CoverageMap::build(grid, config.params(walk), net.entries, at);
+    Ok((map, net.districts, tz))
+}
