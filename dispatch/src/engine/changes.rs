@@ -1,0 +1,212 @@
+//! Changes to an incident: persisting one (document and new audit entries, then the board),
+//! rescuers' answers, close and cancel.
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use super::cluster::Route;
+use super::{stand_down_frame, Answered, Engine, EngineError, Slot, ENOUGH_RESPONDERS};
+use crate::incident::{Answer, DispatchError, Effects, Incident, OfferState, Outcome};
+
+impl Engine {
+    pub(super) async fn persist(&self, slot: &mut Slot) -> Result<(), EngineError> {
+        let inc = &slot.incident;
+        let state = serde_json::to_value(inc.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let audit: Vec<(i64, DateTime<Utc>, String)> = inc.audit[slot.saved..]
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                (
+                    (slot.saved + i + 1) as i64,
+                    e.at,
+                    serde_json::to_string(e).unwrap_or_default(),
+                )
+            })
+            .collect();
+        let doc = serde_json::to_string(inc).unwrap_or_default();
+        self.state
+            .store
+            .save_incident(inc.id, &state, &doc, &audit)
+            .await?;
+        // Positions stay in the stored audit record (dispatchers read it per incident); the
+        // live board carries distances and times only.
+        let new: Vec<Value> = inc.audit[slot.saved..]
+            .iter()
+            .map(|e| {
+                let mut v = serde_json::to_value(e).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("position");
+                }
+                v
+            })
+            .collect();
+        self.post_board(
+            json!({"type": "incident", "incident_id": inc.id, "state": inc.state, "events": new})
+                .to_string(),
+        );
+        slot.saved = inc.audit.len();
+        Ok(())
+    }
+
+    pub(super) async fn apply_effects(
+        &self,
+        slot: &mut Slot,
+        fx: &Effects,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
+        // A cancelled incident tells everyone `cancel`; otherwise it is a `stand_down`.
+        let kind = if slot.incident.state == crate::incident::IncidentState::Cancelled {
+            "cancel"
+        } else {
+            "stand_down"
+        };
+        let mut msgs = Vec::new();
+        if fx.need_more && slot.incident.state.is_open() {
+            msgs = self.next_wave(&mut slot.incident, now).await?;
+        }
+        if let Err(e) = self.persist(slot).await {
+            if self.peers.is_some() {
+                // Another node may own it now (a save with audit entries it already stored is
+                // refused): drop this copy; the store's is adopted again if nobody holds it.
+                self.forget(slot.incident.id).await;
+            }
+            return Err(e);
+        }
+        self.sync_commitments(&slot.incident);
+        self.schedule(&slot.incident);
+        for r in &fx.stood_down {
+            self.push(*r, &stand_down_frame(kind, slot.incident.id, reason));
+        }
+        for (r, m) in &msgs {
+            self.push(*r, m);
+        }
+        Ok(())
+    }
+
+    pub async fn answer(
+        &self,
+        incident_id: i64,
+        offer_id: u32,
+        rescuer_id: i64,
+        answer: Answer,
+    ) -> Result<Answered, EngineError> {
+        let body = json!({"op": "answer", "offer_id": offer_id, "rescuer_id": rescuer_id,
+            "answer": answer});
+        let s = match self.route(incident_id, &body).await? {
+            Route::Here(s) => Some(s),
+            Route::Remote(v) if v.get("ok").is_some() => {
+                return serde_json::from_value(v["ok"].clone())
+                    .map_err(|e| EngineError::Unavailable(format!("malformed reply: {e}")));
+            }
+            Route::Remote(v) => return Err(EngineError::from_wire(&v)),
+            Route::NotOpen => None,
+        };
+        let Some(s) = s else {
+            // Closed (or unknown) incidents are not in memory.
+            let inc = self.get(incident_id).await?;
+            let o = inc
+                .offers
+                .iter()
+                .find(|o| o.id == offer_id)
+                .ok_or(DispatchError::UnknownOffer)?;
+            if o.rescuer_id != rescuer_id {
+                return Err(DispatchError::NotYourOffer.into());
+            }
+            return Err(DispatchError::IncidentClosed.into());
+        };
+        let mut slot = s.lock().await;
+        let now = self.state.clock.now();
+        // Where they are when they accept or arrive goes into the incident's audit record (and
+        // nowhere else); the in-memory fix is the only source.
+        let at = match answer {
+            Answer::Accept | Answer::Arrived => self.state.geo.rescuer(rescuer_id).map(|f| f.pos),
+            Answer::Decline => None,
+        };
+        let fx = slot
+            .incident
+            .answer(offer_id, rescuer_id, answer, at, now)?;
+        if !fx.unchanged {
+            if let Some(aed_id) = fx.reveal_code {
+                let has_code = self
+                    .state
+                    .store
+                    .get_aed(aed_id)
+                    .await?
+                    .is_some_and(|a| a.data.cabinet_code.is_some());
+                if has_code {
+                    slot.incident.code_revealed(offer_id, now);
+                }
+            }
+            self.apply_effects(&mut slot, &fx, ENOUGH_RESPONDERS, now)
+                .await?;
+        }
+        let offer = slot
+            .incident
+            .offers
+            .iter()
+            .find(|o| o.id == offer_id)
+            .cloned()
+            .ok_or(DispatchError::UnknownOffer)?;
+        // The code goes only to the accepted fetcher (again on a repeated accept: idempotent).
+        let cabinet_code = match (offer.state, offer.fetch_aed) {
+            (OfferState::Accepted | OfferState::Arrived, Some(aed_id)) => self
+                .state
+                .store
+                .get_aed(aed_id)
+                .await?
+                .and_then(|a| a.data.cabinet_code.map(|c| c.expose().to_string())),
+            _ => None,
+        };
+        Ok(Answered {
+            incident_id,
+            offer,
+            cabinet_code,
+        })
+    }
+
+    pub async fn close(&self, id: i64, outcome: Option<Outcome>) -> Result<Incident, EngineError> {
+        let body = json!({"op": "close", "outcome": outcome});
+        let s = match self.route(id, &body).await? {
+            Route::Here(s) => s,
+            Route::Remote(v) if v.get("ok").is_some() => {
+                return serde_json::from_value(v["ok"].clone())
+                    .map_err(|e| EngineError::Unavailable(format!("malformed reply: {e}")));
+            }
+            Route::Remote(v) => return Err(EngineError::from_wire(&v)),
+            Route::NotOpen => {
+                self.get(id).await?;
+                return Err(DispatchError::IncidentClosed.into());
+            }
+        };
+        let mut slot = s.lock().await;
+        let now = self.state.clock.now();
+        let stood = match outcome {
+            Some(o) => slot.incident.close(o, now)?,
+            None => slot.incident.cancel(now)?,
+        };
+        let reason = if outcome.is_some() {
+            "the incident is closed"
+        } else {
+            "the incident was cancelled"
+        };
+        self.apply_effects(
+            &mut slot,
+            &Effects {
+                stood_down: stood,
+                ..Effects::default()
+            },
+            reason,
+            now,
+        )
+        .await?;
+        let out = slot.incident.clone();
+        drop(slot);
+        self.open.lock().remove(&id);
+        self.leases.release(id).await;
+        Ok(out)
+    }
+}
