@@ -307,6 +307,10 @@ async fn districts_tokens_ops_and_metrics() {
     assert_eq!(created["target_aeds"], 66);
     let (_, fc) = send(s.get("/api/v1/districts?format=geojson", None)).await;
     assert_eq!(fc["features"][0]["geometry"]["type"], "Polygon");
+    // Where maps write the name: inside the outline (the largest part's interior point).
+    let label = &fc["features"][0]["properties"]["label"];
+    let (lon, lat) = (label[0].as_f64().unwrap(), label[1].as_f64().unwrap());
+    assert!((118.8..=118.9).contains(&lon) && (28.9..=29.0).contains(&lat), "{label}");
     let (st, err) = send(s.post("/api/v1/districts", Some(Role::Maintenance), &d)).await;
     assert_eq!((st, err["error"].as_str()), (403, Some("forbidden")));
     let mut bad = d.clone();
@@ -379,6 +383,23 @@ async fn districts_tokens_ops_and_metrics() {
     assert!(text.contains(r#"route="/api/v1/aeds/{id}""#), "{text}");
     assert!(!text.contains("/api/v1/aeds/12345"));
     assert!(text.contains("aednet_http_request_duration_seconds_bucket"));
+    // The standard process metrics, with real values from /proc/self.
+    for name in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+        "process_start_time_seconds",
+    ] {
+        let value: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} missing in {text}"))
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(value > 0.0 || name == "process_cpu_seconds_total", "{name} = {value}");
+    }
     let (st, _) = send(s.get("/metrics", None)).await;
     assert_eq!(st, 404, "metrics are not on the public port");
     s.stop().await;

@@ -520,11 +520,17 @@ fn deploy_yaml(rel: &str) -> Vec<yaml_rust2::Yaml> {
     yaml_rust2::YamlLoader::load_from_str(&text).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
-/// Metric names (`aednet_…`) a PromQL expression uses, histogram suffixes stripped.
+/// Metric names (`aednet_…`, `process_…`) a PromQL expression uses, histogram suffixes stripped.
 fn metric_names(expr: &str, out: &mut std::collections::BTreeSet<String>) {
+    for prefix in ["aednet_", "process_"] {
+        metric_names_with(expr, prefix, out);
+    }
+}
+
+fn metric_names_with(expr: &str, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
     let bytes = expr.as_bytes();
     let mut i = 0;
-    while let Some(pos) = expr[i..].find("aednet_") {
+    while let Some(pos) = expr[i..].find(prefix) {
         let start = i + pos;
         let mut end = start;
         while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_') {

@@ -43,6 +43,12 @@ impl Geo for District {
             .and_then(|g| serde_json::to_value(g).ok())
     }
     const GEOMETRY_KEYS: &'static [&'static str] = &["boundary"];
+    /// `label`: `[lon, lat]` inside the largest part, where maps write the name.
+    fn extra_properties(&self, props: &mut serde_json::Map<String, Value>) {
+        if let Some(p) = self.data.label_point() {
+            props.insert("label".into(), serde_json::json!([p.lon, p.lat]));
+        }
+    }
 }
 
 #[utoipa::path(get, path = "/api/v1/districts", tag = "districts",

@@ -8,6 +8,7 @@
 //! | `aednet_http_request_duration_seconds` | histogram | method, route |
 //! | `aednet_aeds` | gauge | — (set at start-up and after imports) |
 //! | `aednet_rescuers_located` | gauge | — rescuers with a live position in this node's memory (a count only; with several nodes each counts the positions shared with it, so all nodes agree once they have caught up) |
+//! | `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`, `process_start_time_seconds`, `process_threads` | counter/gauges | — the standard Prometheus process metrics (Linux, read from `/proc/self` when scraped) |
 //!
 //! Registered on the same registry by the crates that own them: `aednet_device_*` and
 //! `aednet_aeds_by_status` (device gateway, see docs/device-protocol.md),
@@ -73,6 +74,14 @@ impl Metrics {
         ] {
             registry.register(c).expect("metric registered once");
         }
+        // The standard `process_*` metrics (CPU, memory, file descriptors, threads) every
+        // Prometheus exporter provides; only Linux has them (`/proc`).
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("process collector registered once");
         Self {
             registry,
             http_requests,

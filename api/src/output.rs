@@ -63,6 +63,8 @@ pub trait Geo: Serialize {
     fn geometry(&self) -> Option<Value>;
     /// Keys to drop from the GeoJSON properties because the geometry carries them.
     const GEOMETRY_KEYS: &'static [&'static str] = &["location"];
+    /// Properties only the GeoJSON form carries (e.g. where a map puts a district's name).
+    fn extra_properties(&self, _props: &mut serde_json::Map<String, Value>) {}
 }
 
 pub fn point(p: LatLon) -> Value {
@@ -75,6 +77,7 @@ fn feature<T: Geo>(item: &T) -> Value {
         for k in T::GEOMETRY_KEYS {
             m.remove(*k);
         }
+        item.extra_properties(m);
     }
     json!({"type": "Feature", "id": item.id(), "geometry": item.geometry(), "properties": props})
 }

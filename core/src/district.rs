@@ -2,7 +2,7 @@
 //! people per district), with their boundary for point-in-polygon assignment.
 
 use chrono::{DateTime, Utc};
-use geo::{BoundingRect, Contains, MultiPolygon, Rect};
+use geo::{Area, BoundingRect, Contains, InteriorPoint, MultiPolygon, Rect};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -34,6 +34,23 @@ impl DistrictData {
     pub fn target_aeds(&self) -> Option<i64> {
         let (pop, rate) = (self.population?, self.target_aeds_per_10k?);
         Some((pop as f64 * rate / 10_000.0 - 1e-9).ceil() as i64)
+    }
+
+    /// Where the district's name belongs on a map: a point inside its largest polygon by area.
+    /// The centroid (or the bounding box's centre) of a district with exclaves can land in
+    /// another town — Vaduz's and Schaan's exclaves in Liechtenstein pull theirs into a
+    /// neighbour — and a concave outline's centroid can lie outside it.
+    pub fn label_point(&self) -> Option<LatLon> {
+        let mp = self.multipolygon()?;
+        let largest = mp
+            .0
+            .iter()
+            .max_by(|a, b| a.unsigned_area().total_cmp(&b.unsigned_area()))?;
+        let p = largest.interior_point()?;
+        Some(LatLon {
+            lat: p.y(),
+            lon: p.x(),
+        })
     }
 
     pub fn multipolygon(&self) -> Option<MultiPolygon<f64>> {
@@ -179,6 +196,43 @@ mod tests {
             vec![x0, y0 + size],
             vec![x0, y0],
         ]]))
+    }
+
+    #[test]
+    fn label_point_sits_in_the_largest_part_not_between_exclaves() {
+        // A big square at x 0..10 and a small exclave far east at x 40..41: the centroid and
+        // the bounding box's centre (x ≈ 2.9 and 20.5) are not where the town is drawn.
+        let mp = geojson::Geometry::new(geojson::Value::MultiPolygon(vec![
+            match square(40.0, 0.0, 1.0).value {
+                geojson::Value::Polygon(p) => p,
+                _ => unreachable!(),
+            },
+            match square(0.0, 0.0, 10.0).value {
+                geojson::Value::Polygon(p) => p,
+                _ => unreachable!(),
+            },
+        ]));
+        let d = district("Vaduz", 5_000, Some(mp));
+        let p = d.label_point().unwrap();
+        assert!((0.0..=10.0).contains(&p.lon) && (0.0..=10.0).contains(&p.lat), "{p:?}");
+        // An L-shaped district: the label lies inside the outline, not in the notch.
+        let l = geojson::Geometry::new(geojson::Value::Polygon(vec![vec![
+            vec![0.0, 0.0],
+            vec![10.0, 0.0],
+            vec![10.0, 1.0],
+            vec![1.0, 1.0],
+            vec![1.0, 10.0],
+            vec![0.0, 10.0],
+            vec![0.0, 0.0],
+        ]]));
+        let d = district("L", 1, Some(l));
+        let p = d.label_point().unwrap();
+        let poly = d.multipolygon().unwrap();
+        assert!(
+            poly.contains(&geo::Point::new(p.lon, p.lat)),
+            "{p:?} outside the L"
+        );
+        assert_eq!(district("none", 1, None).label_point(), None);
     }
 
     fn district(name: &str, pop: i64, boundary: Option<geojson::Geometry>) -> DistrictData {

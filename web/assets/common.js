@@ -181,7 +181,9 @@ export async function makeMap(el, { onClick } = {}) {
     for (const f of districts.features) {
       const p = f.properties || {};
       if (f.geometry && p.name) {
-        const c = L.geoJSON(f).getBounds().getCenter();
+        // The server's label point lies inside the largest part (exclaves would pull a
+        // centroid or bounding-box centre into a neighbouring town).
+        const c = Array.isArray(p.label) ? L.latLng(p.label[1], p.label[0]) : L.geoJSON(f).getBounds().getCenter();
         L.marker(c, { interactive: false, keyboard: false,
           icon: L.divIcon({ className: "district-label", html: "", iconSize: null }) })
           .addTo(map).getElement().textContent = p.name;

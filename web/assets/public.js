@@ -14,6 +14,15 @@ const resultLayer = L.layerGroup().addTo(map);
 let last = null;
 let badField = null; // a coordinate the page itself refused, re-said after a language switch
 let stations = [];
+// The coordinate form starts at the imported data's centre (the districts the map was fitted
+// to, else the AEDs), never at a fixed city: a Liechtenstein import must not ask about Quzhou.
+let formTouched = false;
+for (const id of ["#lat", "#lon"]) $(id).addEventListener("input", () => { formTouched = true; });
+function centreForm(c) {
+  if (formTouched || last) return;
+  $("#lat").value = c.lat.toFixed(4); $("#lon").value = c.lng.toFixed(4);
+}
+if (districtCount) centreForm(map.getCenter());
 
 // Context: every AED as a small dot coloured by readiness, stations by kind.
 api("/api/v1/aeds?format=geojson&limit=1000", { auth: false }).then(fc => {
@@ -24,6 +33,11 @@ api("/api/v1/aeds?format=geojson&limit=1000", { auth: false }).then(fc => {
     L.circleMarker([lat, lon], { radius: 3, weight: 0, fillOpacity: .55, fillColor: STATUS_COLOURS[st] || "#888", interactive: false }).addTo(layer);
   }
   layer.addTo(map); layer.bringToBack && layer.eachLayer(l => l.bringToBack());
+  if (!districtCount && fc.features.length) {
+    const b = L.latLngBounds(fc.features.map(f => [f.geometry.coordinates[1], f.geometry.coordinates[0]]));
+    map.fitBounds(b, { padding: [8, 8], animate: false });
+    centreForm(b.getCenter());
+  }
   markOsm(map, fc.features);
   stats(fc.features.length);
 }).catch(() => {});

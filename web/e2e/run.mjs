@@ -150,6 +150,10 @@ try {
         await page.goto(base + "/");
         await page.waitForSelector("body[data-ready]");
         assert.equal(await page.locator("#find-title").textContent(), texts.title, "default language follows the browser");
+        // The coordinate form starts at the data's centre (where the map was fitted), not at a
+        // fixed city.
+        const centre = await page.evaluate(() => { const c = document.querySelector("#map").leafletMap.getCenter(); return [c.lat.toFixed(4), c.lng.toFixed(4)]; });
+        assert.deepEqual([await page.inputValue("#lat"), await page.inputValue("#lon")], centre, "form starts at the map's centre");
         // Tap the map near the demo city's centre: the page looks up that point.
         await clickMap(page, 0.5, 0.5);
         await page.waitForSelector("#best .card");
