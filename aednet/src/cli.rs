@@ -329,7 +329,9 @@ pub fn app(
     gateway: Arc<aednet_device_gateway::Gateway>,
     dispatch: Arc<aednet_dispatch::Engine>,
 ) -> axum::Router {
-    let eligibility = Arc::new(aednet_mobile_api::rescuer::Eligibility::default());
+    let eligibility = Arc::new(aednet_mobile_api::rescuer::Eligibility::new(
+        &state.limits.config,
+    ));
     eligibility.start(&state);
     // Accepted responders' moves become live distance/ETA frames.
     eligibility.observe(dispatch.clone());
@@ -357,7 +359,7 @@ pub fn app(
             .merge(aednet_mobile_api::router(public, eligibility.clone()))
             .merge(aednet_device_gateway::router(gateway))
             .merge(aednet_dispatch::router(dispatch, eligibility))
-            .merge(aednet_api::coverage::router(coverage))
+            .merge(aednet_api::coverage::router(coverage, public))
             .merge(aednet_web::router()),
         state,
     )
@@ -385,6 +387,7 @@ pub async fn serve(config: Config, store: DynStore) -> anyhow::Result<()> {
     }
     state.walk = config.walk;
     state.coverage = config.coverage.clone();
+    state.limits = Arc::new(aednet_api::limits::Limits::new(config.limits));
     if let Some(path) = &config.coverage.population_grid {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading coverage.population_grid {}", path.display()))?;

@@ -35,6 +35,8 @@ pub struct Config {
     /// Several nodes over one PostgreSQL (`[cluster]`, e.g.
     /// `AEDNET_CLUSTER__NATS_URL=nats://127.0.0.1:4222`); unset is one node.
     pub cluster: aednet_cluster::ClusterConfig,
+    /// Open sockets per kind, location reports per rescuer (`[limits]`).
+    pub limits: aednet_api::limits::LimitsConfig,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -58,6 +60,7 @@ impl Default for Config {
             dispatch: aednet_dispatch::Policy::default(),
             coverage: aednet_api::coverage::CoverageConfig::default(),
             cluster: aednet_cluster::ClusterConfig::default(),
+            limits: aednet_api::limits::LimitsConfig::default(),
         }
     }
 }
@@ -80,6 +83,7 @@ impl std::fmt::Debug for Config {
                 &self.cluster.nats_url.as_deref().map(redact_url),
             )
             .field("cluster.prefix", &self.cluster.prefix)
+            .field("limits", &self.limits)
             .finish()
     }
 }

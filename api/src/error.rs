@@ -44,13 +44,17 @@ pub enum ApiError {
     /// not taken it over yet): retry shortly.
     #[error("{0}")]
     Unavailable(String),
+    /// A bounded resource is full (concurrent coverage builds, WebSocket connections of one
+    /// kind): 503 with `Retry-After`, so one kind of work cannot starve the others.
+    #[error("{message}")]
+    Busy { message: String, retry_after_s: u64 },
 }
 
 /// The JSON error body every 4xx/5xx carries.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// Stable machine-readable code: `bad_request`, `invalid`, `unauthorized`, `forbidden`,
-    /// `not_found`, `conflict`, `payload_too_large`, `rate_limited`, `internal`, `unavailable`.
+    /// `not_found`, `conflict`, `payload_too_large`, `rate_limited`, `internal`, `unavailable`, `busy`.
     pub error: &'static str,
     pub message: String,
     /// The request field or parameter at fault, when there is one.
@@ -87,6 +91,7 @@ impl ApiError {
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", None),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
+            ApiError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy", None),
         }
     }
 }
@@ -101,6 +106,14 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict { field, message } => ApiError::Conflict { field, message },
+            // A full disk or a restarting database: 503, retry shortly (the detail is logged).
+            other if other.is_unavailable() => {
+                tracing::warn!(error = %other, "store unavailable");
+                ApiError::Unavailable(
+                    "the database is unavailable for a moment; nothing was changed, retry shortly"
+                        .into(),
+                )
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -134,9 +147,18 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, body) = self.status_and_body();
         let mut resp = (status, axum::Json(body)).into_response();
-        if let ApiError::RateLimited(secs) = self {
+        if let ApiError::RateLimited(secs)
+        | ApiError::Busy {
+            retry_after_s: secs,
+            ..
+        } = self
+        {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        if let ApiError::Unavailable(_) = self {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(

@@ -1,6 +1,7 @@
 //! `POST /api/v1/import/{format}`: the same importers as `aednet import`, over HTTP. The body is
 //! the file itself (PBF, CSV or GeoJSON); options are query parameters. Answers with the import
-//! report. Admin and planner only.
+//! report. Admin and planner only. The import runs on a blocking thread, not the async
+//! workers.
 
 use aednet_core::{Event, Role};
 use aednet_import::{CsvOptions, ImportOptions, ImportReport};
@@ -52,21 +53,33 @@ pub async fn import(
             "the request body must be the file to import",
         ));
     }
+    if !matches!(format.as_str(), "osm" | "csv" | "geojson") {
+        return Err(ApiError::bad_request(
+            "format",
+            "format must be osm, csv or geojson",
+        ));
+    }
     let opts = options(&params)?;
     let name = params.get("name").unwrap_or("upload").to_string();
-    let pb = indicatif::ProgressBar::hidden();
-    let store = state.store.as_ref();
-    let result = match format.as_str() {
-        "osm" => aednet_import::import_osm_bytes(store, &body, &opts, &pb).await,
-        "csv" => aednet_import::import_csv(store, &body, &name, &opts, &pb).await,
-        "geojson" => aednet_import::import_geojson(store, &body, &name, &opts, &pb).await,
-        _ => {
-            return Err(ApiError::bad_request(
-                "format",
-                "format must be osm, csv or geojson",
-            ))
-        }
-    };
+    // Parsing a city's extract is seconds of CPU between the store's awaits: run it on a
+    // blocking thread (driving its store calls there) so the async workers keep answering
+    // callers meanwhile.
+    let store = state.store.clone();
+    let (kind, job_opts) = (format.clone(), opts.clone());
+    let runtime = tokio::runtime::Handle::current();
+    let result = tokio::task::spawn_blocking(move || {
+        let pb = indicatif::ProgressBar::hidden();
+        let store = store.as_ref();
+        runtime.block_on(async {
+            match kind.as_str() {
+                "osm" => aednet_import::import_osm_bytes(store, &body, &job_opts, &pb).await,
+                "csv" => aednet_import::import_csv(store, &body, &name, &job_opts, &pb).await,
+                _ => aednet_import::import_geojson(store, &body, &name, &job_opts, &pb).await,
+            }
+        })
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("import task: {e}")))?;
     let report = result.map_err(import_error)?;
     state.bus.publish(Event::BulkChange {
         source: opts.source.clone().unwrap_or(format),

@@ -25,6 +25,8 @@ pub struct AppState {
     pub tokens: Arc<crate::auth::TokenCache>,
     /// The other nodes of a cluster (`[cluster]`); `None` on a single node.
     pub peers: Option<Arc<dyn aednet_core::Peers>>,
+    /// `[limits]`: open sockets per kind, location reports per rescuer.
+    pub limits: Arc<crate::limits::Limits>,
 }
 
 impl AppState {
@@ -40,6 +42,7 @@ impl AppState {
             openapi: Arc::new(crate::openapi::document(None)),
             tokens: Arc::new(crate::auth::TokenCache::default()),
             peers: None,
+            limits: Arc::new(crate::limits::Limits::default()),
         }
     }
 }

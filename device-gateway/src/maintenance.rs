@@ -180,9 +180,17 @@ pub async fn feed(
     if let Err(e) = caller.require(STAFF) {
         return e.into_response();
     }
+    // `[limits] ws_maintenance`: 503 `busy` beyond it.
+    let slot = match state.limits.ws_maintenance.open() {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
     let rx = state.bus.subscribe();
     ws.max_message_size(4096)
-        .on_upgrade(move |socket| forward(socket, rx))
+        .on_upgrade(move |socket| async move {
+            forward(socket, rx).await;
+            drop(slot);
+        })
 }
 
 async fn forward(mut socket: WebSocket, mut rx: tokio::sync::broadcast::Receiver<Event>) {

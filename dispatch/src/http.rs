@@ -210,19 +210,27 @@ async fn rescuer_socket(
         Ok(id) => id,
         Err(err) => return err.into_response(),
     };
+    // `[limits] ws_rescuer`: 503 `busy` beyond it.
+    let slot = match state.limits.ws_rescuer.open() {
+        Ok(s) => s,
+        Err(err) => return err.into_response(),
+    };
     let rx = e.subscribe(id);
-    ws.max_message_size(4096).on_upgrade(move |socket| {
-        serve(
-            socket,
-            Session {
-                state,
-                engine: e,
-                gate,
-                rescuer_id: id,
-            },
-            rx,
-        )
-    })
+    ws.max_message_size(4096)
+        .on_upgrade(move |socket| async move {
+            serve(
+                socket,
+                Session {
+                    state,
+                    engine: e,
+                    gate,
+                    rescuer_id: id,
+                },
+                rx,
+            )
+            .await;
+            drop(slot);
+        })
 }
 
 struct Session {
@@ -424,6 +432,7 @@ async fn serve(
 
 /// `GET /ws/dispatch` (dispatcher or admin): every incident change as it happens.
 async fn dispatch_socket(
+    State(state): State<AppState>,
     Extension(e): Extension<Arc<Engine>>,
     caller: Caller,
     ws: WebSocketUpgrade,
@@ -431,8 +440,14 @@ async fn dispatch_socket(
     if let Err(err) = caller.require(DISPATCH) {
         return err.into_response();
     }
+    // `[limits] ws_dispatch`: 503 `busy` beyond it.
+    let slot = match state.limits.ws_dispatch.open() {
+        Ok(s) => s,
+        Err(err) => return err.into_response(),
+    };
     let mut rx = e.board();
     ws.max_message_size(4096).on_upgrade(move |mut socket| async move {
+        let _slot = slot;
         loop {
             tokio::select! {
                 m = rx.recv() => match m {

@@ -518,3 +518,89 @@ mod tests {
         assert_eq!(detect_delimiter("single\n"), b',');
     }
 }
+
+/// Fuzzing with proptest (bounded cases): arbitrary bytes and CSV-shaped text never panic the
+/// importer; a file it cannot read is a clear client error, and every row it keeps or rejects
+/// is accounted for.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn check(bytes: &[u8], opts: &CsvOptions) {
+        match parse(bytes, opts) {
+            Ok(p) => {
+                for (_, a) in &p.aeds {
+                    assert!(a.lat.is_finite() && a.lon.is_finite());
+                }
+                for r in &p.rejections {
+                    assert!(!r.reason.is_empty() && r.record.starts_with("row "));
+                }
+            }
+            Err(e) => {
+                assert!(e.is_client_error(), "a bad file is the client's: {e}");
+                assert!(!e.to_string().trim().is_empty());
+            }
+        }
+    }
+
+    const CELLS: [&str; 16] = [
+        "28.97",
+        "118.87",
+        "-0",
+        "91",
+        "1e400",
+        "NaN",
+        "28°58'12\"N",
+        "118,87",
+        "",
+        "\"",
+        "\"a,b\"",
+        "衢州",
+        "24/7",
+        "yes",
+        "\u{feff}",
+        " ",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512), gbk in any::<bool>()) {
+            let opts = CsvOptions {
+                encoding: gbk.then(|| "gbk".to_string()),
+                ..CsvOptions::default()
+            };
+            check(&bytes, &opts);
+        }
+
+        #[test]
+        fn csv_shaped_text(
+            header in prop::sample::select(vec!["lat,lon,name", "纬度;经度;名称", "name\tcoords", "x,y", "lat|lon", ""]),
+            rows in prop::collection::vec(prop::collection::vec(prop::sample::select(CELLS.to_vec()), 0..5), 0..8),
+            sep in prop::sample::select(vec![",", ";", "\t", "|"]),
+        ) {
+            let mut text = format!("{header}\n");
+            for r in rows {
+                text.push_str(&r.join(sep));
+                text.push('\n');
+            }
+            check(text.as_bytes(), &CsvOptions::default());
+            let with_cols = CsvOptions {
+                lat_col: Some("lat".into()),
+                lon_col: Some("lon".into()),
+                delimiter: Some(sep.chars().next().unwrap()),
+                ..CsvOptions::default()
+            };
+            check(text.as_bytes(), &with_cols);
+        }
+
+        #[test]
+        fn coordinates_never_panic(raw in ".{0,24}") {
+            if let Some(v) = parse_coordinate(&raw) {
+                prop_assert!(v.is_finite());
+            }
+        }
+    }
+}

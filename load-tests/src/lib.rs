@@ -6,12 +6,14 @@
 //! [`drive`] runs closed-loop (max throughput) and open-loop (fixed rate, latency from the
 //! intended start time, so queueing is not hidden) load and records HDR histograms;
 //! [`cluster`] runs the nearest and telemetry loads against one or several nodes over
-//! PostgreSQL + NATS JetStream.
+//! PostgreSQL + NATS JetStream; [`isolation`] measures the caller's query beside coverage
+//! clients, an import, location reports and telemetry.
 
 pub mod cluster;
 pub mod devices;
 pub mod dispatch;
 pub mod drive;
+pub mod isolation;
 pub mod locations;
 pub mod targets;
 pub mod workload;

@@ -103,6 +103,30 @@ enum Command {
         #[arg(long, default_value = "target/load-tests")]
         dir: PathBuf,
     },
+    /// Is the caller's nearest query protected? It alone, then beside 20 clients hammering
+    /// `/api/v1/coverage?res=10`, an import running, 1 000 location reports/s and device
+    /// telemetry; the demo city.
+    Isolation {
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        #[arg(long, default_value_t = 200.0)]
+        nearest_rate: f64,
+        #[arg(long, default_value_t = 20)]
+        coverage_clients: usize,
+        #[arg(long, default_value_t = 1000.0)]
+        location_rate: f64,
+        #[arg(long, default_value_t = 2000)]
+        rescuers: usize,
+        #[arg(long, default_value_t = 200)]
+        devices: usize,
+        #[arg(long, default_value_t = 2.0)]
+        device_rate: f64,
+        /// An OSM extract imported again and again; without it a generated CSV.
+        #[arg(long)]
+        pbf: Option<PathBuf>,
+        #[arg(long, default_value = "target/load-tests")]
+        dir: PathBuf,
+    },
     /// (internal) Serve aednet on a database without a public rate limit.
     #[command(hide = true)]
     ServeAednet { database_url: String },
@@ -126,11 +150,20 @@ async fn main() -> anyhow::Result<()> {
                 metrics_listen: Some("127.0.0.1:0".parse()?),
                 ..Default::default()
             };
+            let loaded = aednet::config::Config::load(None, &overrides)?;
             let config = aednet::config::Config {
                 log_level: "warn".into(),
                 public: aednet_mobile_api::PublicLimits {
                     per_minute: 0,
+                    // The isolation scenario's coverage clients are told apart by this header
+                    // (each its own per-client budget), as behind a reverse proxy.
+                    trust_forwarded_for: true,
                     ..Default::default()
+                },
+                // Simulated rescuers report faster than phones do; the limit has its own test.
+                limits: aednet_api::limits::LimitsConfig {
+                    location_per_s: 0,
+                    ..loaded.limits
                 },
                 // Simulated devices send faster than real ones.
                 gateway: aednet_device_gateway::GatewayConfig {
@@ -139,10 +172,37 @@ async fn main() -> anyhow::Result<()> {
                     max_connections: 50_000,
                     ..Default::default()
                 },
-                ..aednet::config::Config::load(None, &overrides)?
+                ..loaded
             };
             let store = aednet::cli::open_store(&config).await?;
             aednet::cli::serve(config, store).await
+        }
+        Command::Isolation {
+            seconds,
+            nearest_rate,
+            coverage_clients,
+            location_rate,
+            rescuers,
+            devices,
+            device_rate,
+            pbf,
+            dir,
+        } => {
+            use aednet_load_tests::isolation;
+            let o = isolation::Options {
+                seconds,
+                nearest_rate,
+                coverage_clients,
+                location_rate,
+                rescuers,
+                devices,
+                device_rate,
+                pbf,
+            };
+            let r = isolation::run(&o, &dir).await?;
+            println!();
+            print!("{}", isolation::table(&o, &r));
+            Ok(())
         }
         Command::Cluster { options: o, dir } => {
             use aednet_load_tests::cluster;

@@ -7,7 +7,6 @@
 //! the rescuer's WebSocket (served by the dispatch crate, which also owns the offers).
 
 pub mod nearest;
-pub mod rate_limit;
 pub mod rescuer;
 
 use aednet_api::AppState;
@@ -17,7 +16,9 @@ use axum::routing::get;
 use axum::Router;
 use utoipa::OpenApi;
 
-pub use rate_limit::{PublicLimits, RateLimiter};
+/// The public per-client limiter lives in `aednet_api` (the coverage routes share it).
+pub use aednet_api::rate_limit;
+pub use aednet_api::rate_limit::{PublicLimits, RateLimiter};
 
 /// The caller routes, rate limited per client, and the rescuer's own routes.
 pub fn router(limits: &PublicLimits, eligibility: Arc<rescuer::Eligibility>) -> Router<AppState> {

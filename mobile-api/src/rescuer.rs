@@ -26,6 +26,10 @@ use tokio::sync::broadcast::error::RecvError;
 #[derive(Default)]
 pub struct Eligibility {
     map: RwLock<HashMap<i64, Option<Rule>>>,
+    /// Location reports per rescuer (`[limits] location_per_s`, `location_burst`); `None` is
+    /// no limit. One phone stuck in a loop must not crowd out everyone else's positions.
+    limiter: Option<governor::DefaultKeyedRateLimiter<i64>>,
+    checks: std::sync::atomic::AtomicU64,
     /// Told of every accepted position (the dispatch engine: live distance and ETA of
     /// responders on their way). Called inline on the hot path, so it must not block.
     observer: RwLock<Option<Arc<dyn LocationObserver>>>,
@@ -65,6 +69,43 @@ impl Rule {
 }
 
 impl Eligibility {
+    /// With the per-rescuer location limit of `[limits]`.
+    pub fn new(limits: &aednet_api::limits::LimitsConfig) -> Self {
+        let limiter = std::num::NonZeroU32::new(limits.location_per_s).map(|rate| {
+            let burst = std::num::NonZeroU32::new(limits.location_burst).unwrap_or(rate);
+            governor::RateLimiter::keyed(governor::Quota::per_second(rate).allow_burst(burst))
+        });
+        Self {
+            limiter,
+            ..Self::default()
+        }
+    }
+
+    /// 429 with the seconds to wait when rescuer `id` reports faster than allowed.
+    fn check_rate(&self, id: i64) -> ApiResult<()> {
+        use governor::clock::{Clock, DefaultClock};
+        let Some(l) = &self.limiter else {
+            return Ok(());
+        };
+        // Forget idle rescuers now and then so the key map stays small.
+        if self
+            .checks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % 65_536
+            == 65_535
+        {
+            l.retain_recent();
+        }
+        l.check_key(&id).map_err(|not_until| {
+            ApiError::RateLimited(
+                not_until
+                    .wait_time_from(DefaultClock::default().now())
+                    .as_secs_f64()
+                    .ceil() as u64,
+            )
+        })
+    }
+
     /// Follows the bus: any change to a rescuer drops its cached rule. On a cluster also takes
     /// the positions other nodes accepted (they checked the rules), as if reported here.
     pub fn start(self: &Arc<Self>, state: &AppState) {
@@ -113,15 +154,16 @@ impl Eligibility {
         *self.observer.write() = Some(observer);
     }
 
-    /// A position from the rescuer's phone (HTTP or WebSocket): validated, kept in memory only
-    /// with consent while on duty with a valid certificate (409 naming the field otherwise),
-    /// and handed to the observer.
+    /// A position from the rescuer's phone (HTTP or WebSocket): rate limited per rescuer (429),
+    /// validated, kept in memory only with consent while on duty with a valid certificate
+    /// (409 naming the field otherwise), and handed to the observer.
     pub async fn accept_location(
         &self,
         state: &AppState,
         id: i64,
         input: &LocationInput,
     ) -> ApiResult<LatLon> {
+        self.check_rate(id)?;
         let pos = LatLon::new(input.lat, input.lon)?;
         if input
             .accuracy_m
@@ -262,7 +304,8 @@ pub struct LocationInput {
 #[utoipa::path(post, path = "/api/v1/me/location", tag = "rescuers",
     request_body(content = serde_json::Value, description = r#"{"lat": 28.97, "lon": 118.87, "accuracy_m": 8}"#),
     security(("bearer" = [])),
-    responses((status = 204, description = "Kept in memory"), (status = 409, body = aednet_api::error::ErrorBody), (status = 422, body = aednet_api::error::ErrorBody)))]
+    responses((status = 204, description = "Kept in memory"), (status = 409, body = aednet_api::error::ErrorBody), (status = 422, body = aednet_api::error::ErrorBody),
+        (status = 429, body = aednet_api::error::ErrorBody, description = "more reports than `[limits] location_per_s` allows; Retry-After")))]
 /// `POST /api/v1/me/location` `{"lat", "lon", "accuracy_m"}` → 204. 409 unless on duty with
 /// consent and a valid certificate.
 pub async fn report_location(

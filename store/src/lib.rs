@@ -75,6 +75,34 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+impl StoreError {
+    /// The database cannot take the request right now but may shortly: disk full or a write
+    /// refused by the file system (SQLite `SQLITE_FULL`, `SQLITE_IOERR_*`), busy or locked, a
+    /// pool time-out, a dropped or refused connection (PostgreSQL restarting), PostgreSQL's
+    /// `53xxx` (insufficient resources) and `57P0x` (shutting down). Nothing was written: the
+    /// API answers 503 and a device is told to resend.
+    pub fn is_unavailable(&self) -> bool {
+        let StoreError::Database(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(d) => {
+                let code = d.code().unwrap_or_default();
+                // SQLite: primary code in the low byte (5 busy, 6 locked, 10 I/O, 13 full).
+                let sqlite = code
+                    .parse::<u32>()
+                    .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 13));
+                sqlite || code.starts_with("53") || code.starts_with("57P")
+            }
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Backend {

@@ -101,6 +101,19 @@ impl TestServer {
         policy: aednet_dispatch::Policy,
         reuse: Option<(String, Option<String>)>,
     ) -> TestServer {
+        Self::start_tuned(db, limits, gateway, policy, reuse, |_| {}).await
+    }
+
+    /// [`Self::start_all`], then `tune` may change the state (`coverage`, `limits`) before the
+    /// routers are built.
+    pub async fn start_tuned(
+        db: Db,
+        limits: aednet_mobile_api::PublicLimits,
+        gateway: aednet_device_gateway::GatewayConfig,
+        policy: aednet_dispatch::Policy,
+        reuse: Option<(String, Option<String>)>,
+        tune: impl FnOnce(&mut AppState),
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let (url, pg_db) = match reuse {
             Some(r) => r,
@@ -129,11 +142,21 @@ impl TestServer {
             store.create_token(&new).await.unwrap();
             tokens.insert(role, secret);
         }
-        let state = AppState::new(
+        let mut state = AppState::new(
             store.clone(),
             Arc::new(LocalBus::default()),
             Arc::new(SystemClock),
         );
+        // Tests make many requests from one address and rescuer: the coverage routes' and the
+        // location reports' limits have their own tests (`start_tuned`).
+        state.coverage.per_minute = 0;
+        state.limits = Arc::new(aednet_api::limits::Limits::new(
+            aednet_api::limits::LimitsConfig {
+                location_per_s: 0,
+                ..Default::default()
+            },
+        ));
+        tune(&mut state);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mlistener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

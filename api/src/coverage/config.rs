@@ -29,6 +29,24 @@ pub struct CoverageConfig {
     /// Most units one plan request may add, and most candidate sites it may send.
     pub max_plan_add: usize,
     pub max_candidates: usize,
+    /// Public map requests (`/coverage`, `/coverage/weekly`, `/districts/summary`,
+    /// `/ws/coverage`) per client per minute, and the burst before that rate applies; a
+    /// budget of its own, so a planner's map does not use up a caller's nearest queries.
+    /// 0 turns it off.
+    pub per_minute: u32,
+    pub burst: u32,
+    /// Answers computed at once (a map for other parameters takes tens of milliseconds and
+    /// tens of megabytes); beyond this, 503 `busy` with `Retry-After`.
+    pub max_concurrent: usize,
+    /// Answers kept, keyed by their parameters and the live map's version (any change to the
+    /// live map is a new version), at most this many and this many bytes, each for at most
+    /// `cache_ttl_s`.
+    pub cache_entries: usize,
+    pub cache_bytes: usize,
+    pub cache_ttl_s: u64,
+    /// Most hexagons in one `/api/v1/coverage` answer; beyond it, 422 naming `bbox` (ask for a
+    /// district or a box).
+    pub max_cells: usize,
 }
 
 impl Default for CoverageConfig {
@@ -46,6 +64,13 @@ impl Default for CoverageConfig {
             population_grid: None,
             max_plan_add: 200,
             max_candidates: 20_000,
+            per_minute: 60,
+            burst: 20,
+            max_concurrent: 2,
+            cache_entries: 32,
+            cache_bytes: 128 * 1024 * 1024,
+            cache_ttl_s: 60,
+            max_cells: 150_000,
         }
     }
 }
@@ -66,6 +91,9 @@ impl CoverageConfig {
 
     /// Names the bad key.
     pub fn validate(&self) -> Result<(), String> {
+        if self.max_concurrent == 0 {
+            return Err("coverage.max_concurrent must be at least 1".into());
+        }
         if !(7..=11).contains(&self.res) {
             return Err("coverage.res must be between 7 and 11 (9 is the default)".into());
         }

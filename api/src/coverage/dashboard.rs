@@ -8,13 +8,13 @@ use aednet_coverage::CoverageMap;
 use aednet_store::{ListQuery, Store};
 use axum::extract::Extension;
 use axum::http::{header, HeaderMap};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::response::Response;
 use chrono::Timelike;
 use chrono_tz::Tz;
 use serde::Serialize;
 use serde_json::json;
 
+use super::cache::Answer;
 use super::live::{Coverage, MapHandle};
 use super::network::load_districts;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -264,19 +264,20 @@ pub async fn districts_summary(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|a| a.contains("text/csv")),
     };
-    let rows = district_rows(&cov).await?;
-    if csv {
-        return Ok((
-            [
-                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-                (
-                    header::CONTENT_DISPOSITION,
-                    "attachment; filename=\"districts-summary.csv\"",
-                ),
-            ],
-            rows_csv(&rows),
-        )
-            .into_response());
-    }
-    Ok(Json(json!({"items": rows, "timezone": cov.tz().name()})).into_response())
+    let key = format!("summary csv={csv}");
+    let (answer, hit) = cov
+        .answer(key, async {
+            let rows = district_rows(&cov).await?;
+            Ok(if csv {
+                Answer {
+                    content_type: "text/csv; charset=utf-8",
+                    disposition: Some("attachment; filename=\"districts-summary.csv\""),
+                    body: rows_csv(&rows).into(),
+                }
+            } else {
+                Answer::json(json!({"items": rows, "timezone": cov.tz().name()}).to_string())
+            })
+        })
+        .await?;
+    Ok(answer.into_response(hit))
 }

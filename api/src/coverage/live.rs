@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
 
+use super::cache::{Answer, AnswerCache, Answers};
 use super::config::{read_population_csv, CoverageConfig};
 use super::network::{build_grid, load_network, zone_of};
 use super::queries::MapRequest;
@@ -46,6 +47,12 @@ pub struct Coverage {
     /// `aednet_coverage_population_share`: the live map's covered share (population-weighted,
     /// or of cells without population), for the coverage-drop alert.
     share_gauge: prometheus::Gauge,
+    /// Finished public answers by parameters and [`Self::answers_version`], and the slots
+    /// for computing them (`[coverage] max_concurrent`).
+    answers: Answers,
+    /// Moves on every change to the live map and every store event: a cached answer of an
+    /// older version is never served.
+    answers_version: std::sync::atomic::AtomicU64,
 }
 
 impl Coverage {
@@ -76,8 +83,30 @@ impl Coverage {
             .metrics
             .registry
             .register(Box::new(share_gauge.clone()));
+        let answer_counter = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "aednet_coverage_answers_total",
+                "Public coverage answers: from the cache (hit), computed, or refused busy",
+            ),
+            &["result"],
+        )
+        .expect("static metric");
+        let _ = state
+            .metrics
+            .registry
+            .register(Box::new(answer_counter.clone()));
         Ok(Arc::new(Self {
             share_gauge,
+            answers: Answers::new(
+                AnswerCache::new(
+                    config.cache_entries,
+                    config.cache_bytes,
+                    std::time::Duration::from_secs(config.cache_ttl_s),
+                ),
+                config.max_concurrent,
+                answer_counter,
+            ),
+            answers_version: std::sync::atomic::AtomicU64::new(0),
             state: state.clone(),
             params: config.params(state.walk),
             config,
@@ -125,7 +154,11 @@ impl Coverage {
                 };
                 let result = tokio::select! {
                     ev = rx.recv() => match ev {
-                        Ok(event) => me.apply(&event).await,
+                        Ok(event) => {
+                            // Registry counts in the district summary move with any event.
+                            me.bump_answers();
+                            me.apply(&event).await
+                        }
                         Err(RecvError::Lagged(n)) => {
                             tracing::warn!(missed = n, "coverage fell behind the event bus; reloading");
                             me.reload().await
@@ -179,6 +212,7 @@ impl Coverage {
         self.share_gauge
             .set(summary["share"].as_f64().unwrap_or(0.0));
         *self.live.write() = Some(live);
+        self.bump_answers();
         self.version
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.grids.lock().clear();
@@ -256,9 +290,31 @@ impl Coverage {
                 cells_frame(&live.map, &cells, self.config.res, &self.share_gauge)
             }
         };
+        // Even without changed cells the map's time moved: answers "now" are new.
+        self.bump_answers();
         if let Some(frame) = frame {
             let _ = self.frames.send(frame.into());
         }
+    }
+
+    fn bump_answers(&self) {
+        self.answers_version
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// The answer for `key` from the cache, or computed by `compute` while holding one of the
+    /// `max_concurrent` slots (503 `busy` with `Retry-After` when all are taken) and kept for
+    /// the next asker. `true` with a cached answer.
+    pub(super) async fn answer(
+        &self,
+        key: String,
+        compute: impl std::future::Future<Output = ApiResult<Answer>>,
+    ) -> ApiResult<(Answer, bool)> {
+        self.wait_ready().await;
+        let version = self
+            .answers_version
+            .load(std::sync::atomic::Ordering::Acquire);
+        self.answers.get_or_compute(key, version, compute).await
     }
 
     /// A map for another time, resolution or parameter set, built beside the live one (or the
@@ -277,21 +333,7 @@ impl Coverage {
             let entries: Vec<_> = live.map.entries().cloned().collect();
             (entries, live.districts.clone())
         };
-        let version = self.version.load(std::sync::atomic::Ordering::Relaxed);
-        let cached = self.grids.lock().get(&(want.res, version)).cloned();
-        let grid = match cached {
-            Some(g) => g,
-            None => {
-                let (res, points) = (want.res, self.population.clone());
-                let g = tokio::task::spawn_blocking(move || build_grid(&districts, res, &points))
-                    .await
-                    .map_err(|e| ApiError::Internal(e.to_string()))?
-                    .map_err(|m| ApiError::invalid("res", m))?;
-                let g = Arc::new(g);
-                self.grids.lock().insert((want.res, version), g.clone());
-                g
-            }
-        };
+        let grid = self.grid_for(want.res, districts).await?;
         let (params, at) = (
             want.params,
             want.at.unwrap_or_else(|| self.state.clock.now()),
@@ -301,6 +343,38 @@ impl Coverage {
                 .await
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
         Ok(MapHandle::Own(Box::new(map)))
+    }
+
+    /// The grid at `res` over the live map's districts: the live map's own, or one built
+    /// beside it and kept until the districts change.
+    pub(super) async fn grid_for(&self, res: u8, districts: Vec<District>) -> ApiResult<Arc<Grid>> {
+        if res == self.config.res {
+            if let Some(l) = self.live.read().as_ref() {
+                return Ok(l.map.grid().clone());
+            }
+        }
+        let version = self.version.load(std::sync::atomic::Ordering::Relaxed);
+        let cached = self.grids.lock().get(&(res, version)).cloned();
+        if let Some(g) = cached {
+            return Ok(g);
+        }
+        let points = self.population.clone();
+        let g = tokio::task::spawn_blocking(move || build_grid(&districts, res, &points))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(|m| ApiError::invalid("res", m))?;
+        let g = Arc::new(g);
+        self.grids.lock().insert((res, version), g.clone());
+        Ok(g)
+    }
+
+    /// The live map's districts.
+    pub(super) fn districts(&self) -> Vec<District> {
+        self.live
+            .read()
+            .as_ref()
+            .map(|l| l.districts.clone())
+            .unwrap_or_default()
     }
 
     pub(super) fn tz(&self) -> Tz {

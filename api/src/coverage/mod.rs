@@ -12,10 +12,17 @@
 //! `GET /ws/coverage`. Requests for another time, resolution, mode or budget are computed on
 //! a copy built beside the live map.
 //!
-//! Files: `config` (`[coverage]`, population grid), `network` (loading districts and AEDs,
+//! The public routes are guarded: a per-client rate limit of their own (`[coverage]
+//! per_minute`, `burst`), at most `max_concurrent` answers computed at once (503 `busy`
+//! otherwise), finished answers cached by parameters and map version (`cache`), at most
+//! `max_cells` hexagons per map answer, and a cap on open `/ws/coverage` sockets
+//! (`[limits] ws_coverage`).
+//!
+//! Files: `config` (`[coverage]`, population grid), `cache` (finished answers), `network` (loading districts and AEDs,
 //! the grid), `live` (the [`Coverage`] service), `queries` (map and weekly routes),
 //! `dashboard` (district summary), `planning` (placement), `ws` (`/ws/coverage`).
 
+mod cache;
 mod config;
 mod dashboard;
 mod live;
@@ -42,15 +49,27 @@ pub use planning::{
 pub use queries::{coverage_geojson, weekly};
 pub use ws::ws_coverage;
 
+use crate::rate_limit::{PublicLimits, RateLimiter};
 use crate::state::AppState;
 
-pub fn router(cov: Arc<Coverage>) -> Router<AppState> {
-    Router::new()
+/// The coverage routes. The public ones are rate limited per client with the `[public]`
+/// client rules (forwarded-for) but a budget of their own (`[coverage] per_minute`, `burst`).
+pub fn router(cov: Arc<Coverage>, public: &PublicLimits) -> Router<AppState> {
+    let limiter = Arc::new(RateLimiter::new(&PublicLimits {
+        per_minute: cov.config.per_minute,
+        burst: cov.config.burst,
+        ..*public
+    }));
+    let open = Router::new()
         .route("/api/v1/coverage", get(coverage_geojson))
         .route("/api/v1/coverage/weekly", get(weekly))
         .route("/api/v1/districts/summary", get(districts_summary))
-        .route("/api/v1/plan", post(plan_handler))
         .route("/ws/coverage", get(ws_coverage))
+        .route_layer(axum::middleware::from_fn_with_state(
+            limiter,
+            crate::rate_limit::enforce,
+        ));
+    open.route("/api/v1/plan", post(plan_handler))
         .layer(Extension(cov))
 }
 

@@ -6,12 +6,11 @@ use std::sync::Arc;
 use aednet_coverage::{Mode, Params};
 use aednet_geoindex::{HoursPolicy, ReadinessFilter};
 use axum::extract::Extension;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
+use super::cache::Answer;
 use super::live::{summary_json, Coverage};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::Params as QueryParams;
@@ -95,7 +94,8 @@ fn map_request(cov: &Coverage, q: &QueryParams) -> ApiResult<(MapRequest, Option
         ("hours" = Option<String>, Query, description = "open_or_unknown (default), open, any"),
         ("bbox" = Option<String>, Query, description = "min_lon,min_lat,max_lon,max_lat: only cells whose centre is inside (the summary stays the district's or the whole map's)")),
     responses((status = 200, description = "GeoJSON FeatureCollection of hexagons with properties cell, time_s, covered, population, aed_id; top-level summary"),
-        (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 400, body = ErrorBody), (status = 422, body = ErrorBody, description = "an invalid parameter, or more than `[coverage] max_cells` hexagons (field `bbox`)"),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody, description = "busy: too many answers being computed; retry after Retry-After")))]
 #[tracing::instrument(skip_all)]
 pub async fn coverage_geojson(
     Extension(cov): Extension<Arc<Coverage>>,
@@ -106,46 +106,83 @@ pub async fn coverage_geojson(
         .get("bbox")
         .map(|b| aednet_core::geo_util::BBox::parse("bbox", b))
         .transpose()?;
-    let res = req.res;
-    let handle = cov.map_for(&req).await?;
-    let body = handle
-        .with(move |map| {
-            let mut features = Vec::new();
-            for (i, c) in map.grid().cells.iter().enumerate() {
-                if district.is_some_and(|d| c.district != Some(d))
-                    || bbox.is_some_and(|b| !b.contains(&c.center))
-                {
-                    continue;
-                }
-                let v = map.view(i as u32);
-                let mut ring: Vec<[f64; 2]> = c
-                    .cell
-                    .boundary()
-                    .iter()
-                    .map(|ll| [round6(ll.lng()), round6(ll.lat())])
-                    .collect();
-                if let Some(first) = ring.first().copied() {
-                    ring.push(first);
-                }
-                features.push(json!({
-                    "type": "Feature",
-                    "geometry": {"type": "Polygon", "coordinates": [ring]},
-                    "properties": {
-                        "cell": v.cell, "time_s": v.time_s, "covered": v.covered,
-                        "population": (v.population * 10.0).round() / 10.0,
-                        "aed_id": v.aed_id, "district_id": c.district,
-                    }
-                }));
+    let key = format!("map {req:?} {district:?} {bbox:?}");
+    let (answer, hit) = cov
+        .answer(key, async {
+            // Too many hexagons is refused before any map is built.
+            let grid = cov.grid_for(req.res, cov.districts()).await?;
+            let cells = grid
+                .cells
+                .iter()
+                .filter(|c| {
+                    district.is_none_or(|d| c.district == Some(d))
+                        && bbox.is_none_or(|b| b.contains(&c.center))
+                })
+                .count();
+            if cells > cov.config.max_cells {
+                return Err(ApiError::invalid(
+                    "bbox",
+                    format!(
+                        "{cells} cells at res {} exceed the limit of {} per answer; \
+                         ask for a district_id or a bbox",
+                        req.res, cov.config.max_cells
+                    ),
+                ));
             }
-            json!({
-                "type": "FeatureCollection",
-                "features": features,
-                "summary": summary_json(map, district, res),
+            let res = req.res;
+            let handle = cov.map_for(&req).await?;
+            let body = handle
+                .with(move |map| geojson(map, district, bbox, res))
+                .await?;
+            Ok(Answer {
+                content_type: "application/geo+json",
+                disposition: None,
+                body: body.into(),
             })
-            .to_string()
         })
         .await?;
-    Ok(([(header::CONTENT_TYPE, "application/geo+json")], body).into_response())
+    Ok(answer.into_response(hit))
+}
+
+fn geojson(
+    map: &aednet_coverage::CoverageMap,
+    district: Option<i64>,
+    bbox: Option<aednet_core::geo_util::BBox>,
+    res: u8,
+) -> String {
+    let mut features = Vec::new();
+    for (i, c) in map.grid().cells.iter().enumerate() {
+        if district.is_some_and(|d| c.district != Some(d))
+            || bbox.is_some_and(|b| !b.contains(&c.center))
+        {
+            continue;
+        }
+        let v = map.view(i as u32);
+        let mut ring: Vec<[f64; 2]> = c
+            .cell
+            .boundary()
+            .iter()
+            .map(|ll| [round6(ll.lng()), round6(ll.lat())])
+            .collect();
+        if let Some(first) = ring.first().copied() {
+            ring.push(first);
+        }
+        features.push(json!({
+            "type": "Feature",
+            "geometry": {"type": "Polygon", "coordinates": [ring]},
+            "properties": {
+                "cell": v.cell, "time_s": v.time_s, "covered": v.covered,
+                "population": (v.population * 10.0).round() / 10.0,
+                "aed_id": v.aed_id, "district_id": c.district,
+            }
+        }));
+    }
+    json!({
+        "type": "FeatureCollection",
+        "features": features,
+        "summary": summary_json(map, district, res),
+    })
+    .to_string()
 }
 
 fn round6(v: f64) -> f64 {
@@ -163,25 +200,31 @@ pub async fn weekly(
     q: QueryParams,
 ) -> ApiResult<Response> {
     let (req, district) = map_request(&cov, &q)?;
-    let tz = cov.tz();
-    let handle = cov.map_for(&req).await?;
-    let hours = handle
-        .with(move |map| {
-            map.weekly(tz, 1, |c| {
-                district.is_none_or(|d| c.district == Some(d)).then_some(0)
-            })
-            .remove(0)
+    let key = format!("weekly {req:?} {district:?}");
+    let (answer, hit) = cov
+        .answer(key, async {
+            let tz = cov.tz();
+            let handle = cov.map_for(&req).await?;
+            let hours = handle
+                .with(move |map| {
+                    map.weekly(tz, 1, |c| {
+                        district.is_none_or(|d| c.district == Some(d)).then_some(0)
+                    })
+                    .remove(0)
+                })
+                .await?;
+            let hours: Vec<Value> = hours
+                .iter()
+                .map(|h| {
+                    json!({"hour": h.hour, "at": h.at, "share": h.share, "share_all_24_7": h.share_all_24_7,
+                        "covered_population": h.covered_population.round()})
+                })
+                .collect();
+            Ok(Answer::json(
+                json!({"timezone": tz.name(), "district_id": district, "hours": hours})
+                    .to_string(),
+            ))
         })
         .await?;
-    let hours: Vec<Value> = hours
-        .iter()
-        .map(|h| {
-            json!({"hour": h.hour, "at": h.at, "share": h.share, "share_all_24_7": h.share_all_24_7,
-                "covered_population": h.covered_population.round()})
-        })
-        .collect();
-    Ok(
-        Json(json!({"timezone": tz.name(), "district_id": district, "hours": hours}))
-            .into_response(),
-    )
+    Ok(answer.into_response(hit))
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Extension, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
@@ -16,15 +16,24 @@ use crate::state::AppState;
 /// the cells that changed, as they change; `{"type":"reload"}` when the whole map was rebuilt
 /// (refetch); `{"type":"resync"}` when this socket fell behind (refetch). The first frame is a
 /// `cells` frame with no cells and the current summary.
+/// At most `[limits] ws_coverage` sockets are open at once; beyond that the upgrade is
+/// refused with 503 `busy` and `Retry-After`.
 pub async fn ws_coverage(
-    State(_state): State<AppState>,
+    State(state): State<AppState>,
     Extension(cov): Extension<Arc<Coverage>>,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let slot = match state.limits.ws_coverage.open() {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
     // Subscribed before the upgrade completes: nothing after the handshake is missed.
     let rx = cov.frames.subscribe();
     ws.max_message_size(4096)
-        .on_upgrade(move |socket| forward(socket, rx, cov))
+        .on_upgrade(move |socket| async move {
+            forward(socket, rx, cov).await;
+            drop(slot);
+        })
 }
 
 async fn forward(mut socket: WebSocket, mut rx: broadcast::Receiver<Arc<str>>, cov: Arc<Coverage>) {

@@ -1,4 +1,5 @@
-//! Per-client rate limit for the public endpoints (a GCRA per client IP, from `governor`).
+//! Per-client rate limit for the public endpoints (a GCRA per client IP, from `governor`): the
+//! caller's queries (mobile-api) and, with their own budget, the coverage routes.
 //!
 //! The client is the TCP peer; behind a reverse proxy set `trust_forwarded_for`, and the last
 //! address in `X-Forwarded-For` (the one the proxy saw) is used instead.
@@ -8,7 +9,7 @@ use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use aednet_api::ApiError;
+use crate::ApiError;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
