@@ -451,6 +451,9 @@ pub async fn serve(config: Config, store: DynStore) -> anyhow::Result<()> {
         let _ = tx.send(true);
     };
     let (res, ()) = tokio::join!(api, signal);
+    // Device sockets close (1001) and the coalesced last-seen state is written: a graceful
+    // stop loses nothing a device was told.
+    gateway.shutdown().await;
     if let Some(c) = &cluster {
         // Events of the last requests still queued for the stream go out before exiting.
         if !c.bus.flush(std::time::Duration::from_secs(5)).await {

@@ -121,7 +121,9 @@ pub async fn create_aed(
         .into_response())
 }
 
-/// Replaces an AED. Readiness is kept unless `readiness_status` is given.
+/// Replaces an AED. Readiness is kept unless `readiness_status` is given: the record's fields
+/// are written without it (telemetry that arrives meanwhile is never overwritten by a copy), and
+/// a given readiness is written by the readiness writer like `PUT …/readiness`.
 #[utoipa::path(put, path = "/api/v1/aeds/{id}", tag = "aeds", request_body = AedInput,
     params(("id" = i64, Path)), security(("bearer" = [])),
     responses((status = 200, body = Aed), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -133,18 +135,27 @@ pub async fn replace_aed(
     JsonBody(input): JsonBody<AedInput>,
 ) -> ApiResult<Response> {
     caller.require(WRITERS)?;
-    let keep_readiness = input.readiness_status.is_none();
-    let mut data = input.validate(state.clock.now())?;
-    let existing = state.store.get_aed(id).await?.ok_or(ApiError::NotFound)?;
-    if keep_readiness {
-        data.readiness = existing.data.readiness;
-    }
-    let aed = state
+    let set_readiness = input.readiness_status.is_some();
+    let data = input.validate(state.clock.now())?;
+    let mut aed = state
         .store
         .replace_aed(id, &data)
         .await?
         .ok_or(ApiError::NotFound)?;
+    if set_readiness {
+        aed = state
+            .store
+            .set_aed_readiness(id, &data.readiness, "api")
+            .await?
+            .ok_or(ApiError::NotFound)?;
+    }
     state.bus.publish(Event::AedUpserted { id });
+    if set_readiness {
+        state.bus.publish(Event::AedReadinessChanged {
+            id,
+            status: aed.data.readiness.status,
+        });
+    }
     Ok(axum::Json(visible(aed, &caller)).into_response())
 }
 
@@ -172,7 +183,9 @@ pub struct ReadinessInput {
     pub reason: Option<String>,
 }
 
-/// Sets readiness by hand (a guardian check, a repair). Telemetry sets it automatically.
+/// Sets readiness by hand (a guardian check, a repair). Telemetry sets it automatically. The
+/// write bumps the AED's readiness revision: the device gateway (on every node) compares the
+/// device's next message with this, not with its own earlier copy.
 #[utoipa::path(put, path = "/api/v1/aeds/{id}/readiness", tag = "aeds", request_body = ReadinessInput,
     params(("id" = i64, Path)), security(("bearer" = [])),
     responses((status = 200, body = Aed), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]

@@ -1,6 +1,7 @@
-//! The device telemetry protocol (version 1) and readiness derivation.
+//! The device telemetry protocol (versions 1 and 2) and readiness derivation.
 //!
-//! Devices send JSON text frames, each `{"v": 1, "seq": n, "ts": RFC 3339, "type": …, …}`;
+//! Devices send JSON text frames, each `{"v": 2, "boot": id, "seq": n, "ts": RFC 3339, "type":
+//! …, …}` (version 1: no `boot`);
 //! `docs/device-protocol.md` documents the schema, acks and close codes. [`Health`] folds a
 //! device's messages into the facts that decide readiness; [`Health::derive`] turns them into a
 //! status with a human-readable reason, most severe first.
@@ -12,14 +13,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::aed::{Readiness, ReadinessStatus};
 
-pub const PROTOCOL_VERSION: u8 = 1;
+/// The newest protocol version.
+pub const PROTOCOL_VERSION: u8 = 2;
+/// Every version the server accepts.
+pub const PROTOCOL_VERSIONS: [u8; 2] = [1, 2];
+/// Longest accepted `boot` id, in bytes.
+pub const MAX_BOOT_LEN: usize = 64;
 
 /// One device message. Parsed in one pass without an intermediate JSON tree ([`parse`]): the
 /// envelope and the fields of its type; a field that does not belong to the type is rejected.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeviceMessage {
     pub v: u8,
-    /// Per-device, increasing; the ack names it.
+    /// Version 2: the device's boot (session) id, new at every start of its controller; the
+    /// sequence numbers of a boot are a window of their own. Version 1 has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boot: Option<String>,
+    /// Per-device (per boot), increasing; the ack names it.
     pub seq: u64,
     /// Device clock time of the observation.
     pub ts: DateTime<Utc>,
@@ -64,6 +74,8 @@ impl std::error::Error for ParseError {}
 #[serde(deny_unknown_fields)]
 struct Raw<'a> {
     v: u8,
+    #[serde(borrow)]
+    boot: Option<Cow<'a, str>>,
     seq: u64,
     #[serde(borrow)]
     ts: Cow<'a, str>,
@@ -111,6 +123,23 @@ impl Raw<'_> {
             .ts
             .parse::<DateTime<Utc>>()
             .map_err(|e| bad(format!("ts: {e} (RFC 3339 expected)")))?;
+        let boot = match (self.v, self.boot.as_deref()) {
+            (1, Some(_)) => {
+                return Err(bad(
+                    "unknown field `boot` for protocol version 1 (use v 2)".into()
+                ))
+            }
+            (2, None) => return Err(bad("missing field `boot` (protocol version 2)".into())),
+            (_, Some(b)) => {
+                if b.is_empty() || b.len() > MAX_BOOT_LEN || b.chars().any(char::is_control) {
+                    return Err(bad(format!(
+                        "boot: 1 to {MAX_BOOT_LEN} bytes of printable text expected"
+                    )));
+                }
+                Some(b.to_string())
+            }
+            (_, None) => None,
+        };
         let allowed: &[&str] = match self.kind.as_ref() {
             "heartbeat" => &["battery_pct", "temperature_c", "signal_dbm"],
             "self_test" => &["ok", "fault_codes"],
@@ -183,6 +212,7 @@ impl Raw<'_> {
         };
         Ok(DeviceMessage {
             v: self.v,
+            boot,
             seq: self.seq,
             ts,
             body,
@@ -191,6 +221,16 @@ impl Raw<'_> {
 }
 
 impl DeviceMessage {
+    /// Whether the server speaks this message's protocol version.
+    pub fn version_supported(&self) -> bool {
+        PROTOCOL_VERSIONS.contains(&self.v)
+    }
+
+    /// The boot the sequence number belongs to: empty for version 1 (one endless boot).
+    pub fn boot_id(&self) -> &str {
+        self.boot.as_deref().unwrap_or("")
+    }
+
     /// Parses one frame (JSON text as bytes).
     pub fn parse(frame: &[u8]) -> Result<DeviceMessage, ParseError> {
         match serde_json::from_slice::<Raw<'_>>(frame) {
@@ -549,6 +589,53 @@ mod tests {
         // What the durable log stores reads back as the same message.
         let text = serde_json::to_string(&b).unwrap();
         assert_eq!(p(&text).unwrap(), b);
+    }
+
+    #[test]
+    fn version_2_carries_a_boot_and_version_1_has_none() {
+        let p = |s: &str| DeviceMessage::parse(s.as_bytes());
+        let m =
+            p(r#"{"v":2,"boot":"b-7f3a","seq":1,"ts":"2026-11-24T08:00:00Z","type":"heartbeat"}"#)
+                .unwrap();
+        assert_eq!(
+            (m.boot_id(), m.seq, m.version_supported()),
+            ("b-7f3a", 1, true)
+        );
+        // The stored form reads back the same, boot included.
+        assert_eq!(p(&serde_json::to_string(&m).unwrap()).unwrap(), m);
+        let v1 = p(r#"{"v":1,"seq":1,"ts":"2026-11-24T08:00:00Z","type":"heartbeat"}"#).unwrap();
+        assert_eq!((v1.boot.as_deref(), v1.boot_id()), (None, ""));
+        assert!(!serde_json::to_string(&v1).unwrap().contains("boot"));
+        for (bad, why) in [
+            (
+                r#"{"v":2,"seq":1,"ts":"2026-11-24T08:00:00Z","type":"heartbeat"}"#,
+                "missing field `boot`",
+            ),
+            (
+                r#"{"v":1,"boot":"x","seq":1,"ts":"2026-11-24T08:00:00Z","type":"heartbeat"}"#,
+                "`boot`",
+            ),
+            (
+                r#"{"v":2,"boot":"","seq":1,"ts":"2026-11-24T08:00:00Z","type":"heartbeat"}"#,
+                "boot:",
+            ),
+            (
+                r#"{"v":2,"boot":"a\u0000b","seq":1,"ts":"2026-11-24T08:00:00Z","type":"heartbeat"}"#,
+                "boot:",
+            ),
+        ] {
+            let e = p(bad).unwrap_err();
+            assert_eq!(e.seq(), Some(1), "{bad}");
+            assert!(e.to_string().contains(why), "{bad}: {e}");
+        }
+        let long = format!(
+            r#"{{"v":2,"boot":"{}","seq":1,"ts":"2026-11-24T08:00:00Z","type":"heartbeat"}}"#,
+            "b".repeat(MAX_BOOT_LEN + 1)
+        );
+        assert!(p(&long).is_err());
+        // A future version parses (and is answered `unsupported_version` by the gateway).
+        let v3 = p(r#"{"v":3,"seq":1,"ts":"2026-11-24T08:00:00Z","type":"heartbeat"}"#).unwrap();
+        assert!(!v3.version_supported());
     }
 
     #[test]

@@ -11,14 +11,14 @@ use std::time::Duration;
 use aednet_api::AppState;
 use aednet_core::aed::{Readiness, ReadinessStatus};
 use aednet_core::event::Event;
-use aednet_core::telemetry::{Body, ParseError, PROTOCOL_VERSION};
+use aednet_core::telemetry::{Body, ParseError};
 use aednet_store::{DeviceState, ReadinessOverride};
 use parking_lot::Mutex;
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
 };
 use serde::{Deserialize, Serialize};
-use tokio::sync::{oneshot, Mutex as AsyncMutex, Notify, Semaphore};
+use tokio::sync::{oneshot, watch, Mutex as AsyncMutex, Notify, Semaphore};
 
 use crate::deadlines::Deadlines;
 
@@ -103,6 +103,8 @@ struct GatewayMetrics {
     ack_seconds: Histogram,
     /// Indexed like [`ReadinessStatus::ALL`].
     by_status: Vec<IntGauge>,
+    /// Watchdog writes (offline, override expiry) that failed and were scheduled again.
+    timer_retries: IntCounter,
 }
 
 impl GatewayMetrics {
@@ -145,9 +147,15 @@ impl GatewayMetrics {
                 .iter()
                 .map(|s| by_status.with_label_values(&[s.as_str()]))
                 .collect(),
+            timer_retries: IntCounter::new(
+                "aednet_device_watchdog_retries_total",
+                "Watchdog writes (offline, override expiry) that failed and were scheduled again with back-off",
+            )
+            .expect("static metric"),
         };
         for c in [
             Box::new(m.connections.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.timer_retries.clone()),
             Box::new(messages),
             Box::new(m.ack_seconds.clone()),
             Box::new(by_status),
@@ -198,7 +206,10 @@ impl Rejected {
         match self {
             Rejected::Malformed(m) | Rejected::UnknownType(m) => m.clone(),
             Rejected::UnsupportedVersion(v) => {
-                format!("protocol version {v} is not supported; use {PROTOCOL_VERSION}")
+                format!(
+                    "protocol version {v} is not supported; use one of {:?}",
+                    aednet_core::telemetry::PROTOCOL_VERSIONS
+                )
             }
             Rejected::RateLimited => "too many messages; slow down".into(),
             Rejected::Internal => "not stored; resend later".into(),
@@ -241,7 +252,20 @@ pub struct Gateway {
     next_conn: AtomicU64,
     /// AEDs were added, removed or imported: recount the status gauges at the next flush.
     recount_due: AtomicBool,
+    /// Bumped by a bulk change (an import) or a missed event: every slot reloads from the store.
+    generation: AtomicU64,
+    /// Failed watchdog writes per (timer, AED): the attempt count for the back-off.
+    retries: Mutex<HashMap<(Timer, i64), u32>>,
+    /// Set at shutdown: device sockets close with 1001.
+    closing: watch::Sender<bool>,
     metrics: GatewayMetrics,
+}
+
+/// The watchdog's two kinds of timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Timer {
+    Offline,
+    OverrideEnd,
 }
 
 impl Gateway {
@@ -259,6 +283,9 @@ impl Gateway {
             live: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             recount_due: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
+            retries: Mutex::new(HashMap::new()),
+            closing: watch::Sender::new(false),
             metrics,
         })
     }
@@ -296,12 +323,17 @@ impl Gateway {
             use tokio::sync::broadcast::error::RecvError;
             loop {
                 match events.recv().await {
-                    Ok(
-                        Event::AedUpserted { .. }
-                        | Event::AedDeleted { .. }
-                        | Event::BulkChange { .. },
-                    )
-                    | Err(RecvError::Lagged(_)) => gw.recount_due.store(true, Ordering::Relaxed),
+                    Ok(Event::AedReadinessChanged { id, status }) => {
+                        gw.follow(id, Some(status)).await
+                    }
+                    Ok(Event::AedUpserted { id } | Event::AedDeleted { id }) => {
+                        gw.recount_due.store(true, Ordering::Relaxed);
+                        gw.follow(id, None).await;
+                    }
+                    Ok(Event::BulkChange { .. }) | Err(RecvError::Lagged(_)) => {
+                        gw.recount_due.store(true, Ordering::Relaxed);
+                        gw.generation.fetch_add(1, Ordering::AcqRel);
+                    }
                     Ok(_) => {}
                     Err(RecvError::Closed) => break,
                 }
@@ -330,6 +362,48 @@ impl Gateway {
             .entry(aed_id)
             .or_insert_with(|| Arc::new(AsyncMutex::new(Slot::default())))
             .clone()
+    }
+
+    /// A readiness change (`Some`) or a record change (`None`) published by anyone — this
+    /// gateway, the API, another node, the cluster's repair: a loaded slot that disagrees
+    /// reloads from the store before its next message. (Its next write would find out anyway:
+    /// every write is conditional on the slot's revision; this keeps heartbeats honest too.)
+    async fn follow(&self, aed_id: i64, status: Option<ReadinessStatus>) {
+        let Some(slot) = self.slots.lock().get(&aed_id).cloned() else {
+            return;
+        };
+        let mut s = slot.lock().await;
+        if s.loaded && status.is_none_or(|st| st != s.status) {
+            s.loaded = false;
+        }
+    }
+
+    /// Closes every device socket (1001) and writes the pending last-seen state: called once
+    /// the HTTP server has stopped, so nothing acked is lost at a graceful shutdown.
+    pub async fn shutdown(&self) {
+        self.closing.send_replace(true);
+        let all = u32::try_from(self.cfg.max_connections).unwrap_or(u32::MAX);
+        // Every connection holds a permit: all of them back means every socket has ended.
+        if tokio::time::timeout(Duration::from_secs(5), self.conns.acquire_many(all))
+            .await
+            .is_err()
+        {
+            tracing::warn!("device sockets still open after 5 s; flushing anyway");
+        }
+        let mut wait = Duration::from_millis(100);
+        for attempt in 1..=5 {
+            match self.flush().await {
+                Ok(()) => return,
+                Err(e) if attempt < 5 => {
+                    tracing::warn!(error = %e, "writing device state at shutdown; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "device last-seen state not written at shutdown")
+                }
+            }
+        }
     }
 
     /// Records a readiness change made here: gauges, then the event for the index, coverage,

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aednet_core::telemetry::{DeviceMessage, PROTOCOL_VERSION};
+use aednet_core::telemetry::DeviceMessage;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::json;
 
@@ -67,7 +67,7 @@ async fn handle(gw: &Gateway, client: &AsyncClient, prefix: &str, topic: &str, p
             let (seq, r) = Rejected::from_parse(e);
             error_frame(seq, r)
         }
-        Ok(m) if m.v != PROTOCOL_VERSION => {
+        Ok(m) if !m.version_supported() => {
             error_frame(Some(m.seq), Rejected::UnsupportedVersion(m.v))
         }
         Ok(m) => match gw.process(aed_id, &m).await {

@@ -36,7 +36,8 @@ pub struct AedIndexRow {
 pub trait AedStore: Send + Sync {
     async fn create_aed(&self, data: &AedData) -> Result<Aed>;
     async fn get_aed(&self, id: i64) -> Result<Option<Aed>>;
-    /// Replaces every field (readiness included); `None` if there is no such AED.
+    /// Replaces every field but readiness (its writer is [`crate::ReadinessStore`]: a copy read
+    /// before would overwrite telemetry that arrived since); `None` if there is no such AED.
     async fn replace_aed(&self, id: i64, data: &AedData) -> Result<Option<Aed>>;
     async fn delete_aed(&self, id: i64) -> Result<bool>;
     async fn list_aeds(&self, q: &ListQuery) -> Result<Page<Aed>>;

@@ -29,8 +29,8 @@ pub use artifacts::{Artifact, ArtifactInfo, ArtifactStore};
 pub use districts::DistrictStore;
 pub use incidents::IncidentStore;
 pub use readiness::{
-    AttentionItem, AttentionQuery, ConsumableDates, DeviceEventRecord, DeviceState,
-    ReadinessChange, ReadinessOverride, ReadinessStore, Recorded,
+    AttentionItem, AttentionQuery, ConsumableDates, DeviceEventRecord, DeviceSnapshot, DeviceState,
+    OverrideChange, ReadinessChange, ReadinessOverride, ReadinessStore, Recorded, Written,
 };
 pub use rescuers::RescuerStore;
 pub use sql::connect;

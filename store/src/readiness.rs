@@ -12,6 +12,9 @@ use crate::Result;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeviceEventRecord {
     pub aed_id: i64,
+    /// The device's boot (protocol version 2); empty for version 1. Sequence numbers are
+    /// unique per (AED, boot).
+    pub boot: String,
     pub seq: i64,
     pub kind: String,
     /// The message as JSON text.
@@ -57,8 +60,46 @@ pub struct AttentionItem {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recorded {
-    New,
+    /// Stored; `rev` is the AED's readiness revision after the write.
+    New { rev: i64 },
+    /// (AED, boot, seq) was stored before: nothing written.
     Duplicate,
+    /// The AED's readiness revision was not the expected one: someone else wrote readiness
+    /// since the caller read it. Nothing written; re-read and decide again.
+    Stale,
+}
+
+/// What a readiness write does to the AED's manual override.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OverrideChange<'a> {
+    Keep,
+    Set(&'a ReadinessOverride),
+    Clear,
+}
+
+/// The outcome of a (conditional) readiness write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Written {
+    /// Written; the AED as it is now, with its new readiness revision.
+    Done { aed: Box<Aed>, rev: i64 },
+    /// The expected revision was not the current one; nothing written.
+    Stale,
+    /// No such AED.
+    Missing,
+}
+
+/// Everything the device gateway needs to take over a device's readiness: the AED, its
+/// readiness revision, its override, and its current boot with the highest stored sequence
+/// number of that boot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceSnapshot {
+    pub aed: Aed,
+    pub rev: i64,
+    pub over: Option<ReadinessOverride>,
+    /// The boot of the newest stored device message (empty: version 1, or none yet).
+    pub boot: String,
+    /// Highest stored sequence number of that boot.
+    pub last_seq: Option<i64>,
 }
 
 /// One entry of an AED's readiness history.
@@ -85,7 +126,8 @@ pub struct DeviceState {
 #[async_trait]
 pub trait ReadinessStore: Send + Sync {
     /// Sets readiness and appends it to the AED's readiness history (`source`: api, device,
-    /// watchdog), in one transaction; `None` if there is no such AED.
+    /// watchdog), in one transaction, unconditionally (bumping the revision, so the gateway
+    /// notices); `None` if there is no such AED.
     async fn set_aed_readiness(
         &self,
         id: i64,
@@ -93,14 +135,31 @@ pub trait ReadinessStore: Send + Sync {
         source: &str,
     ) -> Result<Option<Aed>>;
     /// Stores a device message durably, and with it the readiness it changes (if any) and the
-    /// consumable dates it reports, in one transaction. A message whose (aed, seq) is already
-    /// stored changes nothing: `Duplicate`.
+    /// consumable dates it reports, in one transaction. A message whose (aed, boot, seq) is
+    /// already stored changes nothing: `Duplicate`. With `expect_rev`, nothing is written
+    /// unless the AED's readiness revision is still that one: `Stale`.
     async fn record_device_event(
         &self,
         event: &DeviceEventRecord,
         readiness: Option<&Readiness>,
         dates: &ConsumableDates,
+        expect_rev: Option<i64>,
     ) -> Result<Recorded>;
+    /// The one readiness write: sets readiness (appending it to the history with `source`,
+    /// bumping the revision) and changes the override, in one transaction; with `expect_rev`,
+    /// only if the revision is still that one.
+    async fn write_readiness(
+        &self,
+        aed_id: i64,
+        readiness: &Readiness,
+        over: OverrideChange<'_>,
+        source: &str,
+        expect_rev: Option<i64>,
+    ) -> Result<Written>;
+    /// See [`DeviceSnapshot`]; `None` if there is no such AED.
+    async fn device_snapshot(&self, aed_id: i64) -> Result<Option<DeviceSnapshot>>;
+    /// Whether any message of this boot of the device is stored (an older boot resending).
+    async fn device_boot_seen(&self, aed_id: i64, boot: &str) -> Result<bool>;
     /// Sets (`Some`) or clears (`None`) an AED's manual readiness override together with the
     /// readiness it results in (appended to the history with `source`), in one transaction;
     /// `None` if there is no such AED.
@@ -130,7 +189,7 @@ pub trait ReadinessStore: Send + Sync {
         after_id: i64,
         limit: u32,
     ) -> Result<Vec<(i64, i64, ReadinessStatus)>>;
-    /// Sequence numbers of the stored device messages of an AED, ascending.
+    /// Sequence numbers of the stored device messages of an AED (every boot), ascending.
     async fn device_event_seqs(&self, aed_id: i64) -> Result<Vec<i64>>;
     /// Coalesced last-seen state of connected devices (heartbeats are not logged one by one).
     async fn save_device_states(&self, batch: &[DeviceState]) -> Result<()>;

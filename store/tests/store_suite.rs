@@ -800,6 +800,7 @@ async fn device_events_are_idempotent_and_carry_readiness(s: &DynStore) {
     let t = Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap();
     let ev = |seq: i64| DeviceEventRecord {
         aed_id: a.id,
+        boot: String::new(),
         seq,
         kind: "self_test".into(),
         body: format!(r#"{{"seq":{seq},"type":"self_test","ok":false}}"#),
@@ -812,10 +813,10 @@ async fn device_events_are_idempotent_and_carry_readiness(s: &DynStore) {
         since: t,
     };
     assert_eq!(
-        s.record_device_event(&ev(7), Some(&fault), &pads(2027, 1, 5))
+        s.record_device_event(&ev(7), Some(&fault), &pads(2027, 1, 5), None)
             .await
             .unwrap(),
-        Recorded::New
+        Recorded::New { rev: 1 }
     );
     assert_eq!(
         s.get_aed(a.id)
@@ -834,7 +835,7 @@ async fn device_events_are_idempotent_and_carry_readiness(s: &DynStore) {
         since: t,
     };
     assert_eq!(
-        s.record_device_event(&ev(7), Some(&ready), &pads(2030, 1, 1))
+        s.record_device_event(&ev(7), Some(&ready), &pads(2030, 1, 1), None)
             .await
             .unwrap(),
         Recorded::Duplicate
@@ -850,10 +851,10 @@ async fn device_events_are_idempotent_and_carry_readiness(s: &DynStore) {
         ReadinessStatus::Fault
     );
     assert_eq!(
-        s.record_device_event(&ev(3), None, &no_dates())
+        s.record_device_event(&ev(3), None, &no_dates(), None)
             .await
             .unwrap(),
-        Recorded::New
+        Recorded::New { rev: 1 }
     );
     assert_eq!(s.device_event_seqs(a.id).await.unwrap(), vec![3, 7]);
     // The reported pads date reached the AED; the duplicate's did not; battery untouched.
@@ -878,7 +879,8 @@ async fn device_events_are_idempotent_and_carry_readiness(s: &DynStore) {
     let mut orphan = ev(1);
     orphan.aed_id = a.id + 1000;
     assert!(matches!(
-        s.record_device_event(&orphan, None, &no_dates()).await,
+        s.record_device_event(&orphan, None, &no_dates(), None)
+            .await,
         Err(StoreError::Conflict { .. })
     ));
     // Coalesced state: later values win, missing ones keep the last known.

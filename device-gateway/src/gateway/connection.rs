@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use aednet_api::auth::Caller;
 use aednet_api::{ApiError, AppState};
-use aednet_core::telemetry::{DeviceMessage, PROTOCOL_VERSION};
+use aednet_core::telemetry::DeviceMessage;
 use aednet_core::Role;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
@@ -69,10 +69,15 @@ impl Gateway {
         let mut ping =
             tokio::time::interval(Duration::from_secs_f64(self.cfg.ping_interval_s.max(0.1)));
         ping.tick().await;
+        let mut closing = self.closing.subscribe();
         let end: Option<(u16, &'static str)> = loop {
+            if *closing.borrow_and_update() {
+                break Some((close::GOING_AWAY, "server shutdown"));
+            }
             let first = tokio::select! {
                 // The cheap checks first, so a busy socket cannot starve them.
                 biased;
+                _ = closing.changed() => continue,
                 _ = &mut replaced => break Some((close::REPLACED, "replaced by a newer connection")),
                 () = &mut idle_timer => {
                     let due = c.last_rx + idle;
@@ -179,7 +184,7 @@ impl Gateway {
                 return self.reject(socket, c, seq, &r).await;
             }
         };
-        if m.v != PROTOCOL_VERSION {
+        if !m.version_supported() {
             return self
                 .reject(socket, c, Some(m.seq), &Rejected::UnsupportedVersion(m.v))
                 .await;

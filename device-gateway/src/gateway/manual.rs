@@ -2,10 +2,28 @@
 //! their `until`.
 
 use aednet_core::aed::{Readiness, ReadinessStatus};
-use aednet_store::ReadinessOverride;
+use aednet_store::{OverrideChange, ReadinessOverride, Written};
 use chrono::{DateTime, Utc};
 
 use super::{Gateway, ManualOutcome, Slot};
+
+/// The outcome of a conditional manual write.
+pub(super) enum Applied {
+    Done(ManualOutcome),
+    Missing,
+    /// Someone else wrote readiness since the slot was loaded: reload and decide again.
+    Stale,
+}
+
+/// Attempts at a manual change before giving up on a readiness that keeps changing.
+const ATTEMPTS: usize = 4;
+
+fn kept_changing() -> aednet_store::StoreError {
+    aednet_store::StoreError::Conflict {
+        field: None,
+        message: "readiness kept changing; try again".into(),
+    }
+}
 
 impl Gateway {
     /// A guardian's check: OK clears any override and sets ready; not OK holds the AED at
@@ -21,40 +39,50 @@ impl Gateway {
     ) -> aednet_store::Result<Option<ManualOutcome>> {
         let slot = self.slot(aed_id);
         let mut s = slot.lock().await;
-        if self.ensure_loaded(aed_id, &mut s).await.is_err() {
-            // No such AED: do not keep a slot for every id someone asked about.
-            self.slots.lock().remove(&aed_id);
-            return Ok(None);
+        for _ in 0..ATTEMPTS {
+            if !self.load(aed_id, &mut s).await? {
+                // No such AED: do not keep a slot for every id someone asked about.
+                drop(s);
+                self.slots.lock().remove(&aed_id);
+                return Ok(None);
+            }
+            let now = self.state.clock.now();
+            let (over, readiness) = if ok {
+                let r = Readiness {
+                    status: ReadinessStatus::Ready,
+                    reason: Some(reason.clone()),
+                    since: now,
+                };
+                (None, r)
+            } else {
+                let o = ReadinessOverride {
+                    aed_id,
+                    status: ReadinessStatus::Fault,
+                    reason: Some(reason.clone()),
+                    since: now,
+                    until,
+                    set_by: by.to_string(),
+                };
+                let prev = s.over.replace(o.clone());
+                let (status, why) = s.effective(&s.health, now);
+                s.over = prev;
+                let r = Readiness {
+                    status,
+                    reason: Some(why.into_owned()),
+                    since: now,
+                };
+                (Some(o), r)
+            };
+            match self
+                .apply_manual(aed_id, &mut s, over, readiness, "guardian")
+                .await?
+            {
+                Applied::Done(o) => return Ok(Some(o)),
+                Applied::Missing => return Ok(None),
+                Applied::Stale => {}
+            }
         }
-        let now = self.state.clock.now();
-        let (over, readiness) = if ok {
-            let r = Readiness {
-                status: ReadinessStatus::Ready,
-                reason: Some(reason),
-                since: now,
-            };
-            (None, r)
-        } else {
-            let o = ReadinessOverride {
-                aed_id,
-                status: ReadinessStatus::Fault,
-                reason: Some(reason),
-                since: now,
-                until,
-                set_by: by.to_string(),
-            };
-            let prev = s.over.replace(o.clone());
-            let (status, why) = s.effective(&s.health, now);
-            s.over = prev;
-            let r = Readiness {
-                status,
-                reason: Some(why.into_owned()),
-                since: now,
-            };
-            (Some(o), r)
-        };
-        self.apply_manual(aed_id, &mut s, over, readiness, "guardian")
-            .await
+        Err(kept_changing())
     }
 
     /// Clears an AED's override: readiness goes back to what telemetry says (`unknown` for a
@@ -66,13 +94,22 @@ impl Gateway {
     ) -> aednet_store::Result<Option<ManualOutcome>> {
         let slot = self.slot(aed_id);
         let mut s = slot.lock().await;
-        if self.ensure_loaded(aed_id, &mut s).await.is_err() || s.over.is_none() {
-            return Ok(None);
+        for _ in 0..ATTEMPTS {
+            if !self.load(aed_id, &mut s).await? || s.over.is_none() {
+                return Ok(None);
+            }
+            let now = self.state.clock.now();
+            let readiness = self.without_override(&s, now, &format!("override cleared by {by}"));
+            match self
+                .apply_manual(aed_id, &mut s, None, readiness, "maintenance")
+                .await?
+            {
+                Applied::Done(o) => return Ok(Some(o)),
+                Applied::Missing => return Ok(None),
+                Applied::Stale => {}
+            }
         }
-        let now = self.state.clock.now();
-        let readiness = self.without_override(&s, now, &format!("override cleared by {by}"));
-        self.apply_manual(aed_id, &mut s, None, readiness, "maintenance")
-            .await
+        Err(kept_changing())
     }
 
     /// What telemetry alone says, for a device whose override ends.
@@ -89,6 +126,8 @@ impl Gateway {
         }
     }
 
+    /// Writes a manual change, conditional on the slot's revision; on success the slot, the
+    /// override timer, the gauges and the event follow.
     pub(super) async fn apply_manual(
         &self,
         aed_id: i64,
@@ -96,16 +135,26 @@ impl Gateway {
         over: Option<ReadinessOverride>,
         readiness: Readiness,
         source: &str,
-    ) -> aednet_store::Result<Option<ManualOutcome>> {
-        if self
+    ) -> aednet_store::Result<Applied> {
+        let change = match &over {
+            Some(o) => OverrideChange::Set(o),
+            None => OverrideChange::Clear,
+        };
+        let rev = match self
             .state
             .store
-            .set_readiness_override(aed_id, over.as_ref(), &readiness, source)
+            .write_readiness(aed_id, &readiness, change, source, Some(s.rev))
             .await?
-            .is_none()
         {
-            return Ok(None);
-        }
+            Written::Done { rev, .. } => rev,
+            Written::Stale => {
+                // Someone else wrote readiness: the caller reloads and decides again.
+                s.loaded = false;
+                return Ok(Applied::Stale);
+            }
+            Written::Missing => return Ok(Applied::Missing),
+        };
+        s.rev = rev;
         match over.as_ref().and_then(|o| o.until) {
             Some(u) => {
                 self.override_ends.lock().set(aed_id, u.timestamp_millis());
@@ -116,6 +165,6 @@ impl Gateway {
         s.over.clone_from(&over);
         let from = std::mem::replace(&mut s.status, readiness.status);
         self.changed(aed_id, from, readiness.status);
-        Ok(Some(ManualOutcome { readiness, over }))
+        Ok(Applied::Done(ManualOutcome { readiness, over }))
     }
 }

@@ -2,6 +2,7 @@
 //! and [`Gateway::process`], which stores what must survive before a message is acked.
 
 use std::borrow::Cow;
+use std::sync::atomic::Ordering;
 
 use aednet_core::aed::{Readiness, ReadinessStatus};
 use aednet_core::telemetry::{Body, DeviceMessage, Health};
@@ -41,6 +42,13 @@ pub(super) struct Slot {
     /// A deadline for this device is in the watchdog's set.
     pub(super) armed: bool,
     pub(super) over: Option<ReadinessOverride>,
+    /// The AED's readiness revision this slot was loaded at or last wrote: writes are
+    /// conditional on it (one writer of readiness: the store decides).
+    pub(super) rev: i64,
+    /// The device's current boot (protocol version 2; empty for version 1).
+    pub(super) boot: String,
+    /// [`Gateway::generation`] when loaded: a bulk change invalidates every slot at once.
+    pub(super) generation: u64,
 }
 
 impl Slot {
@@ -70,41 +78,46 @@ impl Slot {
 }
 
 impl Gateway {
+    /// Loads the slot from the store unless it is current: loaded, and not invalidated since by
+    /// a readiness change made elsewhere (the API, another node, the cluster's repair) or a
+    /// bulk change. `Err(Internal)` for a store error or an AED that does not exist.
     pub(super) async fn ensure_loaded(&self, aed_id: i64, s: &mut Slot) -> Result<(), Rejected> {
-        if s.loaded {
-            return Ok(());
+        match self.load(aed_id, s).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Rejected::Internal),
+            Err(e) => {
+                tracing::error!(error = %e, aed_id, "loading device state");
+                Err(Rejected::Internal)
+            }
         }
-        let internal = |e: aednet_store::StoreError| {
-            tracing::error!(error = %e, aed_id, "loading device state");
-            Rejected::Internal
+    }
+
+    /// [`Gateway::ensure_loaded`] telling a missing AED (`Ok(false)`) from a store error.
+    pub(super) async fn load(&self, aed_id: i64, s: &mut Slot) -> aednet_store::Result<bool> {
+        let generation = self.generation.load(Ordering::Acquire);
+        if s.loaded && s.generation == generation {
+            return Ok(true);
+        }
+        let Some(snap) = self.state.store.device_snapshot(aed_id).await? else {
+            return Ok(false);
         };
-        let Some(aed) = self.state.store.get_aed(aed_id).await.map_err(internal)? else {
-            return Err(Rejected::Internal);
-        };
-        s.over = self
-            .state
-            .store
-            .get_readiness_override(aed_id)
-            .await
-            .map_err(internal)?;
-        // Facts from the stored readiness, but not what an override put there.
-        s.health = if s.over.is_some() {
+        // Facts from the stored readiness, but not what an override put there: whoever wrote
+        // it last (a device, the watchdog, a maintainer's PUT) decides what the device's next
+        // message is compared with.
+        s.health = if snap.over.is_some() {
             Health::default()
         } else {
-            Health::from_readiness(&aed.data.readiness)
+            Health::from_readiness(&snap.aed.data.readiness)
         };
-        s.status = aed.data.readiness.status;
-        s.last_durable_seq = self
-            .state
-            .store
-            .device_event_seqs(aed_id)
-            .await
-            .map_err(internal)?
-            .last()
-            .and_then(|s| u64::try_from(*s).ok());
+        s.over = snap.over;
+        s.status = snap.aed.data.readiness.status;
+        s.rev = snap.rev;
+        s.boot = snap.boot;
+        s.last_durable_seq = snap.last_seq.and_then(|q| u64::try_from(q).ok());
         s.armed = self.deadlines.lock().next_for(aed_id).is_some();
         s.loaded = true;
-        Ok(())
+        s.generation = generation;
+        Ok(true)
     }
 
     /// Processes one message; `Ok` means it may be acked: whatever must survive is stored.
@@ -130,63 +143,104 @@ impl Gateway {
             s.armed = true;
             self.arm(aed_id, now_ms + self.after_ms());
         }
-
+        let internal = |e: aednet_store::StoreError| {
+            tracing::error!(error = %e, aed_id, seq, "storing a device message");
+            Rejected::Internal
+        };
         let durable = msg.body.is_durable();
-        let in_order = !durable || s.last_durable_seq.is_none_or(|l| msg.seq > l);
-        let mut next = s.health.clone();
-        if in_order {
-            next.apply(&msg.body);
-        }
-        let (status, reason) = s.effective(&next, now);
-        let change = (in_order && status != s.status).then(|| Readiness {
-            status,
-            reason: Some(reason.into_owned()),
-            since: now,
-        });
-        if durable || change.is_some() {
-            let dates = match &msg.body {
-                Body::Pads { expiry, .. } => ConsumableDates {
-                    pads_expiry: *expiry,
-                    battery_expiry: None,
-                },
-                Body::Battery { expiry, .. } => ConsumableDates {
-                    pads_expiry: None,
-                    battery_expiry: *expiry,
-                },
-                _ => ConsumableDates::default(),
-            };
-            let rec = DeviceEventRecord {
-                aed_id,
-                seq,
-                kind: msg.body.kind().to_string(),
-                body: serde_json::to_string(msg).unwrap_or_default(),
-                device_ts: msg.ts,
-                received_at: now,
-            };
-            match self
-                .state
-                .store
-                .record_device_event(&rec, change.as_ref(), &dates)
-                .await
-            {
-                Ok(Recorded::New) => {}
-                // Stored before (an acked resend): nothing to apply again.
-                Ok(Recorded::Duplicate) => return Ok(()),
-                Err(e) => {
-                    tracing::error!(error = %e, aed_id, seq, "storing a device message");
-                    return Err(Rejected::Internal);
+        let boot = msg.boot_id();
+        // The store's revision guards the write: if someone else changed readiness since the
+        // slot was loaded, the write is refused, the slot reloaded and the message applied to
+        // what the store says now.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            // A new boot (protocol version 2) starts a new sequence window; a boot seen before
+            // that is not the current one is an older boot resending: stored, not applied.
+            let mut old_boot = false;
+            if boot != s.boot {
+                if self
+                    .state
+                    .store
+                    .device_boot_seen(aed_id, boot)
+                    .await
+                    .map_err(internal)?
+                {
+                    old_boot = true;
+                } else {
+                    s.boot = boot.to_string();
+                    s.last_durable_seq = None;
                 }
             }
-        }
-        if in_order {
-            s.health = next;
-            if durable {
-                s.last_durable_seq = Some(msg.seq);
+            let in_order =
+                !old_boot && (!durable || s.last_durable_seq.is_none_or(|l| msg.seq > l));
+            let mut next = s.health.clone();
+            if in_order {
+                next.apply(&msg.body);
             }
-        }
-        if let Some(r) = change {
-            let from = std::mem::replace(&mut s.status, r.status);
-            self.changed(aed_id, from, r.status);
+            let (status, reason) = s.effective(&next, now);
+            let change = (in_order && status != s.status).then(|| Readiness {
+                status,
+                reason: Some(reason.into_owned()),
+                since: now,
+            });
+            if durable || change.is_some() {
+                let dates = match &msg.body {
+                    Body::Pads { expiry, .. } => ConsumableDates {
+                        pads_expiry: *expiry,
+                        battery_expiry: None,
+                    },
+                    Body::Battery { expiry, .. } => ConsumableDates {
+                        pads_expiry: None,
+                        battery_expiry: *expiry,
+                    },
+                    _ => ConsumableDates::default(),
+                };
+                let rec = DeviceEventRecord {
+                    aed_id,
+                    boot: boot.to_string(),
+                    seq,
+                    kind: msg.body.kind().to_string(),
+                    body: serde_json::to_string(msg).unwrap_or_default(),
+                    device_ts: msg.ts,
+                    received_at: now,
+                };
+                match self
+                    .state
+                    .store
+                    .record_device_event(&rec, change.as_ref(), &dates, Some(s.rev))
+                    .await
+                    .map_err(internal)?
+                {
+                    Recorded::New { rev } => s.rev = rev,
+                    // Stored before (an acked resend): nothing to apply again.
+                    Recorded::Duplicate => return Ok(()),
+                    Recorded::Stale if attempts < 4 => {
+                        s.loaded = false;
+                        self.ensure_loaded(aed_id, &mut s).await?;
+                        continue;
+                    }
+                    Recorded::Stale => {
+                        tracing::warn!(
+                            aed_id,
+                            seq,
+                            "readiness kept changing under a device message; not acked"
+                        );
+                        return Err(Rejected::Internal);
+                    }
+                }
+            }
+            if in_order {
+                s.health = next;
+                if durable {
+                    s.last_durable_seq = Some(msg.seq);
+                }
+            }
+            if let Some(r) = change {
+                let from = std::mem::replace(&mut s.status, r.status);
+                self.changed(aed_id, from, r.status);
+            }
+            break;
         }
         drop(s);
         let mut pending = self.pending.lock();

@@ -14,8 +14,7 @@ use sqlx::types::Json;
 use sqlx::QueryBuilder;
 
 use super::{
-    corrupt, db_err, page_of, parse_tz, placeholders, plain, set_list, PgStore, SourceKey,
-    SqliteStore,
+    corrupt, db_err, page_of, parse_tz, placeholders, plain, PgStore, SourceKey, SqliteStore,
 };
 use crate::aeds::{AedIndexRow, AedStore};
 use crate::{ListQuery, Page, Result, StoreError, UpsertOutcome};
@@ -29,6 +28,21 @@ const AED_COLS: &str =
     status_since, district_id, tags";
 /// Number of columns in [`AED_COLS`]; `created_at`/`updated_at` follow them in inserts.
 const AED_NCOLS: usize = 26;
+
+/// `col = $n` for the columns of [`AED_COLS`] numbered from `from`, except readiness (`status`,
+/// `status_reason`, `status_since`): an update of the record never writes readiness, which has
+/// one writer ([`crate::ReadinessStore::write_readiness`]); copying a value read earlier would
+/// undo telemetry that arrived in between. Their parameters stay bound, unused.
+fn set_list_keeping_readiness(from: usize) -> String {
+    AED_COLS
+        .split(',')
+        .map(str::trim)
+        .enumerate()
+        .filter(|(_, c)| !matches!(*c, "status" | "status_reason" | "status_since"))
+        .map(|(i, c)| format!("{c} = ${}", from + i))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 const INDEX_SQL: &str = "SELECT id, lat, lon, access, status, indoor, opening_hours, time_zone, cabinet_locked, district_id, \
     name, address, operator, level, location_description FROM aeds ORDER BY id";
@@ -330,7 +344,7 @@ macro_rules! impl_aed_store {
             async fn replace_aed(&self, id: i64, data: &AedData) -> Result<Option<Aed>> {
                 let sql = format!(
                     "UPDATE aeds SET {}, updated_at = ${} WHERE id = ${} RETURNING *",
-                    set_list(AED_COLS, 1),
+                    set_list_keeping_readiness(1),
                     AED_NCOLS + 1,
                     AED_NCOLS + 2
                 );
@@ -382,7 +396,7 @@ macro_rules! impl_aed_store {
                 // Readiness belongs to telemetry and maintenance: an update leaves it alone.
                 let update = format!(
                     "UPDATE aeds SET {}, updated_at = ${} WHERE id = ${} RETURNING *",
-                    set_list(AED_COLS, 1),
+                    set_list_keeping_readiness(1),
                     AED_NCOLS + 1,
                     AED_NCOLS + 2
                 );
@@ -394,9 +408,7 @@ macro_rules! impl_aed_store {
                     let (outcome, row) = match prior {
                         Some(old) if old.data.same_source_content(d) => (UpsertOutcome::Unchanged(old.id), None),
                         Some(old) => {
-                            let mut d2 = d.clone();
-                            d2.readiness = old.data.readiness.clone();
-                            let row: AedRow = bind_aed!(sqlx::query_as::<_, AedRow>(&update), &d2)
+                            let row: AedRow = bind_aed!(sqlx::query_as::<_, AedRow>(&update), d)
                                 .bind(now)
                                 .bind(old.id)
                                 .fetch_one(&mut *tx)

@@ -9,8 +9,8 @@ use sqlx::QueryBuilder;
 use super::aeds::AedRow;
 use super::{corrupt, db_err, plain, PgStore, SqliteStore};
 use crate::readiness::{
-    AttentionItem, AttentionQuery, ConsumableDates, DeviceEventRecord, DeviceState,
-    ReadinessChange, ReadinessOverride, ReadinessStore, Recorded,
+    AttentionItem, AttentionQuery, ConsumableDates, DeviceEventRecord, DeviceSnapshot, DeviceState,
+    OverrideChange, ReadinessChange, ReadinessOverride, ReadinessStore, Recorded, Written,
 };
 use crate::Result;
 
@@ -38,44 +38,74 @@ impl OverrideRow {
     }
 }
 
+/// An AED row with its readiness revision.
+#[derive(sqlx::FromRow)]
+struct RevRow {
+    #[sqlx(flatten)]
+    aed: AedRow,
+    readiness_rev: i64,
+}
+
+impl RevRow {
+    fn into_written(self) -> Result<Written> {
+        Ok(Written::Done {
+            rev: self.readiness_rev,
+            aed: Box::new(self.aed.into_aed()?),
+        })
+    }
+}
+
 macro_rules! impl_readiness_store {
     ($store:ident, $db:ty, $max_params:expr) => {
         impl $store {
-            /// Sets an AED's readiness and appends it to its history, in the caller's transaction
-            /// (every readiness writer: the API, device events, guardian overrides). `None` when
-            /// the AED does not exist; then nothing is written.
-            async fn write_readiness(
+            /// Sets an AED's readiness, bumps its revision and appends it to its history, in the
+            /// caller's transaction — with `expect_rev`, only if the revision is still that one.
+            /// Every readiness write goes through here (the API, device events, the watchdog,
+            /// guardian overrides). Nothing is written unless the outcome is `Done`.
+            async fn write_readiness_tx(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 id: i64,
                 readiness: &Readiness,
                 source: &str,
-            ) -> Result<Option<Aed>> {
-                let aed = sqlx::query_as::<_, AedRow>(
-                    "UPDATE aeds SET status = $1, status_reason = $2, status_since = $3, updated_at = $4 \
-                     WHERE id = $5 RETURNING *",
-                )
-                .bind(readiness.status.as_str())
-                .bind(&readiness.reason)
-                .bind(readiness.since)
-                .bind(Utc::now())
-                .bind(id)
-                .fetch_optional(&mut **tx)
-                .await
-                .map_err(plain)?
-                .map(AedRow::into_aed)
-                .transpose()?;
-                if aed.is_some() {
-                    sqlx::query("INSERT INTO readiness_history (aed_id, status, reason, since, source) VALUES ($1, $2, $3, $4, $5)")
+                expect_rev: Option<i64>,
+            ) -> Result<Written> {
+                let sql = if expect_rev.is_some() {
+                    "UPDATE aeds SET status = $1, status_reason = $2, status_since = $3, updated_at = $4, \
+                     readiness_rev = readiness_rev + 1 WHERE id = $5 AND readiness_rev = $6 RETURNING *"
+                } else {
+                    "UPDATE aeds SET status = $1, status_reason = $2, status_since = $3, updated_at = $4, \
+                     readiness_rev = readiness_rev + 1 WHERE id = $5 RETURNING *"
+                };
+                let mut q = sqlx::query_as::<_, RevRow>(sql)
+                    .bind(readiness.status.as_str())
+                    .bind(&readiness.reason)
+                    .bind(readiness.since)
+                    .bind(Utc::now())
+                    .bind(id);
+                if let Some(r) = expect_rev {
+                    q = q.bind(r);
+                }
+                let Some(row) = q.fetch_optional(&mut **tx).await.map_err(plain)? else {
+                    if expect_rev.is_none() {
+                        return Ok(Written::Missing);
+                    }
+                    let exists: Option<(i64,)> = sqlx::query_as("SELECT id FROM aeds WHERE id = $1")
                         .bind(id)
-                        .bind(readiness.status.as_str())
-                        .bind(&readiness.reason)
-                        .bind(readiness.since)
-                        .bind(source)
-                        .execute(&mut **tx)
+                        .fetch_optional(&mut **tx)
                         .await
                         .map_err(plain)?;
-                }
-                Ok(aed)
+                    return Ok(if exists.is_some() { Written::Stale } else { Written::Missing });
+                };
+                sqlx::query("INSERT INTO readiness_history (aed_id, status, reason, since, source) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(id)
+                    .bind(readiness.status.as_str())
+                    .bind(&readiness.reason)
+                    .bind(readiness.since)
+                    .bind(source)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(plain)?;
+                row.into_written()
             }
         }
 
@@ -83,65 +113,29 @@ macro_rules! impl_readiness_store {
         impl ReadinessStore for $store {
             #[tracing::instrument(skip(self, readiness), fields(status = ?readiness.status))]
             async fn set_aed_readiness(&self, id: i64, readiness: &Readiness, source: &str) -> Result<Option<Aed>> {
-                let mut tx = self.pool.begin().await.map_err(plain)?;
-                let aed = Self::write_readiness(&mut tx, id, readiness, source).await?;
-                tx.commit().await.map_err(plain)?;
-                Ok(aed)
+                match self.write_readiness(id, readiness, OverrideChange::Keep, source, None).await? {
+                    Written::Done { aed, .. } => Ok(Some(*aed)),
+                    Written::Stale | Written::Missing => Ok(None),
+                }
             }
 
-            async fn record_device_event(&self, ev: &DeviceEventRecord, readiness: Option<&Readiness>, dates: &ConsumableDates) -> Result<Recorded> {
-                let mut tx = self.pool.begin().await.map_err(plain)?;
-                let inserted = sqlx::query(
-                    "INSERT INTO device_events (aed_id, seq, kind, body, device_ts, received_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (aed_id, seq) DO NOTHING",
-                )
-                .bind(ev.aed_id)
-                .bind(ev.seq)
-                .bind(&ev.kind)
-                .bind(&ev.body)
-                .bind(ev.device_ts)
-                .bind(ev.received_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| db_err(e, Some("aed_id")))?
-                .rows_affected();
-                if inserted == 0 {
-                    return Ok(Recorded::Duplicate);
-                }
-                if let Some(r) = readiness {
-                    // The event row's foreign key has just proved the AED exists.
-                    Self::write_readiness(&mut tx, ev.aed_id, r, "device").await?;
-                }
-                if dates.pads_expiry.is_some() || dates.battery_expiry.is_some() {
-                    sqlx::query(
-                        "UPDATE aeds SET pads_expiry = COALESCE($1, pads_expiry), \
-                         battery_expiry = COALESCE($2, battery_expiry), updated_at = $3 WHERE id = $4",
-                    )
-                    .bind(dates.pads_expiry)
-                    .bind(dates.battery_expiry)
-                    .bind(Utc::now())
-                    .bind(ev.aed_id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(plain)?;
-                }
-                tx.commit().await.map_err(plain)?;
-                Ok(Recorded::New)
-            }
-
-            async fn set_readiness_override(
+            #[tracing::instrument(skip(self, readiness, over), fields(status = ?readiness.status))]
+            async fn write_readiness(
                 &self,
                 aed_id: i64,
-                over: Option<&ReadinessOverride>,
                 readiness: &Readiness,
+                over: OverrideChange<'_>,
                 source: &str,
-            ) -> Result<Option<Aed>> {
+                expect_rev: Option<i64>,
+            ) -> Result<Written> {
                 let mut tx = self.pool.begin().await.map_err(plain)?;
-                let Some(aed) = Self::write_readiness(&mut tx, aed_id, readiness, source).await? else {
-                    return Ok(None);
-                };
+                let written = Self::write_readiness_tx(&mut tx, aed_id, readiness, source, expect_rev).await?;
+                if !matches!(written, Written::Done { .. }) {
+                    return Ok(written);
+                }
                 match over {
-                    Some(o) => {
+                    OverrideChange::Keep => {}
+                    OverrideChange::Set(o) => {
                         sqlx::query(
                             "INSERT INTO readiness_overrides (aed_id, status, reason, since, until, set_by) \
                              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (aed_id) DO UPDATE SET \
@@ -158,7 +152,7 @@ macro_rules! impl_readiness_store {
                         .await
                         .map_err(plain)?;
                     }
-                    None => {
+                    OverrideChange::Clear => {
                         sqlx::query("DELETE FROM readiness_overrides WHERE aed_id = $1")
                             .bind(aed_id)
                             .execute(&mut *tx)
@@ -167,7 +161,132 @@ macro_rules! impl_readiness_store {
                     }
                 }
                 tx.commit().await.map_err(plain)?;
-                Ok(Some(aed))
+                Ok(written)
+            }
+
+            async fn record_device_event(
+                &self,
+                ev: &DeviceEventRecord,
+                readiness: Option<&Readiness>,
+                dates: &ConsumableDates,
+                expect_rev: Option<i64>,
+            ) -> Result<Recorded> {
+                let mut tx = self.pool.begin().await.map_err(plain)?;
+                let inserted = sqlx::query(
+                    "INSERT INTO device_events (aed_id, boot, seq, kind, body, device_ts, received_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (aed_id, boot, seq) DO NOTHING",
+                )
+                .bind(ev.aed_id)
+                .bind(&ev.boot)
+                .bind(ev.seq)
+                .bind(&ev.kind)
+                .bind(&ev.body)
+                .bind(ev.device_ts)
+                .bind(ev.received_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db_err(e, Some("aed_id")))?
+                .rows_affected();
+                if inserted == 0 {
+                    return Ok(Recorded::Duplicate);
+                }
+                let rev = match readiness {
+                    Some(r) => match Self::write_readiness_tx(&mut tx, ev.aed_id, r, "device", expect_rev).await? {
+                        Written::Done { rev, .. } => rev,
+                        // Dropping the transaction rolls the event back: the caller re-reads and
+                        // sends it again.
+                        Written::Stale | Written::Missing => return Ok(Recorded::Stale),
+                    },
+                    None => {
+                        // The insert above holds the write lock (SQLite) and the row's key
+                        // (PostgreSQL): a revision read now is the one this message follows.
+                        let (rev,): (i64,) = sqlx::query_as("SELECT readiness_rev FROM aeds WHERE id = $1")
+                            .bind(ev.aed_id)
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(plain)?;
+                        if expect_rev.is_some_and(|e| e != rev) {
+                            return Ok(Recorded::Stale);
+                        }
+                        rev
+                    }
+                };
+                if dates.pads_expiry.is_some() || dates.battery_expiry.is_some() {
+                    sqlx::query(
+                        "UPDATE aeds SET pads_expiry = COALESCE($1, pads_expiry), \
+                         battery_expiry = COALESCE($2, battery_expiry), updated_at = $3 WHERE id = $4",
+                    )
+                    .bind(dates.pads_expiry)
+                    .bind(dates.battery_expiry)
+                    .bind(Utc::now())
+                    .bind(ev.aed_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(plain)?;
+                }
+                tx.commit().await.map_err(plain)?;
+                Ok(Recorded::New { rev })
+            }
+
+            async fn set_readiness_override(
+                &self,
+                aed_id: i64,
+                over: Option<&ReadinessOverride>,
+                readiness: &Readiness,
+                source: &str,
+            ) -> Result<Option<Aed>> {
+                let change = match over {
+                    Some(o) => OverrideChange::Set(o),
+                    None => OverrideChange::Clear,
+                };
+                match self.write_readiness(aed_id, readiness, change, source, None).await? {
+                    Written::Done { aed, .. } => Ok(Some(*aed)),
+                    Written::Stale | Written::Missing => Ok(None),
+                }
+            }
+
+            async fn device_snapshot(&self, aed_id: i64) -> Result<Option<DeviceSnapshot>> {
+                let Some(row) = sqlx::query_as::<_, RevRow>("SELECT * FROM aeds WHERE id = $1")
+                    .bind(aed_id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(plain)?
+                else {
+                    return Ok(None);
+                };
+                let over = self.get_readiness_override(aed_id).await?;
+                let boot: Option<(String,)> =
+                    sqlx::query_as("SELECT boot FROM device_events WHERE aed_id = $1 ORDER BY id DESC LIMIT 1")
+                        .bind(aed_id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(plain)?;
+                let boot = boot.map(|b| b.0).unwrap_or_default();
+                let (last_seq,): (Option<i64>,) =
+                    sqlx::query_as("SELECT MAX(seq) FROM device_events WHERE aed_id = $1 AND boot = $2")
+                        .bind(aed_id)
+                        .bind(&boot)
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(plain)?;
+                Ok(Some(DeviceSnapshot {
+                    rev: row.readiness_rev,
+                    aed: row.aed.into_aed()?,
+                    over,
+                    boot,
+                    last_seq,
+                }))
+            }
+
+            async fn device_boot_seen(&self, aed_id: i64, boot: &str) -> Result<bool> {
+                let found: Option<(i64,)> =
+                    sqlx::query_as("SELECT seq FROM device_events WHERE aed_id = $1 AND boot = $2 LIMIT 1")
+                        .bind(aed_id)
+                        .bind(boot)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(plain)?;
+                Ok(found.is_some())
             }
 
             async fn get_readiness_override(&self, aed_id: i64) -> Result<Option<ReadinessOverride>> {
