@@ -101,6 +101,11 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict { field, message } => ApiError::Conflict { field, message },
+            // Unreachable, restarting, busy or full: nothing was written, try again.
+            other if other.is_transient() => {
+                tracing::warn!(error = %other, "the store is unavailable");
+                ApiError::Unavailable("the database is unavailable; try again".into())
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }

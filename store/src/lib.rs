@@ -21,6 +21,8 @@ pub mod readiness;
 pub mod rescuers;
 mod sql;
 pub mod stations;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tokens;
 pub mod work_orders;
 
@@ -71,6 +73,37 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error(transparent)]
     Database(sqlx::Error),
+}
+
+impl StoreError {
+    /// The database could not do it now but may in a moment: unreachable, restarting, busy,
+    /// locked or full (PostgreSQL classes 08, 40, 53, 57, 58; SQLite BUSY, LOCKED, FULL,
+    /// IOERR, CANTOPEN). The API answers these with 503, and whoever wrote tries again.
+    pub fn is_transient(&self) -> bool {
+        let StoreError::Database(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(d) => {
+                let code = d.code().unwrap_or_default();
+                if let Ok(n) = code.parse::<i64>() {
+                    // SQLite: the primary result code is the low byte of an extended one.
+                    matches!(n & 0xff, 5 | 6 | 10 | 13 | 14)
+                } else {
+                    ["08", "40", "53", "57", "58"]
+                        .iter()
+                        .any(|class| code.starts_with(class))
+                }
+            }
+            _ => false,
+        }
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
