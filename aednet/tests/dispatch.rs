@@ -387,3 +387,107 @@ async fn dispatch_on_sqlite() {
 async fn dispatch_on_postgres() {
     flow(Db::Postgres).await;
 }
+
+/// Personal data: the position a rescuer accepted from is in the incident's record for the
+/// dispatcher, and leaves it (document and audit log, open incident or not) when the rescuer
+/// is deleted; the erasure is counted in `aednet_retention_erased_total`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_rescuers_recorded_positions_are_erased() {
+    let policy = aednet_dispatch::Policy {
+        cpr_direct: 1,
+        max_fetchers: 0,
+        max_alerts: 1,
+        min_rescuers: 1,
+        min_aeds: 0,
+        ..Default::default()
+    };
+    let s = TestServer::start_all(
+        Db::Sqlite,
+        aednet_mobile_api::PublicLimits {
+            per_minute: 0,
+            ..Default::default()
+        },
+        aednet_device_gateway::GatewayConfig::default(),
+        policy,
+        None,
+    )
+    .await;
+    let (_, r) = send(s.post(
+        "/api/v1/rescuers",
+        Some(Role::Admin),
+        &json!({"name": "救护员",
+        "certificate_no": "ZJQZ-RET", "level": "first_aider", "cert_issued": "2024-05-01",
+        "cert_expires": "2030-04-30", "on_duty": true, "location_consent": true}),
+    ))
+    .await;
+    let rid = r["id"].as_i64().unwrap();
+    let (token, new) = aednet_api::auth::new_token("phone", Role::Rescuer, Some(rid));
+    s.store.create_token(&new).await.unwrap();
+    let st = send(
+        s.client
+            .post(s.url("/api/v1/me/location"))
+            .bearer_auth(&token)
+            .json(&json!({"lat": 28.9709, "lon": 118.8705})),
+    )
+    .await
+    .0;
+    assert_eq!(st, 204);
+    let (st, inc) = send(s.post(
+        "/api/v1/incidents",
+        Some(Role::Dispatcher),
+        &json!({"lat": 28.97, "lon": 118.87}),
+    ))
+    .await;
+    assert_eq!(st, 201, "{inc}");
+    let id = inc["id"].as_i64().unwrap();
+    let offer = inc["offers"][0]["id"].as_i64().unwrap();
+    let st = send(
+        s.client
+            .post(s.url(&format!("/api/v1/me/offers/{id}/{offer}/accept")))
+            .bearer_auth(&token),
+    )
+    .await
+    .0;
+    assert_eq!(st, 200);
+    let positions = || async {
+        let (_, b) = send(s.get(&format!("/api/v1/incidents/{id}"), Some(Role::Dispatcher))).await;
+        let log = b["audit_log"].as_array().unwrap().clone();
+        let audit = b["audit"].as_array().unwrap().clone();
+        log.iter()
+            .chain(audit.iter())
+            .filter(|e| e.get("position").is_some())
+            .count()
+    };
+    assert_eq!(positions().await, 2, "the accept's position is recorded");
+    assert_eq!(
+        send(s.delete(&format!("/api/v1/rescuers/{rid}"), Some(Role::Admin)))
+            .await
+            .0,
+        204
+    );
+    eventually("the deleted rescuer's positions are erased", || async {
+        positions().await == 0
+    })
+    .await;
+    let doc = s.store.get_incident(id).await.unwrap().unwrap();
+    assert!(!doc.contains("\"position\""), "{doc}");
+    let metrics = s
+        .client
+        .get(&s.metrics)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("aednet_retention_erased_total 1"),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("retention"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    s.stop().await;
+}

@@ -106,9 +106,10 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict { field, message } => ApiError::Conflict { field, message },
-            // A full disk or a restarting database: 503, retry shortly (the detail is logged).
-            other if other.is_unavailable() => {
-                tracing::warn!(error = %other, "store unavailable");
+            // Unreachable, restarting, busy or full: nothing was written, retry shortly (the
+            // detail is logged, never sent).
+            other if other.is_transient() => {
+                tracing::warn!(error = %other, "the store is unavailable");
                 ApiError::Unavailable(
                     "the database is unavailable for a moment; nothing was changed, retry shortly"
                         .into(),

@@ -38,6 +38,14 @@ impl From<EngineError> for ApiError {
                 field: None,
                 message: m,
             },
+            // The database is unreachable, busy or full: the incident is as it was (changes
+            // are applied only once stored), so the caller may simply try again.
+            EngineError::Store(s) if s.is_transient() => {
+                tracing::warn!(error = %s, "dispatch change refused: the store is unavailable");
+                ApiError::Unavailable(
+                    "the database is unavailable; nothing was changed, try again".into(),
+                )
+            }
             EngineError::Store(s) => s.into(),
             EngineError::Unavailable(m) => ApiError::Unavailable(m),
         }

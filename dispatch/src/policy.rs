@@ -38,6 +38,9 @@ pub struct Policy {
     pub detour_factor: f64,
     /// How long a rescuer has to answer an offer before it goes to the next one.
     pub offer_timeout_s: f64,
+    /// Rescuer positions recorded at accept and arrival are erased from an incident's record
+    /// this many days after it closes (personal data; the engine's hourly retention job).
+    pub position_retention_days: u32,
 }
 
 impl Default for Policy {
@@ -57,6 +60,7 @@ impl Default for Policy {
             rescuer_speed_mps: 2.3,
             detour_factor: 1.2,
             offer_timeout_s: 90.0,
+            position_retention_days: 30,
         }
     }
 }

@@ -23,4 +23,100 @@ pub trait IncidentStore: Send + Sync {
     /// Documents of incidents whose state is not `closed` or `cancelled`.
     async fn open_incidents(&self) -> Result<Vec<String>>;
     async fn incident_audit(&self, id: i64) -> Result<Vec<String>>;
+    /// Retention of personal data: erases the rescuer positions recorded at accept and arrival
+    /// (the `position` of audit entries, in the document and the audit log) of incidents
+    /// closed or cancelled — last changed — before `closed_before`, and marks them done.
+    /// Returns how many audit entries lost a position.
+    async fn erase_incident_positions(&self, closed_before: DateTime<Utc>) -> Result<u64>;
+    /// Erases the recorded positions of one rescuer (`Some`: deleted now) or of every rescuer
+    /// who no longer exists (`None`), in every incident, open or not. Returns how many audit
+    /// entries lost a position.
+    async fn erase_rescuer_positions(&self, rescuer_id: Option<i64>) -> Result<u64>;
+}
+
+/// Whose positions an erasure takes.
+#[derive(Debug)]
+pub(crate) enum Whose {
+    Anyone,
+    Rescuer(i64),
+    /// Rescuers not in this set (the ones that exist).
+    NotIn(std::collections::HashSet<i64>),
+}
+
+impl Whose {
+    fn takes(&self, rescuer_id: Option<i64>) -> bool {
+        match (self, rescuer_id) {
+            (Whose::Anyone, _) => true,
+            (Whose::Rescuer(r), Some(id)) => *r == id,
+            (Whose::NotIn(set), Some(id)) => !set.contains(&id),
+            (_, None) => false,
+        }
+    }
+}
+
+/// Removes the `position` of one audit entry (JSON object) if `whose` takes it.
+fn strip_entry(entry: &mut serde_json::Value, whose: &Whose) -> bool {
+    let Some(obj) = entry.as_object_mut() else {
+        return false;
+    };
+    if !obj.contains_key("position") || !whose.takes(obj.get("rescuer_id").and_then(|v| v.as_i64()))
+    {
+        return false;
+    }
+    obj.remove("position");
+    true
+}
+
+/// The audit entry without its position, if it had one `whose` takes.
+pub(crate) fn erase_in_entry(entry: &str, whose: &Whose) -> Option<String> {
+    let mut v: serde_json::Value = serde_json::from_str(entry).ok()?;
+    strip_entry(&mut v, whose).then(|| v.to_string())
+}
+
+/// The incident document without the positions `whose` takes, if it had any.
+pub(crate) fn erase_in_doc(doc: &str, whose: &Whose) -> Option<String> {
+    let mut v: serde_json::Value = serde_json::from_str(doc).ok()?;
+    let mut changed = false;
+    if let Some(audit) = v.get_mut("audit").and_then(|a| a.as_array_mut()) {
+        for e in audit {
+            changed |= strip_entry(e, whose);
+        }
+    }
+    changed.then(|| v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_chosen_positions_go() {
+        let doc = r#"{"id":1,"notes":"a\"position\": here","audit":[
+            {"at":"t","kind":"accepted","offer":1,"rescuer_id":5,"position":{"lat":1.0,"lon":2.0}},
+            {"at":"t","kind":"arrived","offer":2,"rescuer_id":6,"position":{"lat":1.0,"lon":2.0}},
+            {"at":"t","kind":"declined","offer":3,"rescuer_id":7}]}"#;
+        let one = erase_in_doc(doc, &Whose::Rescuer(5)).unwrap();
+        assert_eq!(one.matches("\"position\":").count(), 1);
+        // (Keys come out sorted.)
+        assert!(one.contains("\"position\":{\"lat\":1.0,\"lon\":2.0},\"rescuer_id\":6"));
+        let all = erase_in_doc(doc, &Whose::Anyone).unwrap();
+        assert!(!all.contains("\"position\":{"));
+        assert!(
+            all.contains("a\\\"position\\\": here"),
+            "notes untouched: {all}"
+        );
+        assert_eq!(
+            erase_in_doc(&all, &Whose::Anyone),
+            None,
+            "nothing left to erase"
+        );
+        let kept: std::collections::HashSet<i64> = [5].into_iter().collect();
+        let gone = erase_in_doc(doc, &Whose::NotIn(kept)).unwrap();
+        assert!(gone.contains("\"position\":{\"lat\":1.0,\"lon\":2.0},\"rescuer_id\":5"));
+        assert!(!gone.contains("\"position\":{\"lat\":1.0,\"lon\":2.0},\"rescuer_id\":6"));
+        assert_eq!(
+            erase_in_entry(r#"{"kind":"declined","rescuer_id":7}"#, &Whose::Anyone),
+            None
+        );
+    }
 }

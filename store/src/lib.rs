@@ -21,6 +21,8 @@ pub mod readiness;
 pub mod rescuers;
 mod sql;
 pub mod stations;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tokens;
 pub mod work_orders;
 
@@ -73,35 +75,38 @@ pub enum StoreError {
     Database(sqlx::Error),
 }
 
-pub type Result<T, E = StoreError> = std::result::Result<T, E>;
-
 impl StoreError {
-    /// The database cannot take the request right now but may shortly: disk full or a write
-    /// refused by the file system (SQLite `SQLITE_FULL`, `SQLITE_IOERR_*`), busy or locked, a
-    /// pool time-out, a dropped or refused connection (PostgreSQL restarting), PostgreSQL's
-    /// `53xxx` (insufficient resources) and `57P0x` (shutting down). Nothing was written: the
-    /// API answers 503 and a device is told to resend.
-    pub fn is_unavailable(&self) -> bool {
+    /// The database could not do it now but may in a moment: unreachable, restarting, busy,
+    /// locked or full (PostgreSQL classes 08, 40, 53, 57, 58; SQLite BUSY, LOCKED, FULL,
+    /// IOERR, CANTOPEN). The API answers these with 503, and whoever wrote tries again.
+    pub fn is_transient(&self) -> bool {
         let StoreError::Database(e) = self else {
             return false;
         };
         match e {
             sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed => true,
             sqlx::Error::Database(d) => {
                 let code = d.code().unwrap_or_default();
-                // SQLite: primary code in the low byte (5 busy, 6 locked, 10 I/O, 13 full).
-                let sqlite = code
-                    .parse::<u32>()
-                    .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 13));
-                sqlite || code.starts_with("53") || code.starts_with("57P")
+                if let Ok(n) = code.parse::<i64>() {
+                    // SQLite: the primary result code is the low byte of an extended one.
+                    matches!(n & 0xff, 5 | 6 | 10 | 13 | 14)
+                } else {
+                    ["08", "40", "53", "57", "58"]
+                        .iter()
+                        .any(|class| code.starts_with(class))
+                }
             }
             _ => false,
         }
     }
 }
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

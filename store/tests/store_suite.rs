@@ -96,6 +96,7 @@ both!(
     incidents_keep_an_append_only_audit,
     readiness_changes_after_give_current_status,
     artifacts_are_replaced_whole,
+    recorded_positions_are_erased_after_retention_and_with_the_rescuer,
 );
 
 fn now() -> chrono::DateTime<Utc> {
@@ -1093,4 +1094,103 @@ async fn artifacts_are_replaced_whole(s: &DynStore) {
     assert!(s.delete_artifact("basemap").await.unwrap());
     assert!(!s.delete_artifact("basemap").await.unwrap());
     assert!(s.get_artifact("basemap").await.unwrap().is_none());
+}
+
+/// Retention: positions recorded at accept/arrival leave closed incidents older than the cutoff
+/// (document and audit log, once), open ones keep theirs until their rescuer is deleted;
+/// everything else in the record stays.
+async fn recorded_positions_are_erased_after_retention_and_with_the_rescuer(s: &DynStore) {
+    let r1 = s.create_rescuer(&rescuer("RET-1")).await.unwrap().id;
+    let r2 = s.create_rescuer(&rescuer("RET-2")).await.unwrap().id;
+    let t = Utc.with_ymd_and_hms(2026, 11, 1, 8, 0, 0).unwrap();
+    let entry = |kind: &str, offer: u32, r: i64, pos: bool| {
+        let mut e = serde_json::json!({"at": t, "kind": kind, "offer": offer, "rescuer_id": r});
+        if pos {
+            e["position"] = serde_json::json!({"lat": 28.9712, "lon": 118.8705});
+        }
+        e
+    };
+    // One incident with its audit entries, stored the way the engine stores them.
+    let incident = |state: &'static str, entries: Vec<serde_json::Value>| async move {
+        let id = s.create_incident("created", t).await.unwrap();
+        let doc = serde_json::json!({"id": id, "lat": 28.97, "lon": 118.87, "state": state,
+            "notes": "met at \"position\": gate 3", "audit": entries});
+        let audit: Vec<_> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (i as i64 + 1, t, e.to_string()))
+            .collect();
+        s.save_incident(id, state, &doc.to_string(), &audit)
+            .await
+            .unwrap();
+        id
+    };
+    let closed = incident(
+        "closed",
+        vec![
+            entry("accepted", 1, r1, true),
+            entry("arrived", 1, r1, true),
+            entry("declined", 2, r2, false),
+        ],
+    )
+    .await;
+    let cancelled = incident("cancelled", vec![entry("accepted", 1, r2, true)]).await;
+    let open = incident(
+        "en_route",
+        vec![
+            entry("accepted", 1, r1, true),
+            entry("accepted", 2, r2, true),
+        ],
+    )
+    .await;
+    let positions = |id: i64| async move {
+        let doc = s.get_incident(id).await.unwrap().unwrap();
+        let audit = s.incident_audit(id).await.unwrap();
+        let in_doc = doc.matches("\"position\":").count();
+        let in_log = audit.iter().filter(|e| e.contains("\"position\":")).count();
+        assert_eq!(
+            in_doc, in_log,
+            "document and audit log agree for incident {id}"
+        );
+        assert!(
+            doc.contains("met at"),
+            "the rest of the record stays: {doc}"
+        );
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&doc).unwrap()["audit"]
+                .as_array()
+                .unwrap()
+                .len(),
+            audit.len()
+        );
+        in_log
+    };
+
+    // Within the retention period (saved just now): nothing goes.
+    let cutoff = Utc::now() - chrono::Duration::days(30);
+    assert_eq!(s.erase_incident_positions(cutoff).await.unwrap(), 0);
+    assert_eq!(positions(closed).await, 2);
+    // Past it: the closed and cancelled incidents lose theirs, the open one keeps them.
+    let later = Utc::now() + chrono::Duration::seconds(5);
+    assert_eq!(s.erase_incident_positions(later).await.unwrap(), 3);
+    assert_eq!(positions(closed).await, 0);
+    assert_eq!(positions(cancelled).await, 0);
+    assert_eq!(positions(open).await, 2);
+    let log = s.incident_audit(closed).await.unwrap();
+    assert!(
+        log[0].contains("\"rescuer_id\":") && log[0].contains("\"accepted\""),
+        "{log:?}"
+    );
+    // Done once: a second run finds nothing.
+    assert_eq!(s.erase_incident_positions(later).await.unwrap(), 0);
+
+    // Rescuer 1 is deleted: the hourly sweep of rescuers who no longer exist takes theirs.
+    assert_eq!(s.erase_rescuer_positions(None).await.unwrap(), 0);
+    assert!(s.delete_rescuer(r1).await.unwrap());
+    assert_eq!(s.erase_rescuer_positions(None).await.unwrap(), 1);
+    assert_eq!(positions(open).await, 1);
+    // One rescuer's, by id (on deletion).
+    assert_eq!(s.erase_rescuer_positions(Some(r2)).await.unwrap(), 1);
+    assert_eq!(positions(open).await, 0);
+    assert_eq!(s.erase_rescuer_positions(Some(r2)).await.unwrap(), 0);
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod private_pg;
+
 use std::sync::Arc;
 
 use aednet_api::AppState;

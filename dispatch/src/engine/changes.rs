@@ -1,5 +1,6 @@
 //! Changes to an incident: persisting one (document and new audit entries, then the board),
-//! rescuers' answers, close and cancel.
+//! rescuers' answers, close and cancel. Every change is made on a copy of the incident, stored,
+//! and only then becomes the engine's: a failed write changes nothing (see [`Engine::apply_effects`]).
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -9,8 +10,10 @@ use super::{stand_down_frame, Answered, Engine, EngineError, Slot, ENOUGH_RESPON
 use crate::incident::{Answer, DispatchError, Effects, Incident, OfferState, Outcome};
 
 impl Engine {
-    pub(super) async fn persist(&self, slot: &mut Slot) -> Result<(), EngineError> {
-        let inc = &slot.incident;
+    /// Stores `next` (the document and the audit entries the store does not have yet) and only
+    /// then makes it the engine's copy: a failed write leaves the slot as it was.
+    pub(super) async fn persist(&self, slot: &mut Slot, next: Incident) -> Result<(), EngineError> {
+        let inc = &next;
         let state = serde_json::to_value(inc.state)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
@@ -48,31 +51,53 @@ impl Engine {
                 .to_string(),
         );
         slot.saved = inc.audit.len();
+        slot.incident = next;
         Ok(())
     }
 
+    /// Makes `next` (the slot's incident with a change applied) the incident's state: the next
+    /// wave if one is needed, stored, and only then commitments, timers and pushes. On a failed
+    /// write nothing changes: the slot keeps the incident as it was, its timer stays, and
+    /// nobody is told anything.
     pub(super) async fn apply_effects(
         &self,
         slot: &mut Slot,
+        mut next: Incident,
         fx: &Effects,
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(), EngineError> {
         // A cancelled incident tells everyone `cancel`; otherwise it is a `stand_down`.
-        let kind = if slot.incident.state == crate::incident::IncidentState::Cancelled {
+        let kind = if next.state == crate::incident::IncidentState::Cancelled {
             "cancel"
         } else {
             "stand_down"
         };
         let mut msgs = Vec::new();
-        if fx.need_more && slot.incident.state.is_open() {
-            msgs = self.next_wave(&mut slot.incident, now).await?;
+        if fx.need_more && next.state.is_open() {
+            msgs = match self.next_wave(&mut next, now).await {
+                Ok(m) => m,
+                Err(e) => {
+                    // Planning booked the new wave's rescuers: give them back.
+                    self.sync_commitments(&slot.incident);
+                    return Err(e);
+                }
+            };
         }
-        if let Err(e) = self.persist(slot).await {
+        let id = next.id;
+        if let Err(e) = self.persist(slot, next).await {
+            self.sync_commitments(&slot.incident);
             if self.peers.is_some() {
                 // Another node may own it now (a save with audit entries it already stored is
                 // refused): drop this copy; the store's is adopted again if nobody holds it.
-                self.forget(slot.incident.id).await;
+                self.forget(id).await;
+            } else if matches!(
+                e,
+                EngineError::Store(aednet_store::StoreError::Conflict { .. })
+            ) {
+                // The store already has entries this copy thinks are new: an earlier save
+                // committed but its answer was lost. The store's copy is the truth.
+                self.reload(slot).await;
             }
             return Err(e);
         }
@@ -85,6 +110,26 @@ impl Engine {
             self.push(*r, m);
         }
         Ok(())
+    }
+
+    /// Replaces the slot's incident with the store's copy (after a save that may have
+    /// committed without our knowing).
+    async fn reload(&self, slot: &mut Slot) {
+        let id = slot.incident.id;
+        let stored = match self.state.store.get_incident(id).await {
+            Ok(Some(doc)) => serde_json::from_str::<Incident>(&doc).ok(),
+            _ => None,
+        };
+        if let Some(inc) = stored.filter(|i| i.audit.len() >= slot.saved) {
+            tracing::warn!(
+                incident = id,
+                "incident reloaded from the store after a save conflict"
+            );
+            slot.saved = inc.audit.len();
+            slot.incident = inc;
+            self.sync_commitments(&slot.incident);
+            self.schedule(&slot.incident);
+        }
     }
 
     pub async fn answer(
@@ -126,9 +171,9 @@ impl Engine {
             Answer::Accept | Answer::Arrived => self.state.geo.rescuer(rescuer_id).map(|f| f.pos),
             Answer::Decline => None,
         };
-        let fx = slot
-            .incident
-            .answer(offer_id, rescuer_id, answer, at, now)?;
+        // Applied to a copy: the engine's incident changes only once the store has it.
+        let mut next = slot.incident.clone();
+        let fx = next.answer(offer_id, rescuer_id, answer, at, now)?;
         if !fx.unchanged {
             if let Some(aed_id) = fx.reveal_code {
                 let has_code = self
@@ -138,10 +183,10 @@ impl Engine {
                     .await?
                     .is_some_and(|a| a.data.cabinet_code.is_some());
                 if has_code {
-                    slot.incident.code_revealed(offer_id, now);
+                    next.code_revealed(offer_id, now);
                 }
             }
-            self.apply_effects(&mut slot, &fx, ENOUGH_RESPONDERS, now)
+            self.apply_effects(&mut slot, next, &fx, ENOUGH_RESPONDERS, now)
                 .await?;
         }
         let offer = slot
@@ -184,9 +229,12 @@ impl Engine {
         };
         let mut slot = s.lock().await;
         let now = self.state.clock.now();
+        // Closed in memory only once the store has it: until then rescuers keep running and
+        // the dispatcher gets 503 to try again.
+        let mut next = slot.incident.clone();
         let stood = match outcome {
-            Some(o) => slot.incident.close(o, now)?,
-            None => slot.incident.cancel(now)?,
+            Some(o) => next.close(o, now)?,
+            None => next.cancel(now)?,
         };
         let reason = if outcome.is_some() {
             "the incident is closed"
@@ -195,6 +243,7 @@ impl Engine {
         };
         self.apply_effects(
             &mut slot,
+            next,
             &Effects {
                 stood_down: stood,
                 ..Effects::default()

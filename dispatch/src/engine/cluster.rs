@@ -119,6 +119,7 @@ impl Engine {
     pub(super) async fn forget(&self, id: i64) {
         self.open.lock().remove(&id);
         self.deadlines.lock().retain(|(_, i)| *i != id);
+        self.retries.lock().remove(&id);
         self.committed.lock().retain(|_, i| *i != id);
         self.responders.lock().retain(|_, r| r.incident_id != id);
         self.leases.release(id).await;

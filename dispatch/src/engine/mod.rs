@@ -17,6 +17,7 @@
 mod changes;
 mod cluster;
 mod live;
+mod retention;
 mod timers;
 mod waves;
 
@@ -88,6 +89,14 @@ pub struct Engine {
     /// `aednet_dispatch_offer_seconds`: from an incident's intake to its first wave of offers
     /// stored and on the rescuers' sockets (the alert rule on its p99 watches this).
     offer_seconds: prometheus::Histogram,
+    /// `aednet_dispatch_persist_retries_total`: offer time-outs (and the waves after them)
+    /// whose write failed and that were scheduled again.
+    persist_retries: prometheus::IntCounter,
+    /// Incident → failed tries of its time-outs in a row, for the back-off.
+    retries: Mutex<HashMap<i64, u32>>,
+    /// `aednet_retention_erased_total`: recorded rescuer positions erased (retention period
+    /// over, or the rescuer deleted).
+    retention_erased: prometheus::IntCounter,
     /// Who owns which incident; every lease is granted on a single node.
     leases: Arc<dyn Leases>,
     /// The other nodes (from the state): pushes and board frames reach them too, open
@@ -124,13 +133,34 @@ impl Engine {
             ]),
         )
         .expect("static metric");
+        let persist_retries = prometheus::IntCounter::new(
+            "aednet_dispatch_persist_retries_total",
+            "Offer time-outs whose write failed and that were scheduled to be tried again",
+        )
+        .expect("static metric");
+        let retention_erased = prometheus::IntCounter::new(
+            "aednet_retention_erased_total",
+            "Rescuer positions recorded in incidents erased (retention period over, or the rescuer deleted)",
+        )
+        .expect("static metric");
         // A second engine on the same registry (the simulator's) keeps the first's metric.
         let _ = state
             .metrics
             .registry
+            .register(Box::new(retention_erased.clone()));
+        let _ = state
+            .metrics
+            .registry
             .register(Box::new(offer_seconds.clone()));
+        let _ = state
+            .metrics
+            .registry
+            .register(Box::new(persist_retries.clone()));
         Arc::new(Self {
             offer_seconds,
+            persist_retries,
+            retention_erased,
+            retries: Mutex::new(HashMap::new()),
             leases,
             peers: state.peers.clone(),
             taking: AsyncMutex::new(()),
@@ -151,8 +181,8 @@ impl Engine {
         &self.policy
     }
 
-    /// Loads open incidents (their timers resume) and starts the timer task; on a node of a
-    /// cluster also the tasks that follow the other nodes and adopt orphaned incidents.
+    /// Loads open incidents (their timers resume) and starts the timer task and the retention
+    /// job; on a node of a cluster also the tasks that follow the other nodes and adopt orphaned incidents.
     pub async fn start(self: &Arc<Self>) -> anyhow::Result<()> {
         if self.peers.is_some() {
             self.spawn_cluster_tasks();
@@ -160,6 +190,7 @@ impl Engine {
         self.resume().await?;
         let engine = self.clone();
         tokio::spawn(async move { engine.timers().await });
+        self.spawn_retention();
         Ok(())
     }
 
@@ -236,8 +267,9 @@ impl Engine {
         }));
         let mut slot = cell.clone().lock_owned().await;
         self.open.lock().insert(id, cell);
-        let planned = match self.next_wave(&mut slot.incident, now).await {
-            Ok(msgs) => self.persist(&mut slot).await.map(|()| msgs),
+        let mut first = slot.incident.clone();
+        let planned = match self.next_wave(&mut first, now).await {
+            Ok(msgs) => self.persist(&mut slot, first).await.map(|()| msgs),
             Err(e) => Err(e),
         };
         let msgs = match planned {

@@ -7,6 +7,11 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Utc};
 
 use super::Engine;
+
+/// First wait before a failed time-out is tried again; doubled each time up to [`RETRY_MAX`].
+pub const RETRY_FIRST: StdDuration = StdDuration::from_millis(250);
+/// Longest wait between two tries of a failed time-out.
+pub const RETRY_MAX: StdDuration = StdDuration::from_secs(10);
 use crate::incident::Incident;
 
 impl Engine {
@@ -34,29 +39,60 @@ impl Engine {
 
     /// Times out every offer due by `now` and sends the next waves; returns how many incidents
     /// were handled. The live timer task and the simulator both call this.
+    ///
+    /// An incident's deadline leaves the timer only once its change is stored: if the write
+    /// fails (database busy, full or restarting) the incident is left as it was and tried again
+    /// after a back-off ([`RETRY_FIRST`] doubling up to [`RETRY_MAX`]), counted in
+    /// `aednet_dispatch_persist_retries_total`.
     pub async fn fire_due(&self, now: DateTime<Utc>) -> usize {
         let now_ms = now.timestamp_millis();
         let mut handled = 0;
         loop {
             let due = {
-                let mut d = self.deadlines.lock();
+                let d = self.deadlines.lock();
                 match d.first().copied() {
-                    Some((t, id)) if t <= now_ms => {
-                        d.remove(&(t, id));
-                        Some(id)
-                    }
+                    Some((t, id)) if t <= now_ms => Some((t, id)),
                     _ => None,
                 }
             };
-            let Some(id) = due else { break };
-            if let Some(s) = self.slot(id) {
-                let mut slot = s.lock().await;
-                let fx = slot.incident.expire(now);
-                if let Err(e) = self.apply_effects(&mut slot, &fx, "", now).await {
-                    tracing::error!(error = %e, incident = id, "handling offer time-outs");
+            let Some((t, id)) = due else { break };
+            let Some(s) = self.slot(id) else {
+                self.deadlines.lock().remove(&(t, id));
+                continue;
+            };
+            let mut slot = s.lock().await;
+            let mut next = slot.incident.clone();
+            let fx = next.expire(now);
+            match self.apply_effects(&mut slot, next, &fx, "", now).await {
+                Ok(()) => {
+                    self.retries.lock().remove(&id);
                 }
-                handled += 1;
+                Err(e) => {
+                    let attempt = {
+                        let mut r = self.retries.lock();
+                        let n = r.entry(id).or_insert(0);
+                        *n = n.saturating_add(1);
+                        *n
+                    };
+                    let wait = RETRY_FIRST
+                        .saturating_mul(1 << (attempt - 1).min(16))
+                        .min(RETRY_MAX);
+                    tracing::warn!(error = %e, incident = id, attempt, retry_in_ms = wait.as_millis() as u64,
+                        "handling offer time-outs failed; the incident is unchanged and tried again");
+                    self.persist_retries.inc();
+                    // Still ours (a cluster node forgets an incident whose save failed): keep
+                    // its timer, later.
+                    let ours = self.open.lock().contains_key(&id);
+                    let mut d = self.deadlines.lock();
+                    d.remove(&(t, id));
+                    if ours {
+                        let retry_ms = now_ms + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+                        d.retain(|(_, i)| *i != id);
+                        d.insert((retry_ms, id));
+                    }
+                }
             }
+            handled += 1;
         }
         handled
     }

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{db_err, plain, PgStore, SqliteStore};
-use crate::incidents::IncidentStore;
+use crate::incidents::{erase_in_doc, erase_in_entry, IncidentStore, Whose};
 use crate::{Result, StoreError};
 
 macro_rules! impl_incident_store {
@@ -77,6 +77,103 @@ macro_rules! impl_incident_store {
                     .await
                     .map_err(plain)?;
                 Ok(rows.into_iter().map(|r| r.0).collect())
+            }
+
+            async fn erase_incident_positions(&self, closed_before: DateTime<Utc>) -> Result<u64> {
+                let mut erased = 0;
+                loop {
+                    let ids: Vec<(i64,)> = sqlx::query_as(
+                        "SELECT id FROM incidents WHERE positions_erased_at IS NULL \
+                         AND state IN ('closed', 'cancelled') AND updated_at < $1 ORDER BY id LIMIT 500",
+                    )
+                    .bind(closed_before)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(plain)?;
+                    for (id,) in &ids {
+                        let mut tx = self.pool.begin().await.map_err(plain)?;
+                        erased += Self::erase_in(&mut tx, *id, &Whose::Anyone).await?;
+                        sqlx::query("UPDATE incidents SET positions_erased_at = $1 WHERE id = $2")
+                            .bind(Utc::now())
+                            .bind(*id)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(plain)?;
+                        tx.commit().await.map_err(plain)?;
+                    }
+                    if ids.len() < 500 {
+                        return Ok(erased);
+                    }
+                }
+            }
+
+            async fn erase_rescuer_positions(&self, rescuer_id: Option<i64>) -> Result<u64> {
+                let whose = match rescuer_id {
+                    Some(r) => Whose::Rescuer(r),
+                    None => {
+                        let rows: Vec<(i64,)> = sqlx::query_as("SELECT id FROM rescuers")
+                            .fetch_all(&self.pool)
+                            .await
+                            .map_err(plain)?;
+                        Whose::NotIn(rows.into_iter().map(|r| r.0).collect())
+                    }
+                };
+                // Incidents past retention have no positions left.
+                let ids: Vec<(i64,)> = sqlx::query_as(
+                    "SELECT id FROM incidents WHERE positions_erased_at IS NULL \
+                     AND doc LIKE '%\"position\":%' ORDER BY id",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(plain)?;
+                let mut erased = 0;
+                for (id,) in ids {
+                    let mut tx = self.pool.begin().await.map_err(plain)?;
+                    erased += Self::erase_in(&mut tx, id, &whose).await?;
+                    tx.commit().await.map_err(plain)?;
+                }
+                Ok(erased)
+            }
+        }
+
+        impl $store {
+            /// Erases the positions `whose` takes from one incident's document and audit log,
+            /// in `tx`; returns how many audit entries lost one.
+            async fn erase_in(tx: &mut sqlx::Transaction<'_, $db>, id: i64, whose: &Whose) -> Result<u64> {
+                let doc: Option<(String,)> = sqlx::query_as("SELECT doc FROM incidents WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(plain)?;
+                if let Some(new) = doc.and_then(|(d,)| erase_in_doc(&d, whose)) {
+                    sqlx::query("UPDATE incidents SET doc = $1 WHERE id = $2")
+                        .bind(new)
+                        .bind(id)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(plain)?;
+                }
+                // A JSON key is the only place `"position":` appears unescaped.
+                let rows: Vec<(i64, String)> = sqlx::query_as(
+                    "SELECT id, entry FROM incident_audit WHERE incident_id = $1 AND entry LIKE '%\"position\":%'",
+                )
+                .bind(id)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(plain)?;
+                let mut n = 0;
+                for (row, entry) in rows {
+                    if let Some(new) = erase_in_entry(&entry, whose) {
+                        sqlx::query("UPDATE incident_audit SET entry = $1 WHERE id = $2")
+                            .bind(new)
+                            .bind(row)
+                            .execute(&mut **tx)
+                            .await
+                            .map_err(plain)?;
+                        n += 1;
+                    }
+                }
+                Ok(n)
             }
         }
     };
