@@ -310,7 +310,10 @@ async fn districts_tokens_ops_and_metrics() {
     // Where maps write the name: inside the outline (the largest part's interior point).
     let label = &fc["features"][0]["properties"]["label"];
     let (lon, lat) = (label[0].as_f64().unwrap(), label[1].as_f64().unwrap());
-    assert!((118.8..=118.9).contains(&lon) && (28.9..=29.0).contains(&lat), "{label}");
+    assert!(
+        (118.8..=118.9).contains(&lon) && (28.9..=29.0).contains(&lat),
+        "{label}"
+    );
     let (st, err) = send(s.post("/api/v1/districts", Some(Role::Maintenance), &d)).await;
     assert_eq!((st, err["error"].as_str()), (403, Some("forbidden")));
     let mut bad = d.clone();
@@ -398,7 +401,10 @@ async fn districts_tokens_ops_and_metrics() {
             .trim()
             .parse()
             .unwrap();
-        assert!(value > 0.0 || name == "process_cpu_seconds_total", "{name} = {value}");
+        assert!(
+            value > 0.0 || name == "process_cpu_seconds_total",
+            "{name} = {value}"
+        );
     }
     let (st, _) = send(s.get("/metrics", None)).await;
     assert_eq!(st, 404, "metrics are not on the public port");

@@ -42,10 +42,9 @@ impl DistrictData {
     /// neighbour — and a concave outline's centroid can lie outside it.
     pub fn label_point(&self) -> Option<LatLon> {
         let mp = self.multipolygon()?;
-        let largest = mp
-            .0
-            .iter()
-            .max_by(|a, b| a.unsigned_area().total_cmp(&b.unsigned_area()))?;
+        let largest =
+            mp.0.iter()
+                .max_by(|a, b| a.unsigned_area().total_cmp(&b.unsigned_area()))?;
         let p = largest.interior_point()?;
         Some(LatLon {
             lat: p.y(),
@@ -214,7 +213,10 @@ mod tests {
         ]));
         let d = district("Vaduz", 5_000, Some(mp));
         let p = d.label_point().unwrap();
-        assert!((0.0..=10.0).contains(&p.lon) && (0.0..=10.0).contains(&p.lat), "{p:?}");
+        assert!(
+            (0.0..=10.0).contains(&p.lon) && (0.0..=10.0).contains(&p.lat),
+            "{p:?}"
+        );
         // An L-shaped district: the label lies inside the outline, not in the notch.
         let l = geojson::Geometry::new(geojson::Value::Polygon(vec![vec![
             vec![0.0, 0.0],

@@ -22,9 +22,9 @@ use chrono::{DateTime, Utc};
 use crate::prelude::*;
 use crate::{
     AedIndexRow, Artifact, ArtifactInfo, AttentionItem, AttentionQuery, Backend, ConsumableDates,
-    DeviceEventRecord, DeviceState, DynStore, ListQuery, NewToken, Page, ReadinessChange,
-    ReadinessOverride, Recorded, Result, StoreError, TokenRecord, UpsertOutcome, WorkOrder,
-    WorkOrderUpdate,
+    DeviceEventRecord, DeviceSnapshot, DeviceState, DynStore, ListQuery, NewToken, OverrideChange,
+    Page, ReadinessChange, ReadinessOverride, Recorded, Result, StoreError, TokenRecord,
+    UpsertOutcome, WorkOrder, WorkOrderUpdate, Written,
 };
 
 /// Which writes fail: `skip` more succeed, then `fail` fail (`u64::MAX`: until cleared).
@@ -168,7 +168,10 @@ delegate!(AedStore {
 
 delegate!(ReadinessStore {
     write fn set_aed_readiness(&self, id: i64, readiness: &Readiness, source: &str) -> Result<Option<Aed>>;
-    write fn record_device_event(&self, event: &DeviceEventRecord, readiness: Option<&Readiness>, dates: &ConsumableDates) -> Result<Recorded>;
+    write fn record_device_event(&self, event: &DeviceEventRecord, readiness: Option<&Readiness>, dates: &ConsumableDates, expect_rev: Option<i64>) -> Result<Recorded>;
+    write fn write_readiness(&self, aed_id: i64, readiness: &Readiness, over: OverrideChange<'_>, source: &str, expect_rev: Option<i64>) -> Result<Written>;
+    read fn device_snapshot(&self, aed_id: i64) -> Result<Option<DeviceSnapshot>>;
+    read fn device_boot_seen(&self, aed_id: i64, boot: &str) -> Result<bool>;
     write fn set_readiness_override(&self, aed_id: i64, over: Option<&ReadinessOverride>, readiness: &Readiness, source: &str) -> Result<Option<Aed>>;
     read fn get_readiness_override(&self, aed_id: i64) -> Result<Option<ReadinessOverride>>;
     read fn readiness_overrides(&self) -> Result<Vec<ReadinessOverride>>;

@@ -166,6 +166,12 @@ impl IncidentStore for FailingStore {
     async fn incident_audit(&self, id: i64) -> Result<Vec<String>> {
         self.inner.incident_audit(id).await
     }
+    async fn erase_incident_positions(&self, closed_before: DateTime<Utc>) -> Result<u64> {
+        self.inner.erase_incident_positions(closed_before).await
+    }
+    async fn erase_rescuer_positions(&self, rescuer_id: Option<i64>) -> Result<u64> {
+        self.inner.erase_rescuer_positions(rescuer_id).await
+    }
 }
 
 #[async_trait]
