@@ -255,7 +255,7 @@ async fn telemetry(db: Db) {
     );
     let e = call(
         &mut wa,
-        r#"{"v":2,"seq":4,"ts":"2026-11-24T08:00:00Z","type":"heartbeat"}"#.into(),
+        r#"{"v":9,"seq":4,"ts":"2026-11-24T08:00:00Z","type":"heartbeat"}"#.into(),
     )
     .await;
     assert_eq!(e["code"], "unsupported_version");
