@@ -191,6 +191,9 @@ async fn postgres_restarting_mid_incident_stalls_nothing() {
     let ack = next_of(&mut rescuers[0].1, "ack", 10).await;
     assert_eq!(ack["offer"]["state"], "accepted", "{ack}");
 
+    // Rescuer 2 has its offer (and does not answer).
+    let offer2 = next_of(&mut rescuers[1].1, "offer", 10).await;
+    assert_eq!(offer2["incident_id"], id);
     // PostgreSQL goes down mid-incident; rescuer 2's offer falls due while it is down.
     pg.stop_immediate();
     let down_at = Instant::now();
