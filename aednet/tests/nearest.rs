@@ -271,7 +271,7 @@ async fn public_queries_are_rate_limited_per_client() {
         aednet_mobile_api::PublicLimits {
             per_minute: 60,
             burst: 3,
-            trust_forwarded_for: false,
+            ..Default::default()
         },
     )
     .await;

@@ -172,6 +172,8 @@ pub async fn delete_aed(
         return Err(ApiError::NotFound);
     }
     state.bus.publish(Event::AedDeleted { id });
+    // The device's tokens stop working (its socket closes on the event above, on every node).
+    crate::sessions::revoke_tokens_of(&state, Role::Device, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -49,6 +49,9 @@ pub fn hash_token(secret: &str) -> String {
 pub struct Caller {
     pub role: Role,
     pub token: Option<TokenRecord>,
+    /// The revocation epoch of [`crate::sessions::Sessions`] before the token was looked up: a
+    /// socket opened on a check that a revocation may have overtaken is closed at once.
+    pub(crate) epoch: u64,
 }
 
 impl Caller {
@@ -75,19 +78,18 @@ impl Caller {
     pub fn is(&self, roles: &[Role]) -> bool {
         roles.contains(&self.role)
     }
-}
 
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
+    /// Checks the `Authorization` header: the token from the cache or the store.
+    pub(crate) async fn authenticate(
+        headers: &axum::http::HeaderMap,
         state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let Some(value) = parts.headers.get(AUTHORIZATION) else {
+    ) -> Result<Self, ApiError> {
+        let epoch = state.sessions.epoch();
+        let Some(value) = headers.get(AUTHORIZATION) else {
             return Ok(Caller {
                 role: Role::Public,
                 token: None,
+                epoch,
             });
         };
         let secret = value
@@ -100,61 +102,136 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .ok_or(ApiError::Unauthorized)?;
-        let hash = hash_token(secret);
-        let record = match state.tokens.get(&hash) {
-            Some(r) => r,
-            None => {
-                let r = state
-                    .store
-                    .find_token(&hash)
-                    .await?
-                    .ok_or(ApiError::Unauthorized)?;
-                state.tokens.put(hash, r.clone());
-                r
-            }
-        };
+        let record = verify_token(state, secret).await?;
         Ok(Caller {
             role: record.role,
             token: Some(record),
+            epoch,
         })
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
 
-    #[test]
-    fn tokens_are_random_prefixed_and_hashed() {
-        let (a, ra) = new_token("ops", Role::Admin, None);
-        let (b, _) = new_token("ops", Role::Admin, None);
-        assert_ne!(a, b);
-        assert!(a.starts_with(TOKEN_PREFIX) && a.len() == TOKEN_PREFIX.len() + 43);
-        assert_eq!(ra.token_hash, hash_token(&a));
-        assert_eq!(ra.token_hash.len(), 64);
-        assert!(!ra.token_hash.contains(&a[4..]));
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        // Already checked by [`authenticate_first`].
+        if let Some(c) = parts.extensions.get::<Caller>() {
+            return Ok(c.clone());
+        }
+        Caller::authenticate(&parts.headers, state).await
     }
 }
 
-/// Recently verified tokens, so an authenticated request does not query the store each time.
-/// Entries live `TOKEN_CACHE_TTL`; revoking through this node's API clears the cache at once,
-/// and another node's revocation takes effect here within the TTL.
+/// The live token with this secret, from the cache or the store; 401 when there is none.
+pub async fn verify_token(state: &AppState, secret: &str) -> Result<TokenRecord, ApiError> {
+    let hash = hash_token(secret);
+    match state.tokens.get(&hash) {
+        Some(known) => known,
+        None => {
+            // Taken before the lookup: a revocation that lands while the lookup is in flight
+            // changes it, and the (possibly stale) answer is not cached.
+            let generation = state.tokens.generation();
+            let found = state.store.find_token(&hash).await?;
+            state.tokens.put(hash, found.clone(), generation);
+            found
+        }
+    }
+    .ok_or(ApiError::Unauthorized)
+}
+
+/// Methods that carry a request body. Every route taking one needs a token.
+fn has_body(method: &axum::http::Method) -> bool {
+    use axum::http::Method;
+    [Method::POST, Method::PUT, Method::PATCH, Method::DELETE].contains(method)
+}
+
+/// Middleware on every route: a request that can carry a body (POST, PUT, PATCH, DELETE) has
+/// its token checked before anything reads the body — an unknown token or none at all is 401 at
+/// once, whatever the body's size (no route takes a body from the public). The checked
+/// [`Caller`] rides along in the request's extensions for the handler.
+pub async fn authenticate_first(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if !has_body(req.method()) {
+        return next.run(req).await;
+    }
+    let (mut parts, body) = req.into_parts();
+    match Caller::authenticate(&parts.headers, &state).await {
+        Ok(c) if c.role == Role::Public => ApiError::Unauthorized.into_response(),
+        Ok(c) => {
+            parts.extensions.insert(c);
+            next.run(axum::extract::Request::from_parts(parts, body))
+                .await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Route layer admitting only `roles` to a route that takes a body (401 without a token, 403
+/// for another role) before its handler and body extractor run, with the [`Caller`] that
+/// [`authenticate_first`] checked: `.route_layer(axum::middleware::from_fn(|r, n|
+/// require_roles(ROLES, r, n)))`. Requests without one (methods without a body) pass on to the
+/// handler, which checks the role itself.
+pub async fn require_roles(
+    roles: &'static [Role],
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if let Some(caller) = req.extensions().get::<Caller>() {
+        if let Err(e) = caller.require(roles) {
+            return e.into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// Recently looked-up tokens, so an authenticated request does not query the store each time:
+/// live ones for [`TOKEN_CACHE_TTL`], unknown ones (a typo, a revoked token still in use, a
+/// scanner guessing) for [`NEGATIVE_CACHE_TTL`]. A revocation (on this node, or heard from
+/// another) clears it and bumps its generation; an answer looked up under an older generation
+/// is not cached, so a lookup in flight during a revocation cannot put the token back.
 #[derive(Debug, Default)]
 pub struct TokenCache {
-    map: parking_lot::RwLock<std::collections::HashMap<String, (TokenRecord, std::time::Instant)>>,
+    map: parking_lot::RwLock<CacheMap>,
+    generation: std::sync::atomic::AtomicU64,
 }
 
+type CacheMap = std::collections::HashMap<String, (Option<TokenRecord>, std::time::Instant)>;
+
 pub const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+pub const NEGATIVE_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl TokenCache {
-    fn get(&self, hash: &str) -> Option<TokenRecord> {
+    /// `Some(None)`: known not to be a live token.
+    pub fn get(&self, hash: &str) -> Option<Option<TokenRecord>> {
         let map = self.map.read();
         let (rec, at) = map.get(hash)?;
-        (at.elapsed() < TOKEN_CACHE_TTL).then(|| rec.clone())
+        let ttl = if rec.is_some() {
+            TOKEN_CACHE_TTL
+        } else {
+            NEGATIVE_CACHE_TTL
+        };
+        (at.elapsed() < ttl).then(|| rec.clone())
     }
 
-    fn put(&self, hash: String, rec: TokenRecord) {
+    /// Read before a store lookup and handed to [`TokenCache::put`].
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Caches a lookup's answer unless the cache was cleared since `generation` was read.
+    pub fn put(&self, hash: String, rec: Option<TokenRecord>, generation: u64) {
         let mut map = self.map.write();
+        // Compared under the write lock, which `clear` also holds while bumping it.
+        if self.generation() != generation {
+            return;
+        }
         // Bounded: drop everything rather than grow without limit under a flood of tokens.
         if map.len() >= 100_000 {
             map.clear();
@@ -163,7 +240,10 @@ impl TokenCache {
     }
 
     pub fn clear(&self) {
-        self.map.write().clear();
+        let mut map = self.map.write();
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        map.clear();
     }
 }
 

@@ -153,7 +153,6 @@ pub async fn apply(state: &AppState, event: &Event) -> aednet_store::Result<()> 
             geo.remove_station(id);
         }
         Event::BulkChange { .. } => reload(state).await?,
-        Event::TokenRevoked { .. } => state.tokens.clear(),
         // A rescuer who left (deleted, off duty, consent withdrawn) is forgotten at once.
         Event::RescuerDeleted { id } => {
             geo.rescuer_gone(id);
@@ -265,6 +264,7 @@ pub async fn start(state: &AppState) -> aednet_store::Result<JoinHandle<()>> {
     let mut rx = state.bus.subscribe();
     reload(state).await?;
     spawn_rescuer_expiry(state);
+    crate::sessions::spawn_watcher(state);
     if state.peers.is_some() {
         spawn_readiness_repair(state);
     }

@@ -18,9 +18,15 @@ use crate::state::AppState;
 /// Imports are whole files: a city's OSM extract is tens of megabytes.
 pub const MAX_IMPORT_BODY: usize = 256 * 1024 * 1024;
 
+const IMPORTERS: &[Role] = &[Role::Admin, Role::Planner];
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/import/{format}", post(import))
+        // The role is checked before the (large) body is read, not after.
+        .route_layer(axum::middleware::from_fn(|req, next| {
+            crate::auth::require_roles(IMPORTERS, req, next)
+        }))
         .layer(DefaultBodyLimit::max(MAX_IMPORT_BODY))
 }
 
@@ -46,7 +52,7 @@ pub async fn import(
     params: Params,
     body: Bytes,
 ) -> ApiResult<Json<ImportReport>> {
-    caller.require(&[Role::Admin, Role::Planner])?;
+    caller.require(IMPORTERS)?;
     if body.is_empty() {
         return Err(ApiError::bad_request(
             "body",

@@ -20,6 +20,7 @@ pub mod ops;
 pub mod output;
 pub mod rate_limit;
 pub mod rescuers;
+pub mod sessions;
 pub mod state;
 pub mod stations;
 pub mod tokens;
@@ -69,6 +70,12 @@ pub fn finish(router: Router<AppState>, state: AppState) -> Router {
                 .into_response()
         })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY))
+        // Tokens before bodies: see auth::authenticate_first (inside ws_bearer, which turns a
+        // console's subprotocol into the header it reads).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate_first,
+        ))
         // Browsers' WebSockets carry the token as a subprotocol (see auth::ws_bearer).
         .layer(axum::middleware::from_fn(auth::ws_bearer))
         .layer(axum::middleware::from_fn_with_state(

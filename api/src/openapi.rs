@@ -17,7 +17,7 @@ use crate::{aeds, districts, error, import, rescuers, stations, tokens};
         rescuers::delete_rescuer,
         districts::list_districts, districts::get_district, districts::create_district, districts::replace_district,
         districts::delete_district,
-        tokens::create_token, tokens::list_tokens, tokens::revoke_token, tokens::whoami,
+        tokens::create_token, tokens::list_tokens, tokens::revoke_token, tokens::change_token, tokens::whoami,
         import::import,
     ),
     components(schemas(error::ErrorBody, aednet_core::LatLon)),

@@ -126,5 +126,7 @@ pub async fn delete_rescuer(
         return Err(ApiError::NotFound);
     }
     state.bus.publish(Event::RescuerDeleted { id });
+    // Their tokens stop working (open sockets close on the event above, on every node).
+    crate::sessions::revoke_tokens_of(&state, Role::Rescuer, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -23,6 +23,8 @@ pub struct AppState {
     /// of other crates.
     pub openapi: Arc<serde_json::Value>,
     pub tokens: Arc<crate::auth::TokenCache>,
+    /// Open WebSockets by token, closed when their token is revoked ([`crate::sessions`]).
+    pub sessions: Arc<crate::sessions::Sessions>,
     /// The other nodes of a cluster (`[cluster]`); `None` on a single node.
     pub peers: Option<Arc<dyn aednet_core::Peers>>,
     /// `[limits]`: open sockets per kind, location reports per rescuer.
@@ -41,6 +43,7 @@ impl AppState {
             coverage: crate::coverage::CoverageConfig::default(),
             openapi: Arc::new(crate::openapi::document(None)),
             tokens: Arc::new(crate::auth::TokenCache::default()),
+            sessions: Arc::new(crate::sessions::Sessions::default()),
             peers: None,
             limits: Arc::new(crate::limits::Limits::default()),
         }

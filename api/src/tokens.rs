@@ -19,7 +19,10 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/tokens", get(list_tokens).post(create_token))
-        .route("/api/v1/tokens/{id}", delete(revoke_token))
+        .route(
+            "/api/v1/tokens/{id}",
+            delete(revoke_token).patch(change_token),
+        )
         .route("/api/v1/me", get(whoami))
 }
 
@@ -128,6 +131,38 @@ pub async fn revoke_token(
     } else {
         Err(ApiError::NotFound)
     }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenChange {
+    pub role: Role,
+}
+
+#[utoipa::path(patch, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = i64, Path)),
+    request_body = TokenChange, security(("bearer" = [])),
+    responses((status = 200, body = TokenView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+/// Gives a token another role. Its open WebSockets close (4401) on every node: the client
+/// reconnects with the new role's rights.
+#[tracing::instrument(skip(state, caller, input))]
+pub async fn change_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    JsonBody(input): JsonBody<TokenChange>,
+) -> ApiResult<Json<TokenView>> {
+    caller.require(&[Role::Admin])?;
+    if input.role == Role::Public {
+        return Err(ApiError::invalid("role", "public needs no token"));
+    }
+    let rec = state
+        .store
+        .set_token_role(id, input.role)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    state.tokens.clear();
+    state.bus.publish(aednet_core::Event::TokenChanged { id });
+    Ok(Json(rec.into()))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -41,6 +41,11 @@ pub enum Event {
     TokenRevoked {
         id: i64,
     },
+    /// A token's role changed: every node drops its cache and closes the token's sockets (the
+    /// client reconnects with its new rights).
+    TokenChanged {
+        id: i64,
+    },
     /// Many records changed at once (an import): subscribers reload rather than replay.
     BulkChange {
         source: String,

@@ -49,12 +49,21 @@ pub struct GatewayConfig {
     pub ping_interval_s: f64,
     /// How often coalesced heartbeat state is written.
     pub flush_interval_ms: u64,
-    /// Also take device messages from this MQTT broker (`mqtt://127.0.0.1:1883`); off when unset.
+    /// Also take device messages from this MQTT broker (`mqtt://127.0.0.1:1883`, or
+    /// `mqtts://host:8883` over TLS); off when unset.
     pub mqtt_url: Option<String>,
     /// Topic prefix: devices publish to `{prefix}/devices/{aed_id}/telemetry`.
     pub mqtt_prefix: String,
-    /// Stable per node, so the broker keeps its session (QoS 1 backlog) across restarts.
+    /// Empty: `aednet-gateway-<host>-<random>`, unique per node (clean session). Set a stable
+    /// id per node to keep a persistent session (QoS 1 backlog) across restarts.
     pub mqtt_client_id: String,
+    /// aednet's login at the broker (see [`crate::mqtt`]).
+    pub mqtt_username: Option<String>,
+    pub mqtt_password: Option<aednet_core::secret::Secret>,
+    /// PEM CA certificate(s) to trust for `mqtts://`; the system's roots when unset.
+    pub mqtt_ca_file: Option<std::path::PathBuf>,
+    /// Refuse MQTT messages without the device's own token in a `"token"` field.
+    pub mqtt_require_token: bool,
 }
 
 impl Default for GatewayConfig {
@@ -71,7 +80,11 @@ impl Default for GatewayConfig {
             flush_interval_ms: 1000,
             mqtt_url: None,
             mqtt_prefix: "aednet".into(),
-            mqtt_client_id: "aednet-gateway".into(),
+            mqtt_client_id: String::new(),
+            mqtt_username: None,
+            mqtt_password: None,
+            mqtt_ca_file: None,
+            mqtt_require_token: false,
         }
     }
 }
@@ -92,6 +105,8 @@ pub mod close {
     pub const IDLE: u16 = 4408;
     /// A newer connection of the same device took over.
     pub const REPLACED: u16 = 4409;
+    /// The device's token was revoked or its AED deleted.
+    pub const REVOKED: u16 = aednet_api::sessions::CLOSE_REVOKED;
 }
 
 #[derive(Debug)]
@@ -294,6 +309,10 @@ impl Gateway {
         &self.cfg
     }
 
+    pub(crate) fn app_state(&self) -> &AppState {
+        &self.state
+    }
+
     fn after_ms(&self) -> i64 {
         i64::try_from(self.cfg.offline_after().as_millis()).unwrap_or(i64::MAX / 4)
     }
@@ -344,13 +363,7 @@ impl Gateway {
         self.wake.notify_one();
         if let Some(url) = &self.cfg.mqtt_url {
             // A broker that is down now is retried by the client; a bad URL is an error.
-            crate::mqtt::run(
-                self.clone(),
-                url,
-                &self.cfg.mqtt_client_id,
-                &self.cfg.mqtt_prefix,
-            )
-            .await?;
+            crate::mqtt::run(self.clone()).await?;
             tracing::info!(url = %url, prefix = %self.cfg.mqtt_prefix, "MQTT ingest on");
         }
         Ok(())

@@ -186,16 +186,30 @@ pub async fn feed(
         Err(e) => return e.into_response(),
     };
     let rx = state.bus.subscribe();
+    let watch = state.sessions.open(&caller);
     ws.max_message_size(4096)
         .on_upgrade(move |socket| async move {
-            forward(socket, rx).await;
+            forward(socket, rx, watch).await;
             drop(slot);
         })
 }
 
-async fn forward(mut socket: WebSocket, mut rx: tokio::sync::broadcast::Receiver<Event>) {
+async fn forward(
+    mut socket: WebSocket,
+    mut rx: tokio::sync::broadcast::Receiver<Event>,
+    mut watch: aednet_api::sessions::SessionWatch,
+) {
     loop {
         tokio::select! {
+            reason = watch.revoked() => {
+                let _ = socket
+                    .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                        code: aednet_api::sessions::CLOSE_REVOKED,
+                        reason: reason.into(),
+                    })))
+                    .await;
+                break;
+            }
             ev = rx.recv() => {
                 let frame = match ev {
                     Ok(Event::AedReadinessChanged { id, status }) => {

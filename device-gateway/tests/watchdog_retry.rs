@@ -2,9 +2,6 @@
 //! busy, full), the write is scheduled again with back-off until it succeeds. The store is a
 //! real SQLite database behind a wrapper that fails the next readiness writes on demand.
 
-mod common;
-
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,8 +11,8 @@ use aednet_core::event::LocalBus;
 use aednet_core::telemetry::DeviceMessage;
 use aednet_core::SystemClock;
 use aednet_device_gateway::{Gateway, GatewayConfig};
+use aednet_store::testing::FaultyStore;
 use aednet_store::DynStore;
-use common::FailingStore;
 
 async fn status(store: &DynStore, id: i64) -> ReadinessStatus {
     store
@@ -33,7 +30,9 @@ async fn a_failed_offline_write_is_retried_until_it_succeeds() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("w.db").display());
     let real = aednet_store::connect(&url).await.unwrap();
-    let failing = FailingStore::new(real.clone());
+    let failing = FaultyStore::wrap(real.clone());
+    // Only the readiness writes (the watchdog's "offline") fail; telemetry records succeed.
+    failing.only_method("write_readiness");
     let store: DynStore = failing.clone();
     let state = AppState::new(
         store.clone(),
@@ -76,11 +75,11 @@ async fn a_failed_offline_write_is_retried_until_it_succeeds() {
         assert!(
             Instant::now() < deadline,
             "the device was never marked offline after {} failed writes",
-            failing.failed.load(Ordering::SeqCst)
+            failing.failures()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(failing.failed.load(Ordering::SeqCst), 3);
+    assert_eq!(failing.failures(), 3);
     let h = store.readiness_history(aed.id, 10).await.unwrap();
     assert_eq!(
         (h[0].status, h[0].source.as_str()),

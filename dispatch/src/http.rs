@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use aednet_api::auth::Caller;
 use aednet_api::extract::{IdPath, JsonBody};
+use aednet_api::sessions::{SessionWatch, CLOSE_REVOKED};
 use aednet_api::{ApiError, ApiResult, AppState};
 use aednet_core::{LatLon, Role};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -224,6 +225,7 @@ async fn rescuer_socket(
         Err(err) => return err.into_response(),
     };
     let rx = e.subscribe(id);
+    let watch = state.sessions.open(&caller);
     ws.max_message_size(4096)
         .on_upgrade(move |socket| async move {
             serve(
@@ -235,6 +237,7 @@ async fn rescuer_socket(
                     rescuer_id: id,
                 },
                 rx,
+                watch,
             )
             .await;
             drop(slot);
@@ -253,6 +256,16 @@ struct Session {
 struct AnswerFrame {
     incident_id: i64,
     offer_id: u32,
+}
+
+/// Closes a socket whose token was revoked (4401, docs/rescuer-protocol.md).
+async fn close_revoked(socket: &mut WebSocket, reason: &'static str) {
+    let _ = socket
+        .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+            code: CLOSE_REVOKED,
+            reason: reason.into(),
+        })))
+        .await;
 }
 
 /// Policy violation: a binary frame or one that is not text.
@@ -384,6 +397,7 @@ async fn serve(
     mut socket: WebSocket,
     session: Session,
     mut rx: tokio::sync::broadcast::Receiver<String>,
+    mut watch: SessionWatch,
 ) {
     let (e, id) = (session.engine.clone(), session.rescuer_id);
     let mut delivered = Delivered::default();
@@ -395,6 +409,10 @@ async fn serve(
     }
     loop {
         tokio::select! {
+            reason = watch.revoked() => {
+                close_revoked(&mut socket, reason).await;
+                break;
+            }
             m = rx.recv() => match m {
                 Ok(text) => {
                     if delivered.first_time(&text)
@@ -454,10 +472,15 @@ async fn dispatch_socket(
         Err(err) => return err.into_response(),
     };
     let mut rx = e.board();
+    let mut watch = state.sessions.open(&caller);
     ws.max_message_size(4096).on_upgrade(move |mut socket| async move {
         let _slot = slot;
         loop {
             tokio::select! {
+                reason = watch.revoked() => {
+                    close_revoked(&mut socket, reason).await;
+                    break;
+                }
                 m = rx.recv() => match m {
                     Ok(text) => {
                         if socket.send(Message::Text(text.into())).await.is_err() {

@@ -39,6 +39,8 @@ struct Plan {
 pub struct FaultyStore {
     inner: DynStore,
     plan: Mutex<Plan>,
+    /// When set, only writes through this method are planned to fail (others succeed).
+    only: Mutex<Option<&'static str>>,
     down: AtomicBool,
     writes: AtomicU64,
     failed: AtomicU64,
@@ -49,6 +51,7 @@ impl FaultyStore {
         Arc::new(Self {
             inner,
             plan: Mutex::new(Plan::default()),
+            only: Mutex::new(None),
             down: AtomicBool::new(false),
             writes: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -77,6 +80,15 @@ impl FaultyStore {
             .plan
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Plan { skip: 0, fail: n };
+    }
+
+    /// Planned write failures hit only calls of the store method `name` (e.g.
+    /// `"write_readiness"`); other writes succeed and are not counted against the plan.
+    pub fn only_method(&self, name: &'static str) {
+        *self
+            .only
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(name);
     }
 
     /// Every call, read or write, fails while down (a database that is stopped).
@@ -109,7 +121,7 @@ impl FaultyStore {
         StoreError::Database(sqlx::Error::PoolTimedOut)
     }
 
-    fn gate(&self, write: bool) -> Result<()> {
+    fn gate(&self, write: bool, method: &'static str) -> Result<()> {
         if self.down.load(Ordering::SeqCst) {
             if write {
                 self.writes.fetch_add(1, Ordering::SeqCst);
@@ -120,6 +132,13 @@ impl FaultyStore {
             return Ok(());
         }
         self.writes.fetch_add(1, Ordering::SeqCst);
+        let only = *self
+            .only
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if only.is_some_and(|m| m != method) {
+            return Ok(());
+        }
         let mut p = self
             .plan
             .lock()
@@ -146,7 +165,7 @@ macro_rules! delegate {
         impl $tr for FaultyStore {
             $(
                 async fn $name(&self $(, $arg: $ty)*) -> $ret {
-                    self.gate(stringify!($kind) == "write")?;
+                    self.gate(stringify!($kind) == "write", stringify!($name))?;
                     self.inner.$name($($arg),*).await
                 }
             )*
@@ -234,6 +253,7 @@ delegate!(TokenStore {
     write fn create_token(&self, token: &NewToken) -> Result<TokenRecord>;
     read fn find_token(&self, token_hash: &str) -> Result<Option<TokenRecord>>;
     write fn revoke_token(&self, id: i64) -> Result<bool>;
+    write fn set_token_role(&self, id: i64, role: aednet_core::Role) -> Result<Option<TokenRecord>>;
     read fn list_tokens(&self) -> Result<Vec<TokenRecord>>;
 });
 
@@ -251,7 +271,7 @@ impl Store for FaultyStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        self.gate(false)?;
+        self.gate(false, "ping")?;
         self.inner.ping().await
     }
 }

@@ -34,5 +34,7 @@ pub trait TokenStore: Send + Sync {
     /// A live (not revoked) token by hash.
     async fn find_token(&self, token_hash: &str) -> Result<Option<TokenRecord>>;
     async fn revoke_token(&self, id: i64) -> Result<bool>;
+    /// Gives a live token another role; `None` if there is no live token `id`.
+    async fn set_token_role(&self, id: i64, role: Role) -> Result<Option<TokenRecord>>;
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>>;
 }

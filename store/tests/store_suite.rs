@@ -612,7 +612,26 @@ async fn tokens(s: &DynStore) {
         .await
         .unwrap_err();
     assert!(matches!(e, StoreError::Conflict { .. }));
+    let changed = s
+        .set_token_role(t.id, Role::Maintenance)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((changed.id, changed.role), (t.id, Role::Maintenance));
+    assert_eq!(
+        s.find_token(&"ab".repeat(32)).await.unwrap().unwrap().role,
+        Role::Maintenance
+    );
+    assert!(s
+        .set_token_role(t.id + 1000, Role::Admin)
+        .await
+        .unwrap()
+        .is_none());
     assert!(s.revoke_token(t.id).await.unwrap());
+    assert!(
+        s.set_token_role(t.id, Role::Admin).await.unwrap().is_none(),
+        "revoked stays revoked"
+    );
     assert!(!s.revoke_token(t.id).await.unwrap());
     assert!(s.find_token(&"ab".repeat(32)).await.unwrap().is_none());
     assert!(s.list_tokens().await.unwrap()[0].revoked_at.is_some());

@@ -7,6 +7,12 @@ export { t, tt, lang, onLang };
 const TOKEN_KEY = "aednet.token";
 export const $ = (sel, root = document) => root.querySelector(sel);
 
+/**
+ * Plain text as a DOM node, for Leaflet tooltips and popups: given a string, Leaflet inserts it
+ * as HTML, so names from OSM or any user (AEDs, districts, notes) must go in as nodes.
+ */
+export function textEl(s) { return h("span", {}, s); }
+
 /** Creates an element: h("li", {class: "x", onclick: f}, "text", child, …). */
 export function h(tag, attrs, ...children) {
   const e = document.createElement(tag);

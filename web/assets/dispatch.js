@@ -1,7 +1,7 @@
 // The dispatcher console: create an incident by address/coordinates or a click on the map; the
 // live timeline of offers, accepts, declines and time-outs from /ws/dispatch; responders with
 // distance and ETA; assigned and nearby AEDs; stand-down (cancel) and close with outcome.
-import { $, h, t, tt, api, header, requireLogin, makeMap, live, clock, onLang, STATUS_COLOURS } from "./common.js";
+import { $, h, textEl, t, tt, api, header, requireLogin, makeMap, live, clock, onLang, STATUS_COLOURS } from "./common.js";
 
 header("dispatch");
 await requireLogin(["dispatcher", "admin"]);
@@ -56,7 +56,7 @@ function renderList() {
   if (!open.length) ul.append(h("li", { class: "muted" }, t("noIncidents")));
   for (const inc of open) {
     L.circleMarker([inc.lat, inc.lon], { radius: inc.id === selected ? 11 : 8, color: "#fff", weight: 2, fillColor: "#c8102e", fillOpacity: 1 })
-      .addTo(incidentLayer).bindTooltip(t("incident", inc.id)).on("click", () => select(inc.id));
+      .addTo(incidentLayer).bindTooltip(textEl(t("incident", inc.id))).on("click", () => select(inc.id));
   }
 }
 
@@ -100,7 +100,7 @@ function renderDetail(fit) {
     if (isAssigned) L.polyline([[a.lat, a.lon], [d.lat, d.lon]], { color: "#00838f", weight: 4, dashArray: "6 6" }).addTo(detailLayer);
     L.circleMarker([a.lat, a.lon], { radius: isAssigned ? 9 : 5, color: "#fff", weight: 1.5, fillOpacity: 1,
       fillColor: isAssigned ? "#00838f" : (STATUS_COLOURS[a.status] || "#888") })
-      .addTo(detailLayer).bindTooltip(`AED #${a.id} ${a.name || ""} · ${tt("status", a.status)}`);
+      .addTo(detailLayer).bindTooltip(textEl(`AED #${a.id} ${a.name || ""} · ${tt("status", a.status)}`));
   }
   // Responders who accepted, where they last reported, with a line to the AED they fetch or
   // straight to the patient.
@@ -110,7 +110,7 @@ function renderDetail(fit) {
     const path = a ? [[r.lat, r.lon], [a.lat, a.lon], [d.lat, d.lon]] : [[r.lat, r.lon], [d.lat, d.lon]];
     L.polyline(path, { color: "#1b7f3b", weight: 3, opacity: .8 }).addTo(detailLayer);
     L.marker([r.lat, r.lon], { icon: L.divIcon({ className: "", html: '<div class="responder-icon">✚</div>', iconSize: [26, 26] }), title: t("rescuer", r.rescuer_id) })
-      .addTo(detailLayer).bindTooltip(`${t("rescuer", r.rescuer_id)} · ${r.distance_m == null ? "" : t("eta", t("meters", r.distance_m), t("min", r.eta_s))}`);
+      .addTo(detailLayer).bindTooltip(textEl(`${t("rescuer", r.rescuer_id)} · ${r.distance_m == null ? "" : t("eta", t("meters", r.distance_m), t("min", r.eta_s))}`));
   }
   if (fit) map.setView([d.lat, d.lon], Math.max(map.getZoom(), 14), { animate: false });
 

@@ -1,7 +1,7 @@
 // The maintenance board: devices needing attention (fault, offline, in use, cabinet open,
 // degraded, pads or battery expiring) as a live list and map from /ws/maintenance, filters,
 // a device's readiness history, its work orders and guardian checks.
-import { $, h, t, tt, api, listAll, header, requireLogin, makeMap, live, clock, onLang, STATUS_COLOURS } from "./common.js";
+import { $, h, textEl, t, tt, api, listAll, header, requireLogin, makeMap, live, clock, onLang, STATUS_COLOURS } from "./common.js";
 
 const STATUSES = ["fault", "offline", "in_use", "cabinet_open", "degraded"];
 
@@ -57,7 +57,7 @@ function render() {
   for (const d of items) {
     L.circleMarker([d.lat, d.lon], { radius: d.id === selected ? 10 : 7, color: "#fff", weight: 1.5, fillOpacity: .95,
       fillColor: STATUS_COLOURS[d.attention[0]] || "#777" })
-      .addTo(markers).bindTooltip(`${d.name || "AED #" + d.id} · ${d.attention.map(a => tt("status", a)).join(", ")}`)
+      .addTo(markers).bindTooltip(textEl(`${d.name || "AED #" + d.id} · ${d.attention.map(a => tt("status", a)).join(", ")}`))
       .on("click", () => select(d.id));
   }
 }

@@ -1,7 +1,7 @@
 // The planner: H3 coverage hexagons coloured by time to an AED, an hour-of-week slider, the
 // weekly profile against "every AED 24/7", districts against their targets, and a placement
 // run with its proposed sites. Live cell changes arrive over /ws/coverage.
-import { $, h, t, tt, api, header, requireLogin, makeMap, live, onLang, fmtPct } from "./common.js";
+import { $, h, textEl, t, tt, api, header, requireLogin, makeMap, live, onLang, fmtPct } from "./common.js";
 
 header("planner");
 await requireLogin(["planner", "admin"]);
@@ -88,8 +88,8 @@ async function loadCoverage(fit) {
     style: f => hexStyle(f.properties),
     onEachFeature: (f, layer) => {
       byCell.set(f.properties.cell, layer);
-      layer.bindTooltip(() => `${f.properties.time_s == null ? t("uncovered") : t("min", f.properties.time_s)} · ${f.properties.population ?? 0}` +
-        (f.properties.aed_id ? ` · AED #${f.properties.aed_id}` : ""), { sticky: true });
+      layer.bindTooltip(() => textEl(`${f.properties.time_s == null ? t("uncovered") : t("min", f.properties.time_s)} · ${f.properties.population ?? 0}` +
+        (f.properties.aed_id ? ` · AED #${f.properties.aed_id}` : "")), { sticky: true });
     },
   }).addTo(map);
   document.body.dataset.hexes = String(fc.features.length);
@@ -213,7 +213,7 @@ function renderPlan() {
   const p = lastPlan;
   p.sites.forEach((s, i) => {
     L.marker([s.lat, s.lon], { icon: L.divIcon({ className: "", html: `<div class="site-icon">★</div>`, iconSize: [26, 26], iconAnchor: [13, 15] }), title: t("site", i + 1, s.gain_population) })
-      .addTo(sitesLayer).bindTooltip(`${t("site", i + 1, s.gain_population)}${s.name ? " · " + s.name : ""}`);
+      .addTo(sitesLayer).bindTooltip(textEl(`${t("site", i + 1, s.gain_population)}${s.name ? " · " + s.name : ""}`));
   });
   $("#plan-result").replaceChildren(...[
     h("p", { class: "big", id: "plan-share" }, t("planResult", p.before.share, p.after.share)),

@@ -1,7 +1,7 @@
 // The public AED map (no sign-in, mobile first): the nearest open, ready AED from the browser's
 // location or a tapped point, with a line to it, the walk, the round trip, an open/closing badge,
 // the floor and where it is inside; alternatives; aid stations by kind.
-import { $, h, t, tt, api, header, makeMap, markOsm, onLang, STATUS_COLOURS } from "./common.js";
+import { $, h, textEl, t, tt, api, header, makeMap, markOsm, onLang, STATUS_COLOURS } from "./common.js";
 
 const KIND_STYLE = {
   scenic_aid_station: ["#2e7d32", "景"], boai_station: ["#c8102e", "博"], school_station: ["#1565c0", "校"],
@@ -117,7 +117,7 @@ function show(fit) {
   if (fit && matchMedia("(min-width: 900px)").matches) $(".panel").scrollTop = 0;
   $("#status").textContent = rs.length ? t("result", rs.length) : t("noneFound");
   const patient = L.marker([lat, lon], { icon: L.divIcon({ className: "", html: '<div class="patient-icon"></div>', iconSize: [22, 22] }), title: t("you") }).addTo(resultLayer);
-  patient.bindTooltip(t("you"));
+  patient.bindTooltip(textEl(t("you")));
   rs.forEach((r, i) => {
     if (i === 0) L.polyline([[lat, lon], [r.lat, r.lon]], { color: "#c8102e", weight: 5, dashArray: "8 8" }).addTo(resultLayer);
     L.marker([r.lat, r.lon], {

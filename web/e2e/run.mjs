@@ -6,7 +6,10 @@
 //   maintenance  a simulated device (WebSocket, /ws/device) sends heartbeats then goes silent,
 //                and the board shows it offline live; a work order and a guardian check;
 //   planner      coverage hexagons and a placement result;
-//   every console switches language.
+//   every console switches language;
+//   hostile text  an AED, a district, an incident's address and notes and a plan's site named
+//                `<img src=x onerror=alert(1)><b>x</b>` show as that literal text in every
+//                console (lists, tooltips, popups): no dialog, no <b>, no <img>.
 // Screenshots (desktop and 360 px) go to web/e2e/screenshots/ for a human to look at.
 import { chromium } from "playwright-core";
 import WebSocket from "ws";
@@ -137,6 +140,12 @@ try {
       const text = readFileSync(join(assets, f), "utf8");
       const used = [...text.matchAll(/\bt\("(\w+)"/g), ...text.matchAll(/data-i18n="(\w+)"/g), ...text.matchAll(/i18n-attr="\w+:(\w+)"/g)].map(m => m[1]);
       for (const k of used) assert.ok(k in STRINGS.en, `${f} uses the missing string "${k}"`);
+      // Text never goes in as HTML: no innerHTML and friends; Leaflet tooltips and popups get
+      // DOM nodes (textEl, h), never strings (which Leaflet inserts as HTML).
+      assert.doesNotMatch(text, /innerHTML|outerHTML|insertAdjacentHTML|document\.write/, `${f} inserts HTML`);
+      for (const m of text.matchAll(/\.bind(?:Tooltip|Popup)\(([^\n]*)/g)) {
+        assert.match(m[1], /^(textEl\(|\(\) => (textEl|h)\()/, `${f}: ${m[0].slice(0, 80)} must pass a DOM node`);
+      }
     }
   });
 
@@ -319,6 +328,122 @@ try {
     await page.screenshot({ path: join(shots, "planner-zh-360.png"), fullPage: true });
     await page.setViewportSize({ width: 1280, height: 800 });
     await switchLanguage(page, "h1 [data-i18n=plannerTitle]");
+    await page.context().close();
+  });
+
+  await step("hostile-text", async () => {
+    const XSS = "<img src=x onerror=alert(1)><b>x</b>";
+    const at = [118.8731, 28.9622]; // lon, lat: the demo city's centre
+    const fc = { type: "FeatureCollection", features: [
+      { type: "Feature", geometry: { type: "Point", coordinates: at },
+        properties: { name: XSS, opening_hours: "24/7", access: "yes", location_description: XSS, note: XSS } },
+      { type: "Feature", geometry: { type: "Polygon", coordinates: [[[118.90, 29.10], [118.91, 29.10], [118.91, 29.11], [118.90, 29.11], [118.90, 29.10]]] },
+        properties: { name: XSS, population: 1000 } },
+    ] };
+    const imported = await fetch(`${base}/api/v1/import/geojson?name=hostile.geojson`, { method: "POST",
+      headers: { Authorization: `Bearer ${tokens.admin}` }, body: JSON.stringify(fc) });
+    assert.equal(imported.status, 200, await imported.text());
+    // The index reloads after an import: poll until the caller's query finds it.
+    let aed;
+    for (const until = Date.now() + 20_000; !aed && Date.now() < until;) {
+      aed = (await http(`/api/v1/aeds/nearest?lat=${at[1]}&lon=${at[0]}&k=5`)).results.find(r => r.name === XSS);
+      if (!aed) await new Promise(r => setTimeout(r, 100));
+    }
+    assert.ok(aed, "the hostile AED is found near its own spot");
+
+    const dialogs = [];
+    /** Opens every tooltip (hexagons aside) and checks the page: the literal text, nothing parsed. */
+    async function literalOnly(page, where) {
+      const tips = await page.evaluate(() => {
+        const map = document.querySelector("#map").leafletMap;
+        const out = [];
+        map.eachLayer(l => {
+          if (!l.getTooltip || !l.getTooltip() || (l.feature && l.feature.properties && "cell" in l.feature.properties)) return;
+          l.openTooltip(l.getLatLng ? l.getLatLng() : undefined);
+          const el = l.getTooltip().getElement();
+          if (el) out.push(el.textContent);
+        });
+        return out;
+      });
+      const seen = await page.evaluate(x => ({ b: document.querySelectorAll("b").length,
+        img: document.querySelectorAll("img[src='x'], img[onerror]").length, text: document.body.innerText.includes(x) }), XSS);
+      assert.deepEqual(dialogs, [], `${where}: no script ran`);
+      assert.equal(seen.b, 0, `${where}: no <b> element`);
+      assert.equal(seen.img, 0, `${where}: no <img> element`);
+      assert.ok(seen.text, `${where}: the name shown as text`);
+      return tips;
+    }
+    const open = async (locale) => {
+      const page = await newPage(locale);
+      page.on("dialog", d => { dialogs.push(`${page.url()}: ${d.message()}`); d.dismiss().catch(() => {}); });
+      return page;
+    };
+
+    // Public map: the result card, its popup.
+    let page = await open("en-US");
+    await page.goto(base + "/");
+    await page.waitForSelector("body[data-ready]");
+    await page.fill("#lat", String(at[1]));
+    await page.fill("#lon", String(at[0]));
+    await page.click("#find");
+    await page.waitForSelector("#best .card");
+    assert.ok((await page.locator("#find-results, #best, #results").allTextContents()).join(" ").includes(XSS), "listed as text");
+    await page.evaluate(x => {
+      const map = document.querySelector("#map").leafletMap;
+      map.eachLayer(l => { if (l.getPopup && l.getPopup() && l.options.title === x) l.openPopup(); });
+    }, XSS);
+    await page.waitForSelector(".leaflet-popup-content");
+    assert.ok((await page.locator(".leaflet-popup-content").textContent()).includes(XSS), "the popup shows the literal name");
+    await literalOnly(page, "public map");
+    await page.context().close();
+
+    // Dispatch: an incident at the AED with a hostile address and notes; its nearby AEDs.
+    const inc = await http("/api/v1/incidents", { method: "POST", token: tokens.dispatcher,
+      body: { lat: at[1] + 0.0003, lon: at[0], address: XSS, notes: XSS } });
+    page = await open("zh-CN");
+    await signIn(page, "/dispatch", tokens.dispatcher);
+    await page.click(`#incidents button[data-id="${inc.id}"]`);
+    // The detail: the address and notes, and the hostile AED among those nearby.
+    await page.waitForFunction(x => document.querySelector("#detail-state") && document.body.innerText.split(x).length > 3, XSS);
+    let tips = await literalOnly(page, "dispatch");
+    assert.ok(tips.some(t => t.includes(XSS)), `an AED tooltip names it literally: ${JSON.stringify(tips.slice(0, 5))}`);
+    await http(`/api/v1/incidents/${inc.id}/cancel`, { method: "POST", token: tokens.dispatcher, body: {} });
+    await page.context().close();
+
+    // Maintenance: the AED at fault on the board.
+    await http(`/api/v1/aeds/${aed.id}/readiness`, { method: "PUT", token: tokens.maintenance, body: { status: "fault", reason: XSS } });
+    page = await open("en-US");
+    await signIn(page, "/maintenance", tokens.maintenance);
+    await page.waitForSelector(`#devices li[data-aed-id="${aed.id}"]`);
+    await page.click(`#devices li[data-aed-id="${aed.id}"] button`);
+    await page.waitForSelector("#detail-title");
+    assert.equal(await page.locator("#detail-title").textContent(), XSS);
+    tips = await literalOnly(page, "maintenance");
+    assert.ok(tips.some(t => t.includes(XSS)), "the board's marker tooltip names it literally");
+    await page.context().close();
+
+    // Planner: the hostile district in the selector and the table; a plan's site named like it
+    // (the API's answer, with the name a candidate file could carry).
+    page = await open("zh-CN");
+    await page.route("**/api/v1/plan", async route => {
+      const resp = await route.fetch();
+      const json = await resp.json();
+      for (const s of json.sites || []) s.name = XSS;
+      await route.fulfill({ response: resp, json });
+    });
+    // (The planner draws the city's hexagons first: allow it the time the planner step does.)
+    await page.goto(base + "/planner");
+    await page.waitForSelector("dialog#login[open]");
+    await page.fill("#token", tokens.planner);
+    await page.click("#login-submit");
+    await page.waitForSelector("body[data-ready]", { state: "attached", timeout: 90_000 });
+    assert.ok((await page.locator("#districts").textContent()).includes(XSS), "the district table");
+    assert.ok((await page.locator("#district").textContent()).includes(XSS), "the district selector");
+    await page.fill("#add", "1");
+    await page.click("#run");
+    await page.waitForSelector("#plan-share", { timeout: 60_000 });
+    tips = await literalOnly(page, "planner");
+    assert.ok(tips.some(t => t.includes(XSS)), "the site's tooltip names it literally");
     await page.context().close();
   });
 

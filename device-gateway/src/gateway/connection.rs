@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aednet_api::auth::Caller;
+use aednet_api::sessions::SessionWatch;
 use aednet_api::{ApiError, AppState};
 use aednet_core::telemetry::DeviceMessage;
 use aednet_core::Role;
@@ -45,6 +46,7 @@ impl Gateway {
         mut socket: WebSocket,
         aed_id: i64,
         _permit: OwnedSemaphorePermit,
+        mut watch: SessionWatch,
     ) {
         let slot = self.slot(aed_id);
         // Load the device's state now rather than at its first message: after a restart, 10^4
@@ -79,6 +81,7 @@ impl Gateway {
                 biased;
                 _ = closing.changed() => continue,
                 _ = &mut replaced => break Some((close::REPLACED, "replaced by a newer connection")),
+                reason = watch.revoked() => break Some((close::REVOKED, reason)),
                 () = &mut idle_timer => {
                     let due = c.last_rx + idle;
                     if Instant::now() >= due {
@@ -278,6 +281,7 @@ pub async fn device_socket(
         )
             .into_response();
     };
+    let watch = state.sessions.open(&caller);
     let max = gw.cfg.max_message_bytes;
     ws.max_message_size(max)
         .max_frame_size(max)
@@ -286,5 +290,5 @@ pub async fn device_socket(
         // threshold, not an allocation.
         .write_buffer_size(8 * 1024)
         .max_write_buffer_size(64 * 1024)
-        .on_upgrade(move |socket| gw.serve_device(socket, aed_id, permit))
+        .on_upgrade(move |socket| gw.serve_device(socket, aed_id, permit, watch))
 }

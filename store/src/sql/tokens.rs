@@ -76,6 +76,21 @@ macro_rules! impl_token_store {
                 Ok(r.rows_affected() > 0)
             }
 
+            #[tracing::instrument(skip(self))]
+            async fn set_token_role(&self, id: i64, role: Role) -> Result<Option<TokenRecord>> {
+                sqlx::query_as::<_, TokenRow>(
+                    "UPDATE api_tokens SET role = $1 WHERE id = $2 AND revoked_at IS NULL \
+                     RETURNING id, name, role, subject_id, created_at, revoked_at",
+                )
+                .bind(role.as_str())
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(plain)?
+                .map(TokenRow::into_record)
+                .transpose()
+            }
+
             async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
                 sqlx::query_as::<_, TokenRow>("SELECT id, name, role, subject_id, created_at, revoked_at FROM api_tokens ORDER BY id")
                     .fetch_all(&self.pool)
