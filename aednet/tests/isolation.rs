@@ -182,13 +182,14 @@ async fn coverage_refuses_too_many_cells_naming_the_field() {
         b["message"].as_str().unwrap().contains("district_id"),
         "{b}"
     );
-    // A small box is within the limit.
+    // A small box is within the limit: ~0.45 × 0.5 km holds 1–4 resolution-9 cell centres
+    // (centres ~0.3 km apart); a box narrower than that spacing may hold none.
     let tiny = format!(
         "/api/v1/coverage?bbox={},{},{},{}",
         LON0 + 0.009,
         LAT0 + 0.009,
-        LON0 + 0.0115,
-        LAT0 + 0.0115
+        LON0 + 0.0135,
+        LAT0 + 0.0135
     );
     let (st, b) = send(s.get(&tiny, None)).await;
     assert_eq!(st, 200, "{b}");

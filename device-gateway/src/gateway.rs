@@ -387,7 +387,7 @@ impl Gateway {
         };
         let mut s = slot.lock().await;
         if s.loaded && status.is_none_or(|st| st != s.status) {
-            s.loaded = false;
+            s.recheck = true;
         }
     }
 

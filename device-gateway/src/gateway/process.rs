@@ -49,6 +49,11 @@ pub(super) struct Slot {
     pub(super) boot: String,
     /// [`Gateway::generation`] when loaded: a bulk change invalidates every slot at once.
     pub(super) generation: u64,
+    /// A readiness event disagreed with this slot: before its next message, compare the
+    /// store's revision with `rev` and reload only if someone else wrote. The event may be
+    /// this gateway's own, already overtaken by its next write (a door flapping), and
+    /// reloading facts from a stored status loses what was never reported (`heard`).
+    pub(super) recheck: bool,
 }
 
 impl Slot {
@@ -95,12 +100,18 @@ impl Gateway {
     /// [`Gateway::ensure_loaded`] telling a missing AED (`Ok(false)`) from a store error.
     pub(super) async fn load(&self, aed_id: i64, s: &mut Slot) -> aednet_store::Result<bool> {
         let generation = self.generation.load(Ordering::Acquire);
-        if s.loaded && s.generation == generation {
+        if s.loaded && !s.recheck && s.generation == generation {
             return Ok(true);
         }
         let Some(snap) = self.state.store.device_snapshot(aed_id).await? else {
             return Ok(false);
         };
+        if s.loaded && snap.rev == s.rev {
+            // Nobody else wrote readiness since this slot did: its facts are current.
+            s.recheck = false;
+            s.generation = generation;
+            return Ok(true);
+        }
         // Facts from the stored readiness, but not what an override put there: whoever wrote
         // it last (a device, the watchdog, a maintainer's PUT) decides what the device's next
         // message is compared with.
@@ -116,6 +127,7 @@ impl Gateway {
         s.last_durable_seq = snap.last_seq.and_then(|q| u64::try_from(q).ok());
         s.armed = self.deadlines.lock().next_for(aed_id).is_some();
         s.loaded = true;
+        s.recheck = false;
         s.generation = generation;
         Ok(true)
     }
