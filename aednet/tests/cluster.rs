@@ -72,22 +72,8 @@ impl Node {
     /// SIGTERM; the node must finish cleanly.
     fn terminate(&mut self) {
         let mut c = self.child.take().expect("running");
-        let _ = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = c.try_wait().unwrap() {
-                assert!(status.success(), "{} exited with {status}", self.name);
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not exit after SIGTERM",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let status = common::sigterm_and_wait(&mut c);
+        assert!(status.success(), "{} exited with {status}", self.name);
     }
 }
 

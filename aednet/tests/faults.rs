@@ -57,20 +57,8 @@ fn start_env(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Runn
 }
 
 fn terminate(mut r: Running) -> std::process::ExitStatus {
-    let _ = Command::new("kill")
-        .args(["-TERM", &r.child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = r.child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "aednet did not exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // SIGTERM: graceful shutdown must end the process with success.
+    common::sigterm_and_wait(&mut r.child)
 }
 
 /// The demo's token for `role`.

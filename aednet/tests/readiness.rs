@@ -15,7 +15,7 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aednet_core::aed::AedInput;
 use aednet_core::Role;
@@ -387,18 +387,8 @@ impl Node {
     /// SIGTERM; the node must exit cleanly within 30 s.
     fn terminate(&mut self) {
         let mut c = self.child.take().expect("running");
-        let _ = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = c.try_wait().unwrap() {
-                assert!(status.success(), "exited with {status}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "did not exit after SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let status = common::sigterm_and_wait(&mut c);
+        assert!(status.success(), "exited with {status}");
     }
 }
 

@@ -268,6 +268,26 @@ where
     panic!("timed out waiting for: {what}");
 }
 
+/// Sends SIGTERM (via kill(1)) to a spawned aednet and waits up to 30 s for it to exit: the
+/// graceful shutdown every binary test expects; panics if it does not end.
+pub fn sigterm_and_wait(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "aednet (pid {}) did not exit after SIGTERM",
+            child.id()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// What a spawned `aednet serve` printed up to the line announcing its addresses.
 pub struct Announced {
     pub base: String,
