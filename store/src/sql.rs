@@ -53,6 +53,16 @@ mod stations;
 mod tokens;
 mod work_orders;
 
+/// The first row of a write's `RETURNING` rows, which the caller read to the end.
+///
+/// Writes with `RETURNING` outside a transaction are read with `fetch_all`, never
+/// `fetch_one`/`fetch_optional`: SQLite commits such a statement when it finishes, and taking
+/// the first row and dropping the statement hides a failed commit — on a full disk every
+/// `POST /aeds` answered 201 with a row that was never stored (the fault suite found it).
+pub(crate) fn first_row<T>(rows: Vec<T>) -> std::result::Result<T, sqlx::Error> {
+    rows.into_iter().next().ok_or(sqlx::Error::RowNotFound)
+}
+
 /// Opens the database named by `url` and applies pending migrations.
 ///
 /// `sqlite://path` (created if missing; WAL, `synchronous=NORMAL`, foreign keys on),
@@ -71,6 +81,21 @@ pub async fn connect(url: &str) -> Result<DynStore> {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(if memory { 1 } else { 8 })
+            // A write that failed mid-transaction (a full disk: SQLite may roll back by itself,
+            // and the ROLLBACK that follows then fails) can leave a connection its driver
+            // believes inside a transaction; reused, its next transaction would only open a
+            // savepoint, and a transaction SQLite still holds keeps the write lock, so every
+            // other writer times out. Such a connection is closed instead of reused.
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    use sqlx::Connection;
+                    if conn.is_in_transaction() {
+                        tracing::warn!("closing a database connection left inside a transaction");
+                        return Ok(false);
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(opts.clone())
             .await
             .map_err(StoreError::Database)?;

@@ -324,8 +324,9 @@ macro_rules! impl_aed_store {
                 let row: AedRow = bind_aed!(sqlx::query_as::<_, AedRow>(&sql), data)
                     .bind(now)
                     .bind(now)
-                    .fetch_one(&self.pool)
+                    .fetch_all(&self.pool)
                     .await
+                    .and_then(crate::sql::first_row)
                     .map_err(|e| db_err(e, Some("district_id")))?;
                 row.into_aed()
             }
@@ -351,8 +352,9 @@ macro_rules! impl_aed_store {
                 bind_aed!(sqlx::query_as::<_, AedRow>(&sql), data)
                     .bind(Utc::now())
                     .bind(id)
-                    .fetch_optional(&self.pool)
+                    .fetch_all(&self.pool)
                     .await
+                    .map(|rows| rows.into_iter().next())
                     .map_err(|e| db_err(e, Some("district_id")))?
                     .map(AedRow::into_aed)
                     .transpose()

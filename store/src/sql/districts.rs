@@ -88,8 +88,9 @@ macro_rules! impl_district_store {
                 let row: DistrictRow = bind_district!(sqlx::query_as::<_, DistrictRow>(&sql), data)
                     .bind(now)
                     .bind(now)
-                    .fetch_one(&self.pool)
+                    .fetch_all(&self.pool)
                     .await
+                    .and_then(crate::sql::first_row)
                     .map_err(plain)?;
                 Ok(row.into_district())
             }
@@ -114,8 +115,9 @@ macro_rules! impl_district_store {
                 Ok(bind_district!(sqlx::query_as::<_, DistrictRow>(&sql), data)
                     .bind(Utc::now())
                     .bind(id)
-                    .fetch_optional(&self.pool)
+                    .fetch_all(&self.pool)
                     .await
+                    .map(|rows| rows.into_iter().next())
                     .map_err(plain)?
                     .map(DistrictRow::into_district))
             }

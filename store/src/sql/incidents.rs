@@ -17,8 +17,9 @@ macro_rules! impl_incident_store {
                 )
                 .bind(state)
                 .bind(at)
-                .fetch_one(&self.pool)
+                .fetch_all(&self.pool)
                 .await
+                .and_then(crate::sql::first_row)
                 .map_err(plain)?;
                 Ok(id)
             }

@@ -89,8 +89,9 @@ macro_rules! impl_rescuer_store {
                 let row: RescuerRow = bind_rescuer!(sqlx::query_as::<_, RescuerRow>(&sql), data)
                     .bind(now)
                     .bind(now)
-                    .fetch_one(&self.pool)
+                    .fetch_all(&self.pool)
                     .await
+                    .and_then(crate::sql::first_row)
                     .map_err(|e| db_err(e, Some("district_id")))?;
                 row.into_rescuer()
             }
@@ -116,8 +117,9 @@ macro_rules! impl_rescuer_store {
                 bind_rescuer!(sqlx::query_as::<_, RescuerRow>(&sql), data)
                     .bind(Utc::now())
                     .bind(id)
-                    .fetch_optional(&self.pool)
+                    .fetch_all(&self.pool)
                     .await
+                    .map(|rows| rows.into_iter().next())
                     .map_err(|e| db_err(e, Some("district_id")))?
                     .map(RescuerRow::into_rescuer)
                     .transpose()

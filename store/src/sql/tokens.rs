@@ -46,8 +46,9 @@ macro_rules! impl_token_store {
                 .bind(token.subject_id)
                 .bind(&token.token_hash)
                 .bind(Utc::now())
-                .fetch_one(&self.pool)
+                .fetch_all(&self.pool)
                 .await
+                .and_then(crate::sql::first_row)
                 .map_err(plain)?;
                 row.into_record()
             }
@@ -84,8 +85,9 @@ macro_rules! impl_token_store {
                 )
                 .bind(role.as_str())
                 .bind(id)
-                .fetch_optional(&self.pool)
+                .fetch_all(&self.pool)
                 .await
+                .map(|rows| rows.into_iter().next())
                 .map_err(plain)?
                 .map(TokenRow::into_record)
                 .transpose()

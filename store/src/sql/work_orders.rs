@@ -50,8 +50,9 @@ macro_rules! impl_work_order_store {
                 .bind(title)
                 .bind(opened_by)
                 .bind(at)
-                .fetch_one(&self.pool)
+                .fetch_all(&self.pool)
                 .await
+                .and_then(crate::sql::first_row)
                 .map_err(|e| db_err(e, Some("aed_id")))?;
                 self.get_work_order(id).await?.ok_or_else(|| StoreError::Corrupt(format!("work order {id} vanished")))
             }
