@@ -388,6 +388,10 @@ pub async fn serve(config: Config, store: DynStore) -> anyhow::Result<()> {
     state.walk = config.walk;
     state.coverage = config.coverage.clone();
     state.limits = Arc::new(aednet_api::limits::Limits::new(config.limits));
+    state.background = Arc::new(aednet_api::background::Background::new(
+        config.limits.background_threads,
+        config.limits.background_low_priority,
+    ));
     if let Some(path) = &config.coverage.population_grid {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading coverage.population_grid {}", path.display()))?;

@@ -1,54 +1,19 @@
 //! The real binary, as a user runs it: `aednet demo` on a fresh directory serves the
 //! synthetic city, `token create` issues a working token, and SIGTERM shuts down cleanly.
 
-use std::process::{Child, Command, Stdio};
-
 use serde_json::Value;
 
 mod common;
 
-struct Running {
-    child: Child,
-    base: String,
-    metrics: String,
-    stdout: Vec<String>,
+use common::{start_aednet as start_env, terminate, Running};
+
+fn bin() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_aednet"))
 }
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_aednet"))
-}
-
-/// Starts `aednet <args> --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0` in `dir` and waits
-/// (with a deadline) for the line announcing the chosen ports. The child is waited for by
-/// [`terminate`], which every test calls.
+/// Starts `aednet <args>` on port 0 in `dir` ([`common::start_aednet`]).
 fn start(dir: &std::path::Path, args: &[&str]) -> Running {
     start_env(dir, args, &[])
-}
-
-#[allow(clippy::zombie_processes)]
-fn start_env(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Running {
-    let mut child = bin()
-        .args(args)
-        .envs(env.iter().copied())
-        .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
-        .current_dir(dir)
-        .env_remove("AEDNET_DATABASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn aednet");
-    let a = common::wait_for_announcement(&mut child, "aednet", 120);
-    Running {
-        child,
-        base: a.base,
-        metrics: a.metrics,
-        stdout: a.stdout,
-    }
-}
-
-fn terminate(mut r: Running) -> std::process::ExitStatus {
-    // SIGTERM: graceful shutdown must end the process with success.
-    common::sigterm_and_wait(&mut r.child)
 }
 
 #[tokio::test(flavor = "multi_thread")]

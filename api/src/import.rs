@@ -68,24 +68,25 @@ pub async fn import(
     let opts = options(&params)?;
     let name = params.get("name").unwrap_or("upload").to_string();
     // Parsing a city's extract is seconds of CPU between the store's awaits: run it on a
-    // blocking thread (driving its store calls there) so the async workers keep answering
-    // callers meanwhile.
+    // background thread (driving its store calls there) so the async workers keep answering
+    // callers meanwhile, and at a low priority so it does not take their cores either.
     let store = state.store.clone();
     let (kind, job_opts) = (format.clone(), opts.clone());
     let runtime = tokio::runtime::Handle::current();
-    let result = tokio::task::spawn_blocking(move || {
-        let pb = indicatif::ProgressBar::hidden();
-        let store = store.as_ref();
-        runtime.block_on(async {
-            match kind.as_str() {
-                "osm" => aednet_import::import_osm_bytes(store, &body, &job_opts, &pb).await,
-                "csv" => aednet_import::import_csv(store, &body, &name, &job_opts, &pb).await,
-                _ => aednet_import::import_geojson(store, &body, &name, &job_opts, &pb).await,
-            }
+    let result = state
+        .background
+        .run(move || {
+            let pb = indicatif::ProgressBar::hidden();
+            let store = store.as_ref();
+            runtime.block_on(async {
+                match kind.as_str() {
+                    "osm" => aednet_import::import_osm_bytes(store, &body, &job_opts, &pb).await,
+                    "csv" => aednet_import::import_csv(store, &body, &name, &job_opts, &pb).await,
+                    _ => aednet_import::import_geojson(store, &body, &name, &job_opts, &pb).await,
+                }
+            })
         })
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("import task: {e}")))?;
+        .await?;
     let report = result.map_err(import_error)?;
     state.bus.publish(Event::BulkChange {
         source: opts.source.clone().unwrap_or(format),

@@ -7,6 +7,7 @@
 pub mod aeds;
 pub mod artifacts;
 pub mod auth;
+pub mod background;
 pub mod coverage;
 pub mod districts;
 pub mod error;

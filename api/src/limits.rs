@@ -1,5 +1,5 @@
 //! `[limits]`: bounds that keep one kind of work from starving another — open WebSockets per
-//! kind, and rescuers' location reports per rescuer. (Device sockets are bounded by
+//! kind, rescuers' location reports per rescuer, and the background threads. (Device sockets are bounded by
 //! `[gateway] max_connections`; the coverage routes' own bounds are in `[coverage]`.)
 //!
 //! A full socket kind answers the upgrade with 503 `busy` and `Retry-After`, before any
@@ -26,6 +26,12 @@ pub struct LimitsConfig {
     pub ws_rescuer: usize,
     pub ws_dispatch: usize,
     pub ws_maintenance: usize,
+    /// Threads for background work (coverage maps for other parameters, the live map's
+    /// rebuilds, imports): at most this many such jobs run at once ([`crate::background`]).
+    pub background_threads: usize,
+    /// Run those threads at the lowest normal priority (nice 19), so they only use a core the
+    /// callers, devices and dispatch leave idle.
+    pub background_low_priority: bool,
 }
 
 impl Default for LimitsConfig {
@@ -37,6 +43,8 @@ impl Default for LimitsConfig {
             ws_rescuer: 50_000,
             ws_dispatch: 500,
             ws_maintenance: 500,
+            background_threads: 1,
+            background_low_priority: true,
         }
     }
 }

@@ -29,6 +29,8 @@ pub struct AppState {
     pub peers: Option<Arc<dyn aednet_core::Peers>>,
     /// `[limits]`: open sockets per kind, location reports per rescuer.
     pub limits: Arc<crate::limits::Limits>,
+    /// Dedicated low-priority threads for long CPU work ([`crate::background`]).
+    pub background: Arc<crate::background::Background>,
 }
 
 impl AppState {
@@ -46,6 +48,7 @@ impl AppState {
             sessions: Arc::new(crate::sessions::Sessions::default()),
             peers: None,
             limits: Arc::new(crate::limits::Limits::default()),
+            background: Arc::new(crate::background::Background::default()),
         }
     }
 }

@@ -3,8 +3,9 @@
 //! The demo city in the real server (a child process). First the caller's query alone (open
 //! loop, latency from the intended start), then the same query while, at once: 20 clients
 //! hammer `GET /api/v1/coverage?res=10` (each its own client address through
-//! `X-Forwarded-For`, half asking the same map and half each its own budget, so both the cache
-//! and the concurrency bound are exercised; after a 429/503 they wait 50 ms, not the
+//! `X-Forwarded-For`; half ask the whole map, the same question, and half each a district with
+//! a budget of its own, maps that really are built, so the cache, the stale answers and the
+//! concurrency bound are all exercised; after a 429/503/422 they wait 50 ms, not the
 //! `Retry-After`), an OSM import runs over HTTP again and again, rescuers report 1 000
 //! positions per second, and devices send telemetry whose acks must keep flowing.
 
@@ -38,12 +39,15 @@ pub struct Options {
 pub struct Report {
     pub alone: Outcome,
     pub loaded: Outcome,
-    /// Coverage answers by status: 200, 429, 503, other.
-    pub coverage: [u64; 4],
+    /// Coverage answers: 200 (current), 200 stale (an earlier answer while busy), 429, 503,
+    /// other (422: too many cells).
+    pub coverage: [u64; 5],
     pub imports: u64,
     pub import_ms: Vec<u64>,
     pub locations_ok: u64,
     pub locations_err: u64,
+    /// The first refused location report: its status and body.
+    pub location_first_error: Option<String>,
     pub location_hist: Histogram<u64>,
     pub devices: SimReport,
     pub rss_alone_kib: u64,
@@ -73,6 +77,13 @@ pub async fn run(o: &Options, dir: &std::path::Path) -> anyhow::Result<Report> {
         rescuers.push(secret);
     }
     let index = store.load_aed_index().await?;
+    let districts: Vec<i64> = store
+        .list_districts(&aednet_store::ListQuery::default())
+        .await?
+        .items
+        .iter()
+        .map(|d| d.id)
+        .collect();
     let places: Vec<LatLon> = index.iter().map(|r| r.location).collect();
     let mut devices = Vec::new();
     for r in index.iter().take(o.devices) {
@@ -142,21 +153,20 @@ pub async fn run(o: &Options, dir: &std::path::Path) -> anyhow::Result<Report> {
 
     // Everything else at once.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let coverage = Arc::new([
-        AtomicU64::new(0),
-        AtomicU64::new(0),
-        AtomicU64::new(0),
-        AtomicU64::new(0),
-    ]);
+    let coverage: Arc<[AtomicU64; 5]> = Arc::new(Default::default());
     let mut background = Vec::new();
     for i in 0..o.coverage_clients {
         let (client, base, stop, coverage) =
             (client.clone(), base.clone(), stop.clone(), coverage.clone());
+        let district = districts[i % districts.len().max(1)];
         background.push(tokio::spawn(async move {
             let url = if i % 2 == 0 {
                 format!("{base}/api/v1/coverage?res=10")
             } else {
-                format!("{base}/api/v1/coverage?res=10&budget_s={}", 200 + i)
+                format!(
+                    "{base}/api/v1/coverage?res=10&district_id={district}&budget_s={}",
+                    200 + i
+                )
             };
             let forwarded = format!("10.0.{i}.1");
             while !stop.load(Ordering::Relaxed) {
@@ -168,18 +178,23 @@ pub async fn run(o: &Options, dir: &std::path::Path) -> anyhow::Result<Report> {
                 {
                     Ok(r) => {
                         let s = r.status().as_u16();
+                        let stale = r
+                            .headers()
+                            .get("x-aednet-cache")
+                            .is_some_and(|v| v == "stale");
                         let _ = r.bytes().await;
                         match s {
+                            200 if stale => 1,
                             200 => 0,
-                            429 => 1,
-                            503 => 2,
-                            _ => 3,
+                            429 => 2,
+                            503 => 3,
+                            _ => 4,
                         }
                     }
-                    Err(_) => 3,
+                    Err(_) => 4,
                 };
                 coverage[slot].fetch_add(1, Ordering::Relaxed);
-                if slot != 0 {
+                if slot > 1 {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
@@ -223,9 +238,11 @@ pub async fn run(o: &Options, dir: &std::path::Path) -> anyhow::Result<Report> {
     }
     let location_hist = Arc::new(Mutex::new(histogram()));
     let (loc_ok, loc_err) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let location_first_error: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     {
         let (client, base, stop) = (client.clone(), base.clone(), stop.clone());
         let (hist, ok, err) = (location_hist.clone(), loc_ok.clone(), loc_err.clone());
+        let first_err = location_first_error.clone();
         let tokens = Arc::new(rescuers);
         let rate = o.location_rate;
         background.push(tokio::spawn(async move {
@@ -237,13 +254,14 @@ pub async fn run(o: &Options, dir: &std::path::Path) -> anyhow::Result<Report> {
                 if let Some(wait) = intended.checked_duration_since(Instant::now()) {
                     tokio::time::sleep(wait).await;
                 }
-                let (client, url, tokens, hist, ok, err) = (
+                let (client, url, tokens, hist, ok, err, first_err) = (
                     client.clone(),
                     url.clone(),
                     tokens.clone(),
                     hist.clone(),
                     ok.clone(),
                     err.clone(),
+                    first_err.clone(),
                 );
                 tokio::spawn(async move {
                     let tok = &tokens[i as usize % tokens.len()];
@@ -260,8 +278,19 @@ pub async fn run(o: &Options, dir: &std::path::Path) -> anyhow::Result<Report> {
                         .send()
                         .await;
                     match r {
-                        Ok(r) if r.status().as_u16() == 204 => ok.fetch_add(1, Ordering::Relaxed),
-                        _ => err.fetch_add(1, Ordering::Relaxed),
+                        Ok(r) if r.status().as_u16() == 204 => {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(r) => {
+                            err.fetch_add(1, Ordering::Relaxed);
+                            let status = r.status();
+                            let body = r.text().await.unwrap_or_default();
+                            first_err.lock().get_or_insert(format!("{status} {body}"));
+                        }
+                        Err(e) => {
+                            err.fetch_add(1, Ordering::Relaxed);
+                            first_err.lock().get_or_insert(e.to_string());
+                        }
                     };
                     let _ = hist.lock().record(intended.elapsed().as_micros() as u64);
                 });
@@ -304,7 +333,8 @@ pub async fn run(o: &Options, dir: &std::path::Path) -> anyhow::Result<Report> {
     for t in background {
         let _ = t.await;
     }
-    let coverage = [0, 1, 2, 3].map(|i| coverage[i].load(Ordering::Relaxed));
+    let coverage = [0, 1, 2, 3, 4].map(|i| coverage[i].load(Ordering::Relaxed));
+    let location_first_error = location_first_error.lock().clone();
     let import_ms = import_ms.lock().clone();
     let location_hist = location_hist.lock().clone();
     Ok(Report {
@@ -315,6 +345,7 @@ pub async fn run(o: &Options, dir: &std::path::Path) -> anyhow::Result<Report> {
         import_ms,
         locations_ok: loc_ok.load(Ordering::Relaxed),
         locations_err: loc_err.load(Ordering::Relaxed),
+        location_first_error,
         location_hist,
         devices: devices?,
         rss_alone_kib,
@@ -362,7 +393,7 @@ pub fn table(o: &Options, r: &Report) -> String {
     };
     let d = &r.devices;
     s.push_str(&format!(
-        "\nmeanwhile over {} s: coverage ({} clients, res 10) 200: {}, 429: {}, 503: {}, other: {}; \
+        "\nmeanwhile over {} s: coverage ({} clients, res 10) 200: {}, 200 stale: {}, 429: {}, 503: {}, other: {}; \
          imports finished: {imports}; locations ({:.0}/s offered) 204: {}, errors: {}, p99 {:.2} ms; \
          devices {} × {:.0}/s: {} acked of {} sent ({:.0}/s), ack p50 {:.2} ms, p99 {:.2} ms, errors {}; \
          server RSS {} MiB alone, {} MiB max under load\n",
@@ -372,6 +403,7 @@ pub fn table(o: &Options, r: &Report) -> String {
         r.coverage[1],
         r.coverage[2],
         r.coverage[3],
+        r.coverage[4],
         o.location_rate,
         r.locations_ok,
         r.locations_err,
@@ -387,5 +419,8 @@ pub fn table(o: &Options, r: &Report) -> String {
         r.rss_alone_kib / 1024,
         r.rss_max_kib / 1024,
     ));
+    if let Some(e) = &r.location_first_error {
+        s.push_str(&format!("\nfirst refused location report: {e}\n"));
+    }
     s
 }

@@ -338,3 +338,41 @@ pub fn wait_for_announcement(child: &mut std::process::Child, what: &str, secs: 
         stdout.push(line);
     }
 }
+
+/// A spawned `aednet` (see [`start_aednet`]).
+pub struct Running {
+    pub child: std::process::Child,
+    pub base: String,
+    pub metrics: String,
+    pub stdout: Vec<String>,
+}
+
+/// Starts the real binary, `aednet <args> --listen 127.0.0.1:0 --metrics-listen
+/// 127.0.0.1:0`, in `dir` with `env` (and without any `AEDNET_DATABASE_URL` of the test's
+/// own environment unless `env` names one), and waits (with a deadline) for the line announcing the chosen ports.
+/// The child is waited for by [`terminate`] or a test's own kill.
+#[allow(clippy::zombie_processes)]
+pub fn start_aednet(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Running {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_aednet"))
+        .args(args)
+        .env_remove("AEDNET_DATABASE_URL")
+        .envs(env.iter().copied())
+        .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("spawn aednet");
+    let a = wait_for_announcement(&mut child, "aednet", 120);
+    Running {
+        child,
+        base: a.base,
+        metrics: a.metrics,
+        stdout: a.stdout,
+    }
+}
+
+/// SIGTERM: graceful shutdown, which must end the process with success.
+pub fn terminate(mut r: Running) -> std::process::ExitStatus {
+    sigterm_and_wait(&mut r.child)
+}

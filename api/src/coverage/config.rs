@@ -35,8 +35,9 @@ pub struct CoverageConfig {
     /// 0 turns it off.
     pub per_minute: u32,
     pub burst: u32,
-    /// Answers computed at once (a map for other parameters takes tens of milliseconds and
-    /// tens of megabytes); beyond this, 503 `busy` with `Retry-After`.
+    /// Answers computed at once (a map for other parameters takes tens of milliseconds to
+    /// seconds and tens of megabytes, on the background threads); beyond this, an earlier
+    /// answer (`stale_s`) or 503 `busy` with `Retry-After`.
     pub max_concurrent: usize,
     /// Answers kept, keyed by their parameters and the live map's version (any change to the
     /// live map is a new version), at most this many and this many bytes, each for at most
@@ -44,6 +45,9 @@ pub struct CoverageConfig {
     pub cache_entries: usize,
     pub cache_bytes: usize,
     pub cache_ttl_s: u64,
+    /// While every slot is busy, an earlier answer to the same question (for an older version
+    /// of the map) at most this old is sent instead of 503 (`x-aednet-cache: stale`); 0 never.
+    pub stale_s: u64,
     /// Most hexagons in one `/api/v1/coverage` answer; beyond it, 422 naming `bbox` (ask for a
     /// district or a box).
     pub max_cells: usize,
@@ -66,10 +70,11 @@ impl Default for CoverageConfig {
             max_candidates: 20_000,
             per_minute: 60,
             burst: 20,
-            max_concurrent: 2,
+            max_concurrent: 1,
             cache_entries: 32,
             cache_bytes: 128 * 1024 * 1024,
             cache_ttl_s: 60,
+            stale_s: 30,
             max_cells: 150_000,
         }
     }

@@ -191,7 +191,9 @@ async fn district_rows(cov: &Coverage) -> ApiResult<Vec<DistrictRow>> {
     let counts = district_counts(store, cov.state.clock.now().date_naive()).await?;
     let tz = cov.tz();
     MapHandle::Live(cov.live.clone())
-        .with(move |map| district_rows_from(map, districts, counts, tz))
+        .with(&cov.state.background, move |map| {
+            district_rows_from(map, districts, counts, tz)
+        })
         .await
 }
 

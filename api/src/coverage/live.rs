@@ -41,8 +41,8 @@ pub struct Coverage {
     ready: watch::Sender<bool>,
     /// Frames for `/ws/coverage`, serialised once.
     pub(super) frames: broadcast::Sender<Arc<str>>,
-    /// Grids at other resolutions, by (res, district-set version).
-    grids: Mutex<HashMap<(u8, u64), Arc<Grid>>>,
+    /// Grids at other resolutions, by (res, district-set version, the one district or all).
+    grids: Mutex<HashMap<GridKey, Arc<Grid>>>,
     version: std::sync::atomic::AtomicU64,
     /// `aednet_coverage_population_share`: the live map's covered share (population-weighted,
     /// or of cells without population), for the coverage-drop alert.
@@ -86,7 +86,7 @@ impl Coverage {
         let answer_counter = prometheus::IntCounterVec::new(
             prometheus::Opts::new(
                 "aednet_coverage_answers_total",
-                "Public coverage answers: from the cache (hit), computed, or refused busy",
+                "Public coverage answers: from the cache (hit), computed, an earlier answer while busy (stale), or refused busy",
             ),
             &["result"],
         )
@@ -104,6 +104,7 @@ impl Coverage {
                     std::time::Duration::from_secs(config.cache_ttl_s),
                 ),
                 config.max_concurrent,
+                std::time::Duration::from_secs(config.stale_s),
                 answer_counter,
             ),
             answers_version: std::sync::atomic::AtomicU64::new(0),
@@ -191,17 +192,21 @@ impl Coverage {
         let (res, points, params) = (self.config.res, self.population.clone(), self.params);
         let at = self.state.clock.now();
         let districts = net.districts.clone();
-        let live = tokio::task::spawn_blocking(move || -> Result<Live, String> {
-            let grid = Arc::new(build_grid(&net.districts, res, &points)?);
-            let tz = zone_of(&grid);
-            Ok(Live {
-                map: CoverageMap::build(grid, params, net.entries, at),
-                districts,
-                tz,
+        // On the background threads: an import's rebuild must not take the callers' cores.
+        let live = self
+            .state
+            .background
+            .run(move || -> Result<Live, String> {
+                let grid = Arc::new(build_grid(&net.districts, res, &points)?);
+                let tz = zone_of(&grid);
+                Ok(Live {
+                    map: CoverageMap::build(grid, params, net.entries, at),
+                    districts,
+                    tz,
+                })
             })
-        })
-        .await
-        .map_err(|e| e.to_string())??;
+            .await
+            .map_err(|e| e.to_string())??;
         tracing::info!(
             cells = live.map.grid().len(),
             aeds = live.map.aed_count(),
@@ -309,7 +314,7 @@ impl Coverage {
         &self,
         key: String,
         compute: impl std::future::Future<Output = ApiResult<Answer>>,
-    ) -> ApiResult<(Answer, bool)> {
+    ) -> ApiResult<(Answer, super::cache::Source)> {
         self.wait_ready().await;
         let version = self
             .answers_version
@@ -325,46 +330,83 @@ impl Coverage {
         if same {
             return Ok(MapHandle::Live(self.live.clone()));
         }
-        let (entries, districts) = {
+        let entries: Vec<_> = {
             let g = self.live.read();
             let live = g
                 .as_ref()
                 .ok_or_else(|| ApiError::Internal("no map".into()))?;
-            let entries: Vec<_> = live.map.entries().cloned().collect();
-            (entries, live.districts.clone())
+            live.map.entries().cloned().collect()
         };
-        let grid = self.grid_for(want.res, districts).await?;
+        let grid = self.grid_for_request(want).await?;
         let (params, at) = (
             want.params,
             want.at.unwrap_or_else(|| self.state.clock.now()),
         );
-        let map =
-            tokio::task::spawn_blocking(move || CoverageMap::build(grid, params, entries, at))
-                .await
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let map = self
+            .state
+            .background
+            .run(move || CoverageMap::build(grid, params, entries, at))
+            .await?;
         Ok(MapHandle::Own(Box::new(map)))
     }
 
-    /// The grid at `res` over the live map's districts: the live map's own, or one built
-    /// beside it and kept until the districts change.
-    pub(super) async fn grid_for(&self, res: u8, districts: Vec<District>) -> ApiResult<Arc<Grid>> {
+    /// The grid a request's map is built on: the live map's own at its resolution; at
+    /// another, one built beside it over the request's district (or all of them) and kept
+    /// until the districts change. A grid that would hold far more cells than an answer may
+    /// (estimated from the districts' areas) is refused before it is built.
+    pub(super) async fn grid_for_request(&self, want: &MapRequest) -> ApiResult<Arc<Grid>> {
+        let res = want.res;
         if res == self.config.res {
             if let Some(l) = self.live.read().as_ref() {
                 return Ok(l.map.grid().clone());
             }
         }
         let version = self.version.load(std::sync::atomic::Ordering::Relaxed);
-        let cached = self.grids.lock().get(&(res, version)).cloned();
+        let key = (res, version, want.district);
+        let cached = self.grids.lock().get(&key).cloned();
         if let Some(g) = cached {
             return Ok(g);
         }
+        let districts: Vec<District> = self
+            .districts()
+            .into_iter()
+            .filter(|d| want.district.is_none_or(|only| d.id == only))
+            .collect();
+        if let Some(n) = super::network::estimated_cells(&districts, res) {
+            // Estimates are within a few per cent; refuse only what is clearly too large.
+            if n > self.config.max_cells as f64 * 1.25 {
+                return Err(ApiError::invalid(
+                    "bbox",
+                    format!(
+                        "about {:.0} cells at res {res} over {}, more than the limit of {} per \
+                         answer; ask for {}",
+                        n,
+                        if want.district.is_some() {
+                            "this district"
+                        } else {
+                            "the whole map"
+                        },
+                        self.config.max_cells,
+                        if want.district.is_some() {
+                            "a coarser res"
+                        } else {
+                            "a district_id or a coarser res"
+                        }
+                    ),
+                ));
+            }
+        }
         let points = self.population.clone();
-        let g = tokio::task::spawn_blocking(move || build_grid(&districts, res, &points))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?
+        let g = self
+            .state
+            .background
+            .run(move || build_grid(&districts, res, &points))
+            .await?
             .map_err(|m| ApiError::invalid("res", m))?;
         let g = Arc::new(g);
-        self.grids.lock().insert((res, version), g.clone());
+        let mut grids = self.grids.lock();
+        grids.retain(|(_, v, _), _| *v == version);
+        grids.insert(key, g.clone());
         Ok(g)
     }
 
@@ -389,18 +431,23 @@ impl Coverage {
     }
 }
 
+/// A grid beside the live one: (resolution, district-set version, the one district or all).
+type GridKey = (u8, u64, Option<i64>);
+
 pub(super) enum MapHandle {
     Live(Arc<RwLock<Option<Live>>>),
     Own(Box<CoverageMap>),
 }
 
 impl MapHandle {
-    /// Runs `f` on the map off the async workers (a week's profile is tens of milliseconds).
+    /// Runs `f` on the map on the background threads (a week's profile is tens of
+    /// milliseconds).
     pub(super) async fn with<R: Send + 'static>(
         self,
+        pool: &crate::background::Background,
         f: impl FnOnce(&CoverageMap) -> R + Send + 'static,
     ) -> ApiResult<R> {
-        tokio::task::spawn_blocking(move || match self {
+        pool.run(move || match self {
             MapHandle::Live(l) => {
                 // A copy, so event updates (and the socket's one-second promise) never wait
                 // behind a long read.
@@ -413,8 +460,7 @@ impl MapHandle {
             }
             MapHandle::Own(m) => Ok(f(&m)),
         })
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .await?
     }
 }
 

@@ -50,6 +50,24 @@ pub fn district_areas(districts: &[District]) -> Vec<DistrictArea> {
         .collect()
 }
 
+/// About how many cells of resolution `res` the districts hold: their area over the area of
+/// a cell where they are (H3 cells differ in size across the globe, little across a city).
+/// `None` without district outlines (the grid then follows the population points).
+pub fn estimated_cells(districts: &[District], res: u8) -> Option<f64> {
+    use geo::{Centroid, ChamberlainDuquetteArea};
+    let res = aednet_coverage::resolution(res)?;
+    let areas = district_areas(districts);
+    let mut area_m2 = 0.0;
+    let mut at = None;
+    for a in &areas {
+        area_m2 += a.area.chamberlain_duquette_unsigned_area();
+        at = at.or_else(|| a.area.centroid());
+    }
+    let at = at?;
+    let cell = h3o::LatLng::new(at.y(), at.x()).ok()?.to_cell(res);
+    Some(area_m2 / cell.area_m2())
+}
+
 /// The grid over the districts; without districts, the cells of the population grid.
 pub fn build_grid(
     districts: &[District],
@@ -93,4 +111,60 @@ pub async fn offline_map(
     let tz = zone_of(&grid);
     let map = CoverageMap::build(grid, config.params(walk), net.entries, at);
     Ok((map, net.districts, tz))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aednet_core::district::DistrictData;
+
+    fn district(id: i64, lat: f64, lon: f64, side: f64) -> District {
+        let ring = vec![
+            vec![lon, lat],
+            vec![lon + side, lat],
+            vec![lon + side, lat + side * 0.8],
+            vec![lon + side * 0.4, lat + side],
+            vec![lon, lat],
+        ];
+        District {
+            id,
+            data: DistrictData {
+                source: "test".into(),
+                external_ref: None,
+                name: format!("d{id}"),
+                code: None,
+                admin_level: None,
+                population: Some(1000),
+                boundary: Some(geojson::Geometry::new(geojson::Value::Polygon(vec![ring]))),
+                target_aeds_per_10k: None,
+                target_rescuers: None,
+                tags: Default::default(),
+            },
+            target_aeds: None,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn cell_estimate_is_close_to_the_built_grid() {
+        // Quzhou, Vaduz and Helsinki latitudes; a few km² to a few hundred.
+        for (lat, lon, side) in [(28.9, 118.8, 0.05), (47.1, 9.5, 0.02), (60.1, 24.9, 0.2)] {
+            let ds = vec![
+                district(1, lat, lon, side),
+                district(2, lat + side * 1.5, lon, side),
+            ];
+            for res in [8, 9, 10] {
+                let est = estimated_cells(&ds, res).unwrap();
+                let built = build_grid(&ds, res, &[]).unwrap().len() as f64;
+                // Cells are counted by centre: a few along the outline go either way.
+                let err = (est - built).abs();
+                assert!(
+                    err <= 0.1 * built + 3.0,
+                    "res {res} at {lat}: estimated {est:.0}, built {built}"
+                );
+            }
+        }
+        assert_eq!(estimated_cells(&[], 9), None);
+    }
 }

@@ -139,8 +139,11 @@ pub async fn plan_handler(
             res: cov.config.res,
             params: cov.params,
             at,
+            district: None,
         })
         .await?;
-    let result = handle.with(move |map| plan(map, &req)).await?;
+    let result = handle
+        .with(&cov.state.background, move |map| plan(map, &req))
+        .await?;
     Ok(Json(result).into_response())
 }

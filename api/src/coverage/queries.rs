@@ -21,6 +21,8 @@ pub(super) struct MapRequest {
     pub(super) res: u8,
     pub(super) params: Params,
     pub(super) at: Option<DateTime<Utc>>,
+    /// The one district asked about: a grid at another resolution is built over it alone.
+    pub(super) district: Option<i64>,
 }
 
 fn map_request(cov: &Coverage, q: &QueryParams) -> ApiResult<(MapRequest, Option<i64>)> {
@@ -81,7 +83,15 @@ fn map_request(cov: &Coverage, q: &QueryParams) -> ApiResult<(MapRequest, Option
     params
         .validate()
         .map_err(|(f, m)| ApiError::invalid(f, m))?;
-    Ok((MapRequest { res, params, at }, district))
+    Ok((
+        MapRequest {
+            res,
+            params,
+            at,
+            district,
+        },
+        district,
+    ))
 }
 
 /// `GET /api/v1/coverage`: the cells as GeoJSON hexagons.
@@ -109,8 +119,9 @@ pub async fn coverage_geojson(
     let key = format!("map {req:?} {district:?} {bbox:?}");
     let (answer, hit) = cov
         .answer(key, async {
-            // Too many hexagons is refused before any map is built.
-            let grid = cov.grid_for(req.res, cov.districts()).await?;
+            // Too many hexagons is refused before any map is built (and a grid at another
+            // resolution that would be far too large, before it is built).
+            let grid = cov.grid_for_request(&req).await?;
             let cells = grid
                 .cells
                 .iter()
@@ -132,7 +143,9 @@ pub async fn coverage_geojson(
             let res = req.res;
             let handle = cov.map_for(&req).await?;
             let body = handle
-                .with(move |map| geojson(map, district, bbox, res))
+                .with(&cov.state.background, move |map| {
+                    geojson(map, district, bbox, res)
+                })
                 .await?;
             Ok(Answer {
                 content_type: "application/geo+json",
@@ -206,7 +219,7 @@ pub async fn weekly(
             let tz = cov.tz();
             let handle = cov.map_for(&req).await?;
             let hours = handle
-                .with(move |map| {
+                .with(&cov.state.background, move |map| {
                     map.weekly(tz, 1, |c| {
                         district.is_none_or(|d| c.district == Some(d)).then_some(0)
                     })
