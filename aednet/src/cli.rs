@@ -210,14 +210,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo(args) => {
             let store = open_store(&config).await?;
-            crate::bootstrap::ensure_demo(
-                store.as_ref(),
-                args.seed,
-                &demo_dir(&config.database_url),
-            )
-            .await?;
+            let dir = demo_dir(&config.database_url);
+            crate::bootstrap::ensure_demo(store.as_ref(), args.seed, &dir).await?;
             if args.no_serve {
                 return Ok(());
+            }
+            let mut config = config;
+            let grid = dir.join(crate::bootstrap::POPULATION_FILE);
+            if config.coverage.population_grid.is_none() && grid.exists() {
+                println!("population grid: {}", grid.display());
+                config.coverage.population_grid = Some(grid);
             }
             serve(config, store).await
         }
