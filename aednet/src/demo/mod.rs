@@ -145,7 +145,7 @@ pub fn generate(seed: u64, now: DateTime<Utc>) -> DemoCity {
         .iter()
         .map(|d| d.population.unwrap_or(0))
         .collect();
-    let population = population::grid(&towns, &rivers, &locator, &totals);
+    let population = population::grid(&towns, &towns::RiverIndex::new(&rivers), &locator, &totals);
     let mut g = Gen {
         rng,
         now,

@@ -16,7 +16,7 @@ use aednet_core::LatLon;
 
 use super::geo::{dist, noise, to_ll, to_xy, Xy};
 use super::spec::Kind;
-use super::towns::{from_bank, River, Town};
+use super::towns::{RiverIndex, Town};
 
 const FINE_M: f64 = 250.0;
 const COARSE_M: f64 = 1000.0;
@@ -32,8 +32,8 @@ pub struct PopulationCell {
 }
 
 /// People per km² at `p` before scaling to the districts' totals.
-fn density(towns: &[Town], rivers: &[River], p: Xy) -> f64 {
-    let bank = from_bank(rivers, p);
+fn density(towns: &[Town], water: &RiverIndex, p: Xy) -> f64 {
+    let bank = water.from_bank(p);
     if bank < 0.0 {
         return 0.0;
     }
@@ -62,7 +62,7 @@ fn density(towns: &[Town], rivers: &[River], p: Xy) -> f64 {
 /// The population grid; `totals[d]` is district `d`'s population.
 pub fn grid(
     towns: &[Town],
-    rivers: &[River],
+    water: &RiverIndex,
     locator: &DistrictLocator,
     totals: &[i64],
 ) -> Vec<PopulationCell> {
@@ -108,7 +108,7 @@ pub fn grid(
                 let Some(d) = locator.locate(to_ll(p)) else {
                     continue;
                 };
-                let people = density(towns, rivers, p) * area;
+                let people = density(towns, water, p) * area;
                 if people > 0.0 {
                     raw.push((d as usize, p, people, area));
                 }

@@ -19,9 +19,9 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::geo::{dist, mix, noise, segments_cross, to_ll, Xy};
+use super::geo::{dist, mix, noise, to_ll, Xy};
 use super::spec::{Kind, WORDS};
-use super::towns::{River, Town};
+use super::towns::{River, RiverIndex, Town};
 
 /// Nodes this close to a river's bank (metres) are in the water for a street.
 const BANK_M: f64 = 15.0;
@@ -54,8 +54,8 @@ fn named(mut t: Tags, zh: &str, en: &str) -> Tags {
     t
 }
 
-struct Builder<'a> {
-    rivers: &'a [River],
+struct Builder {
+    water: RiverIndex,
     next_node: i64,
     next_way: i64,
     pos: HashMap<i64, Xy>,
@@ -64,7 +64,7 @@ struct Builder<'a> {
     areas: Vec<Area>,
 }
 
-impl Builder<'_> {
+impl Builder {
     fn node(&mut self, p: Xy) -> i64 {
         self.next_node += 1;
         self.pos.insert(self.next_node, p);
@@ -100,18 +100,17 @@ impl Builder<'_> {
         });
     }
 
-    fn wet(&self, near: &[&River], p: Xy) -> bool {
-        near.iter().any(|r| r.distance(p) - r.width / 2.0 < BANK_M)
+    fn wet(&self, p: Xy) -> bool {
+        self.water.from_bank(p) < BANK_M
     }
 
-    fn crosses(&self, near: &[&River], a: Xy, b: Xy) -> bool {
-        near.iter()
-            .any(|r| r.line.windows(2).any(|w| segments_cross(a, b, w[0], w[1])))
+    fn crosses(&self, a: Xy, b: Xy) -> bool {
+        self.water.crosses(a, b)
     }
 
     /// Splits a line of points into ways by segment class: streets and bridges are ways,
     /// cuts are gaps. A bridge must land on dry ground at both ends.
-    fn runs(&mut self, ids: &[i64], segs: &[Seg], near: &[&River], street: &Tags) {
+    fn runs(&mut self, ids: &[i64], segs: &[Seg], street: &Tags) {
         let mut k = 0;
         while k < segs.len() {
             let class = segs[k];
@@ -126,7 +125,7 @@ impl Builder<'_> {
             let mut t = street.clone();
             if class == Seg::Bridge {
                 let ends = [self.pos[&run[0]], self.pos[&run[run.len() - 1]]];
-                if ends.iter().any(|p| self.wet(near, *p)) {
+                if ends.iter().any(|p| self.wet(*p)) {
                     continue;
                 }
                 t.insert("bridge".into(), "yes".into());
@@ -189,7 +188,7 @@ impl Grid<'_> {
         )
     }
 
-    fn id(&mut self, b: &mut Builder<'_>, i: i32, j: i32) -> i64 {
+    fn id(&mut self, b: &mut Builder, i: i32, j: i32) -> i64 {
         if let Some(id) = self.ids.get(&(i, j)) {
             return *id;
         }
@@ -199,12 +198,7 @@ impl Grid<'_> {
     }
 }
 
-fn town_streets(b: &mut Builder<'_>, t: &Town, rng: &mut ChaCha8Rng) -> i64 {
-    let rivers = b.rivers;
-    let near: Vec<&River> = rivers
-        .iter()
-        .filter(|r| r.distance(t.center) < t.radius * 1.5 + r.width)
-        .collect();
+fn town_streets(b: &mut Builder, t: &Town, rng: &mut ChaCha8Rng) -> i64 {
     let n = (t.radius * 1.4 / t.block()).ceil() as i32;
     let mut names = Names {
         order: (0..WORDS.len()).collect(),
@@ -214,9 +208,9 @@ fn town_streets(b: &mut Builder<'_>, t: &Town, rng: &mut ChaCha8Rng) -> i64 {
         t,
         ids: HashMap::new(),
     };
-    let ok = |g: &Grid<'_>, b: &Builder<'_>, i: i32, j: i32| {
+    let ok = |g: &Grid<'_>, b: &Builder, i: i32, j: i32| {
         let p = g.at(i, j);
-        t.inside(p) && !b.wet(&near, p)
+        t.inside(p) && !b.wet(p)
     };
     let parks_wanted = match t.kind {
         Kind::City => 2,
@@ -233,8 +227,8 @@ fn town_streets(b: &mut Builder<'_>, t: &Town, rng: &mut ChaCha8Rng) -> i64 {
             j0: rng.gen_range(-n / 2..n / 2),
         };
         let all_dry = (0..3).all(|a| (0..3).all(|c| ok(&g, b, p.i0 + a, p.j0 + c)))
-            && !b.crosses(&near, g.at(p.i0, p.j0), g.at(p.i0 + 2, p.j0 + 2))
-            && !b.crosses(&near, g.at(p.i0 + 2, p.j0), g.at(p.i0, p.j0 + 2));
+            && !b.crosses(g.at(p.i0, p.j0), g.at(p.i0 + 2, p.j0 + 2))
+            && !b.crosses(g.at(p.i0 + 2, p.j0), g.at(p.i0, p.j0 + 2));
         let clear = (p.i0, p.j0) != (-1, -1)
             && parks
                 .iter()
@@ -271,7 +265,7 @@ fn town_streets(b: &mut Builder<'_>, t: &Town, rng: &mut ChaCha8Rng) -> i64 {
                         || parks.iter().any(|p| p.interior(ew, line, m))
                     {
                         Seg::Cut
-                    } else if b.wet(&near, pa) || b.wet(&near, pc) || b.crosses(&near, pa, pc) {
+                    } else if b.wet(pa) || b.wet(pc) || b.crosses(pa, pc) {
                         if arterial {
                             Seg::Bridge
                         } else {
@@ -299,7 +293,7 @@ fn town_streets(b: &mut Builder<'_>, t: &Town, rng: &mut ChaCha8Rng) -> i64 {
                     }
                 })
                 .collect();
-            b.runs(&ids, &segs, &near, &street);
+            b.runs(&ids, &segs, &street);
         }
     }
     for (k, p) in parks.iter().enumerate() {
@@ -437,7 +431,7 @@ fn road_pairs(towns: &[Town]) -> Vec<(usize, usize)> {
 /// The streets, parks, rivers and roads of the demo city, with place nodes.
 pub fn build(towns: &[Town], rivers: &[River], rng: &mut ChaCha8Rng) -> Streets {
     let mut b = Builder {
-        rivers,
+        water: RiverIndex::new(rivers),
         next_node: 0,
         next_way: 0,
         pos: HashMap::new(),
@@ -468,7 +462,6 @@ pub fn build(towns: &[Town], rivers: &[River], rng: &mut ChaCha8Rng) -> Streets 
             b.place(*p, "suburb", zh, en);
         }
     }
-    let all: Vec<&River> = rivers.iter().collect();
     for (a, c) in road_pairs(towns) {
         let nearest = |from: usize, to: Xy| {
             ends[from]
@@ -508,7 +501,7 @@ pub fn build(towns: &[Town], rivers: &[River], rng: &mut ChaCha8Rng) -> Streets 
         let segs: Vec<Seg> = pts
             .windows(2)
             .map(|w| {
-                if b.wet(&all, w[0]) || b.wet(&all, w[1]) || b.crosses(&all, w[0], w[1]) {
+                if b.wet(w[0]) || b.wet(w[1]) || b.crosses(w[0], w[1]) {
                     Seg::Bridge
                 } else {
                     Seg::Street
@@ -523,7 +516,7 @@ pub fn build(towns: &[Town], rivers: &[River], rng: &mut ChaCha8Rng) -> Streets 
             &format!("{}{}线", first(&towns[a].name), first(&towns[c].name)),
             &format!("{}–{} Road", short(&towns[a].en), short(&towns[c].en)),
         );
-        b.runs(&ids, &segs, &all, &road);
+        b.runs(&ids, &segs, &road);
     }
     if let Some(&anchor) = centres.first() {
         keep_joined(&mut b.ways, 0, anchor);

@@ -228,3 +228,65 @@ pub fn settlements(rng: &mut ChaCha8Rng, locator: &DistrictLocator, rivers: &[Ri
     }
     towns
 }
+
+/// River segments bucketed on a 2 km grid, so "how far to the bank" and "does this street
+/// cross a river" look at the few segments nearby instead of every river's whole length.
+pub struct RiverIndex {
+    buckets: std::collections::HashMap<(i64, i64), Vec<(f64, Xy, Xy)>>,
+}
+
+const BUCKET_M: f64 = 2000.0;
+
+fn bucket(p: Xy) -> (i64, i64) {
+    (
+        (p.0 / BUCKET_M).floor() as i64,
+        (p.1 / BUCKET_M).floor() as i64,
+    )
+}
+
+impl RiverIndex {
+    pub fn new(rivers: &[River]) -> Self {
+        let mut buckets: std::collections::HashMap<(i64, i64), Vec<(f64, Xy, Xy)>> =
+            std::collections::HashMap::new();
+        for r in rivers {
+            for w in r.line.windows(2) {
+                let (lo, hi) = (
+                    bucket((w[0].0.min(w[1].0), w[0].1.min(w[1].1))),
+                    bucket((w[0].0.max(w[1].0), w[0].1.max(w[1].1))),
+                );
+                for x in lo.0..=hi.0 {
+                    for y in lo.1..=hi.1 {
+                        buckets
+                            .entry((x, y))
+                            .or_default()
+                            .push((r.width / 2.0, w[0], w[1]));
+                    }
+                }
+            }
+        }
+        RiverIndex { buckets }
+    }
+
+    /// Segments (half width, ends) in the buckets within `reach` buckets of `p`.
+    fn near(&self, p: Xy, reach: i64) -> impl Iterator<Item = &(f64, Xy, Xy)> {
+        let b = bucket(p);
+        (-reach..=reach)
+            .flat_map(move |dx| (-reach..=reach).map(move |dy| (b.0 + dx, b.1 + dy)))
+            .filter_map(|k| self.buckets.get(&k))
+            .flatten()
+    }
+
+    /// Metres from `p` to the nearest bank (negative: in the water), exact up to ~2 km;
+    /// `f64::MAX` when no river is within ~2 km.
+    pub fn from_bank(&self, p: Xy) -> f64 {
+        self.near(p, 1)
+            .map(|(h, a, b)| dist_to_segment(p, *a, *b) - h)
+            .fold(f64::MAX, f64::min)
+    }
+
+    /// Whether the segment a–b (shorter than 2 km) crosses a river's centre line.
+    pub fn crosses(&self, a: Xy, b: Xy) -> bool {
+        self.near(a, 1)
+            .any(|(_, p, q)| super::geo::segments_cross(a, b, *p, *q))
+    }
+}
