@@ -33,7 +33,7 @@ pub struct PopulationCell {
 
 /// People per km² at `p` before scaling to the districts' totals.
 fn density(towns: &[Town], water: &RiverIndex, p: Xy) -> f64 {
-    let bank = water.from_bank(p);
+    let bank = water.bank_distance(p);
     if bank < 0.0 {
         return 0.0;
     }

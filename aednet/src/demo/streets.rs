@@ -101,7 +101,7 @@ impl Builder {
     }
 
     fn wet(&self, p: Xy) -> bool {
-        self.water.from_bank(p) < BANK_M
+        self.water.bank_distance(p) < BANK_M
     }
 
     fn crosses(&self, a: Xy, b: Xy) -> bool {

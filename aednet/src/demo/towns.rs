@@ -35,7 +35,8 @@ pub struct Town {
 impl Town {
     /// The outline's radius towards `theta`: lobes of a few harmonics, 0.65–1.35 × the mean.
     pub fn radius_at(&self, theta: f64) -> f64 {
-        let p = |k: u64| (mix(self.key ^ k) >> 11) as f64 / (1u64 << 53) as f64 * 6.283;
+        let p =
+            |k: u64| (mix(self.key ^ k) >> 11) as f64 / (1u64 << 53) as f64 * std::f64::consts::TAU;
         self.radius
             * (1.0
                 + 0.18 * (2.0 * theta + p(1)).sin()
@@ -53,7 +54,7 @@ impl Town {
         let n = 36;
         let mut ring: Vec<Xy> = (0..n)
             .map(|k| {
-                let t = k as f64 / n as f64 * std::f64::consts::TAU;
+                let t = f64::from(k) / f64::from(n) * std::f64::consts::TAU;
                 let r = self.radius_at(t);
                 (self.center.0 + r * t.cos(), self.center.1 + r * t.sin())
             })
@@ -232,8 +233,11 @@ pub fn settlements(rng: &mut ChaCha8Rng, locator: &DistrictLocator, rivers: &[Ri
 /// River segments bucketed on a 2 km grid, so "how far to the bank" and "does this street
 /// cross a river" look at the few segments nearby instead of every river's whole length.
 pub struct RiverIndex {
-    buckets: std::collections::HashMap<(i64, i64), Vec<(f64, Xy, Xy)>>,
+    buckets: std::collections::HashMap<(i64, i64), Vec<RiverSegment>>,
 }
+
+/// Half the river's width, and the segment's ends.
+type RiverSegment = (f64, Xy, Xy);
 
 const BUCKET_M: f64 = 2000.0;
 
@@ -246,7 +250,7 @@ fn bucket(p: Xy) -> (i64, i64) {
 
 impl RiverIndex {
     pub fn new(rivers: &[River]) -> Self {
-        let mut buckets: std::collections::HashMap<(i64, i64), Vec<(f64, Xy, Xy)>> =
+        let mut buckets: std::collections::HashMap<(i64, i64), Vec<RiverSegment>> =
             std::collections::HashMap::new();
         for r in rivers {
             for w in r.line.windows(2) {
@@ -268,7 +272,7 @@ impl RiverIndex {
     }
 
     /// Segments (half width, ends) in the buckets within `reach` buckets of `p`.
-    fn near(&self, p: Xy, reach: i64) -> impl Iterator<Item = &(f64, Xy, Xy)> {
+    fn near(&self, p: Xy, reach: i64) -> impl Iterator<Item = &RiverSegment> {
         let b = bucket(p);
         (-reach..=reach)
             .flat_map(move |dx| (-reach..=reach).map(move |dy| (b.0 + dx, b.1 + dy)))
@@ -278,7 +282,7 @@ impl RiverIndex {
 
     /// Metres from `p` to the nearest bank (negative: in the water), exact up to ~2 km;
     /// `f64::MAX` when no river is within ~2 km.
-    pub fn from_bank(&self, p: Xy) -> f64 {
+    pub fn bank_distance(&self, p: Xy) -> f64 {
         self.near(p, 1)
             .map(|(h, a, b)| dist_to_segment(p, *a, *b) - h)
             .fold(f64::MAX, f64::min)
