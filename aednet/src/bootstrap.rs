@@ -13,9 +13,20 @@ pub const DEFAULT_SEED: u64 = 20_261_124;
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://aednet-data/demo.db";
 /// Staff tokens issued on first start, written beside the database (demo only).
 pub const TOKENS_FILE: &str = "demo-tokens.txt";
+/// The demo city's population grid (CSV `lat,lon,population`), written on first start beside
+/// a SQLite database as `<name>-population.csv` (`demo-population.csv` beside `demo.db`; here,
+/// beside nothing, for other databases); `demo`, `serve` and `plan` on that database use it as
+/// `[coverage] population_grid` unless another grid is configured — a real deployment
+/// configures its census grid the same way.
+pub const POPULATION_FILE: &str = "demo-population.csv";
 
 /// Loads the demo city unless the database already holds AEDs. Returns whether it loaded.
-pub async fn ensure_demo(store: &dyn Store, seed: u64, dir: &Path) -> anyhow::Result<bool> {
+pub async fn ensure_demo(
+    store: &dyn Store,
+    seed: u64,
+    dir: &Path,
+    grid: &Path,
+) -> anyhow::Result<bool> {
     if store.count_aeds().await? > 0 {
         println!("database already has data: serving it (delete it to regenerate the demo city)");
         if dir.join(TOKENS_FILE).exists() {
@@ -25,6 +36,10 @@ pub async fn ensure_demo(store: &dyn Store, seed: u64, dir: &Path) -> anyhow::Re
     }
     let now = chrono::Utc::now();
     let city = crate::demo::generate(seed, now);
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(grid, crate::demo::population_csv(&city.population))
+        .with_context(|| format!("writing {}", grid.display()))?;
+    println!("demo population grid written to {}", grid.display());
     let summary = crate::demo::load(store, &city)
         .await
         .context("loading the demo city")?;
@@ -44,7 +59,6 @@ pub async fn ensure_demo(store: &dyn Store, seed: u64, dir: &Path) -> anyhow::Re
         lines.push(format!("{}\t{secret}", role.as_str()));
     }
     let text = lines.join("\n") + "\n";
-    std::fs::create_dir_all(dir)?;
     let path = dir.join(TOKENS_FILE);
     write_private(&path, &text)?;
     println!("demo staff tokens (also in {}):\n{text}", path.display());

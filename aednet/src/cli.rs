@@ -206,20 +206,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(_) => {
             let store = open_store(&config).await?;
-            serve(config, store).await
+            serve(with_grid_beside_database(config), store).await
         }
         Command::Demo(args) => {
             let store = open_store(&config).await?;
-            crate::bootstrap::ensure_demo(
-                store.as_ref(),
-                args.seed,
-                &demo_dir(&config.database_url),
-            )
-            .await?;
+            let dir = demo_dir(&config.database_url);
+            let grid = grid_beside(&config.database_url)
+                .unwrap_or_else(|| dir.join(crate::bootstrap::POPULATION_FILE));
+            crate::bootstrap::ensure_demo(store.as_ref(), args.seed, &dir, &grid).await?;
             if args.no_serve {
                 return Ok(());
             }
-            serve(config, store).await
+            serve(with_grid_beside_database(config), store).await
         }
         Command::Migrate => {
             open_store(&config).await?;
@@ -235,6 +233,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             run_token(store.as_ref(), cmd).await
         }
         Command::Plan(args) => {
+            let config = with_grid_beside_database(config);
             let store = open_store(&config).await?;
             crate::plan::run(store.as_ref(), &config.coverage, config.walk, args).await
         }
@@ -279,6 +278,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Without a configured `[coverage] population_grid`, the grid a SQLite database carries beside
+/// it as `<name>-population.csv` (the demo writes `demo-population.csv` beside `demo.db`), so
+/// `demo`, `serve` and `plan` on that database count the same people.
+fn with_grid_beside_database(mut config: Config) -> Config {
+    if config.coverage.population_grid.is_some() {
+        return config;
+    }
+    if let Some(grid) = grid_beside(&config.database_url).filter(|g| g.exists()) {
+        println!("population grid: {}", grid.display());
+        config.coverage.population_grid = Some(grid);
+    }
+    config
+}
+
+/// `<name>-population.csv` beside a SQLite database; `None` for other databases.
+fn grid_beside(url: &str) -> Option<PathBuf> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .map(|p| Path::new(p.split('?').next().unwrap_or(p)))?;
+    let stem = path.file_stem()?.to_string_lossy();
+    Some(path.with_file_name(format!("{stem}-population.csv")))
 }
 
 /// Where the demo keeps its side files (the tokens it printed): beside the SQLite file.

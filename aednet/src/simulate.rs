@@ -4,8 +4,9 @@
 //!
 //! Each policy gets its own engine over a real store (in-memory SQLite), the real geoindex
 //! (the demo city's AEDs with readiness and opening hours; rescuers in the live index) and a
-//! [`ManualClock`]. Arrests happen one after another at random hours of a week, at places drawn
-//! by population (district by its population, then near one of its public sites). For each,
+//! [`ManualClock`]. Arrests happen one after another at random hours of a week, at homes drawn
+//! from the demo's population grid (where people live); rescuers live there too, moving a few
+//! hundred metres about. For each,
 //! a share of the rescuers are on duty at their places; the engine is asked to create the
 //! incident and then time moves from event to event, never sleeping:
 //!
@@ -159,8 +160,10 @@ impl PolicyStats {
 struct World {
     aeds: Vec<AedEntry>,
     rescuers: Vec<LatLon>,
-    sites: Vec<(usize, LatLon)>,
-    weights: Vec<f64>,
+    /// The demo's population grid: each point with the side of its square (metres), and the
+    /// running total of people, to draw a person's home in proportion to where people live.
+    cells: Vec<(LatLon, f64)>,
+    cumulative: Vec<f64>,
 }
 
 fn jitter(rng: &mut ChaCha8Rng, p: LatLon, sd_m: f64) -> LatLon {
@@ -174,29 +177,29 @@ fn jitter(rng: &mut ChaCha8Rng, p: LatLon, sd_m: f64) -> LatLon {
     }
 }
 
+/// Where someone is: a point of the population grid drawn by its people, a place in its
+/// square, then `sd_m` of moving about (0: at home).
 fn place(rng: &mut ChaCha8Rng, w: &World, sd_m: f64) -> LatLon {
-    let total: f64 = w.weights.iter().sum();
-    let mut x = rng.gen_range(0.0..total);
-    let mut district = 0;
-    for (i, wt) in w.weights.iter().enumerate() {
-        if x < *wt {
-            district = i;
-            break;
-        }
-        x -= wt;
-    }
-    let sites: Vec<&LatLon> = w
-        .sites
-        .iter()
-        .filter(|(d, _)| *d == district)
-        .map(|(_, p)| p)
-        .collect();
-    let base = if sites.is_empty() {
-        w.sites[rng.gen_range(0..w.sites.len())].1
-    } else {
-        *sites[rng.gen_range(0..sites.len())]
+    let total = w.cumulative.last().copied().unwrap_or(0.0);
+    let x = rng.gen_range(0.0..total.max(f64::MIN_POSITIVE));
+    let k = w
+        .cumulative
+        .partition_point(|c| *c <= x)
+        .min(w.cells.len().saturating_sub(1));
+    let (p, side) = w.cells[k];
+    let (dx, dy) = (
+        rng.gen_range(-0.5..0.5) * side,
+        rng.gen_range(-0.5..0.5) * side,
+    );
+    let home = LatLon {
+        lat: p.lat + dy / 111_000.0,
+        lon: p.lon + dx / (111_000.0 * p.lat.to_radians().cos()),
     };
-    jitter(rng, base, sd_m)
+    if sd_m > 0.0 {
+        jitter(rng, home, sd_m)
+    } else {
+        home
+    }
 }
 
 fn world(seed: u64, now: DateTime<Utc>) -> World {
@@ -218,25 +221,30 @@ fn world(seed: u64, now: DateTime<Utc>) -> World {
             detail: Default::default(),
         })
         .collect();
-    let mut sites: Vec<(usize, LatLon)> =
-        city.aeds.iter().map(|(di, d)| (*di, d.location)).collect();
-    sites.extend(city.stations.iter().map(|(di, s)| (*di, s.data.location)));
-    let weights = city
-        .districts
+    let cells: Vec<(LatLon, f64)> = city
+        .population
         .iter()
-        .map(|d| d.population.unwrap_or(1) as f64)
+        .map(|c| (c.pos, c.area_km2.sqrt() * 1000.0))
+        .collect();
+    let cumulative = city
+        .population
+        .iter()
+        .scan(0.0, |sum, c| {
+            *sum += c.population as f64;
+            Some(*sum)
+        })
         .collect();
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7e5c);
     let w0 = World {
         aeds: Vec::new(),
         rescuers: Vec::new(),
-        sites,
-        weights,
+        cells,
+        cumulative,
     };
     let rescuers = city
         .rescuers
         .iter()
-        .map(|_| place(&mut rng, &w0, 1500.0))
+        .map(|_| place(&mut rng, &w0, 300.0))
         .collect();
     World {
         aeds: entries,
@@ -266,7 +274,7 @@ fn arrest(o: &SimOptions, w: &World, week0: DateTime<Utc>, n: usize) -> Arrest {
     let mut rng = ChaCha8Rng::seed_from_u64(mix(o.seed, n as u64, u64::MAX));
     // Asia/Shanghai hour of the week, as UTC.
     let at = week0 + Duration::minutes(rng.gen_range(0..7 * 24 * 60)) - Duration::hours(8);
-    let patient = place(&mut rng, w, 800.0);
+    let patient = place(&mut rng, w, 0.0);
     let on_duty = (0..w.rescuers.len())
         .filter(|_| rng.gen_bool(o.on_duty))
         .map(|i| i as i64 + 1)

@@ -21,6 +21,16 @@ async fn demo_serves_the_synthetic_city_and_shuts_down_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(dir.path(), &["demo"]);
     assert!(dir.path().join("aednet-data/demo.db").exists());
+    // The demo's population grid is written beside the database and used by coverage.
+    let grid = std::fs::read_to_string(dir.path().join("aednet-data/demo-population.csv")).unwrap();
+    assert!(grid.starts_with("lat,lon,population\n") && grid.lines().count() > 10_000);
+    assert!(
+        r.stdout
+            .iter()
+            .any(|l| l.starts_with("population grid:") && l.ends_with("demo-population.csv")),
+        "{:?}",
+        r.stdout
+    );
     let tokens = std::fs::read_to_string(dir.path().join("aednet-data/demo-tokens.txt")).unwrap();
     let admin = tokens
         .lines()
