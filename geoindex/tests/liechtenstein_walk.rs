@@ -174,3 +174,63 @@ fn first_aed_on_foot_vs_straight_line() {
         ratios[0]
     );
 }
+
+/// Ruggell, beside the Binnenkanal: the AED nearest in a straight line (157 m) is across the
+/// canal, a 750 m walk to the nearest bridge and back along the other bank; the answer sends
+/// the caller to the one 246 m away on this side (a 357 m walk). Found by the search above
+/// (`AEDNET_FIND=1`), checked against the map data: the straight line crosses the canal.
+#[test]
+fn across_a_barrier_the_answer_picks_the_reachable_aed() {
+    let w = world();
+    let walk = WalkModel::default();
+    let f = filters();
+    let at = LatLon {
+        lat: 47.212776,
+        lon: 9.502778,
+    };
+    let (across, reachable) = (10_720_578_105_i64, 9_088_810_018_i64);
+    let straight = w.geo.nearest_aeds(at, 1, &f, &walk);
+    assert_eq!(first(&straight).id, across);
+    let across_pos = LatLon {
+        lat: first(&straight).lat,
+        lon: first(&straight).lon,
+    };
+    let crossed = barriers_crossed(&w, at, across_pos);
+    assert!(
+        crossed.iter().any(|b| b.contains("Binnenkanal")),
+        "{crossed:?}"
+    );
+    let net = w
+        .geo
+        .nearest_aeds_walking(at, 5, &f, &walk, Some(&w.graph), true);
+    assert!(matches!(net.walk, QueryWalk::Network { .. }));
+    let best = first(&net.results);
+    assert_eq!(best.id, reachable, "{:?}", net.results);
+    assert_eq!(best.walk, WalkKind::Network);
+    let other = net
+        .results
+        .iter()
+        .find(|n| n.id == across)
+        .expect("the AED across the canal is still listed");
+    assert!(
+        other.walk_m > 2.0 * best.walk_m && other.distance_m < best.distance_m,
+        "{} m walk vs {} m",
+        other.walk_m,
+        best.walk_m
+    );
+    // The route drawn for the answer does not cross the canal.
+    let route = best.route.as_ref().unwrap();
+    let pts: Vec<LatLon> = route
+        .coordinates
+        .iter()
+        .map(|c| LatLon {
+            lat: c[1],
+            lon: c[0],
+        })
+        .collect();
+    for s in pts.windows(2) {
+        assert!(barriers_crossed(&w, s[0], s[1])
+            .iter()
+            .all(|b| !b.contains("Binnenkanal")));
+    }
+}
