@@ -409,6 +409,12 @@ pub async fn serve(config: Config, store: DynStore) -> anyhow::Result<()> {
         spawn_cluster_metrics(&state, c);
     }
     state.walk = config.walk;
+    // The walking network loads in the background; until it is in, walks are straight lines.
+    aednet_api::artifacts::follow_into(
+        &state,
+        state.walk_graph.clone(),
+        aednet_api::state::decode_walk_graph,
+    );
     state.coverage = config.coverage.clone();
     state.limits = Arc::new(aednet_api::limits::Limits::new(config.limits));
     state.background = Arc::new(aednet_api::background::Background::new(

@@ -84,6 +84,38 @@ async fn liechtenstein_summary_and_coverage() {
     assert_eq!(total_pop, 37_269);
     let all = map.summary(|_| true);
     assert!(all.share > 0.0 && all.share < 1.0, "{all:?}");
+    // The same map with straight-line walks (the import stored the walking network, so the
+    // default map walks on it).
+    assert_eq!(map.walk_used(), aednet_geoindex::WalkKind::Network);
+    let straight_cfg = CoverageConfig {
+        walk: aednet_geoindex::WalkKind::StraightLine,
+        ..CoverageConfig::default()
+    };
+    let (straight, _, _) = offline_map(store.as_ref(), &straight_cfg, WalkModel::default(), at)
+        .await
+        .unwrap();
+    let s_all = straight.summary(|_| true);
+    println!(
+        "country, round trip 240 s, now: straight line × 1.2 {:.1} % of people ({} cells) vs walking network {:.1} % ({} cells)",
+        s_all.share * 100.0,
+        s_all.covered_cells,
+        all.share * 100.0,
+        all.covered_cells
+    );
+    for (name, m) in [("straight", &straight), ("network", &map)] {
+        let one = CoverageConfig {
+            mode: Mode::OneWay,
+            walk: m.walk_used(),
+            ..CoverageConfig::default()
+        };
+        let (o, _, _) = offline_map(store.as_ref(), &one, WalkModel::default(), at)
+            .await
+            .unwrap();
+        println!(
+            "  one way 240 s, {name}: {:.1} %",
+            o.summary(|_| true).share * 100.0
+        );
+    }
 
     // The week, country-wide: actual against every AED 24/7.
     let week = &map.weekly(tz, 1, |_| Some(0))[0];

@@ -79,7 +79,18 @@ pub fn follow<T: Send + Sync + 'static>(
     decode: fn(&[u8]) -> Result<T, String>,
 ) -> Arc<ArtifactSlot<T>> {
     let slot = Arc::new(ArtifactSlot::new(kind));
-    let s = slot.clone();
+    follow_into(state, slot.clone(), decode);
+    slot
+}
+
+/// [`follow`] into a slot made beforehand (one that [`AppState`] already holds).
+pub fn follow_into<T: Send + Sync + 'static>(
+    state: &AppState,
+    slot: Arc<ArtifactSlot<T>>,
+    decode: fn(&[u8]) -> Result<T, String>,
+) {
+    let kind = slot.kind;
+    let s = slot;
     let store = state.store.clone();
     let mut events = state.bus.subscribe();
     tokio::spawn(async move {
@@ -133,7 +144,6 @@ pub fn follow<T: Send + Sync + 'static>(
             }
         }
     });
-    slot
 }
 
 async fn load<T: Send + 'static>(

@@ -6,6 +6,7 @@ use aednet_core::{Clock, EventBus};
 use aednet_geoindex::{GeoIndex, WalkModel};
 use aednet_store::DynStore;
 
+use crate::artifacts::ArtifactSlot;
 use crate::metrics::Metrics;
 
 #[derive(Clone, Debug)]
@@ -31,6 +32,9 @@ pub struct AppState {
     pub limits: Arc<crate::limits::Limits>,
     /// Dedicated low-priority threads for long CPU work ([`crate::background`]).
     pub background: Arc<crate::background::Background>,
+    /// The walking network (`walk_graph` artifact), empty until one is loaded: without it
+    /// walks keep the straight-line model. [`crate::artifacts::follow_into`] keeps it current.
+    pub walk_graph: Arc<ArtifactSlot<Arc<aednet_routing::Graph>>>,
 }
 
 impl AppState {
@@ -49,6 +53,14 @@ impl AppState {
             peers: None,
             limits: Arc::new(crate::limits::Limits::default()),
             background: Arc::new(crate::background::Background::default()),
+            walk_graph: Arc::new(ArtifactSlot::new(aednet_store::artifacts::kind::WALK_GRAPH)),
         }
     }
+}
+
+/// Decodes a stored `walk_graph` artifact (for [`crate::artifacts::follow_into`]).
+pub fn decode_walk_graph(bytes: &[u8]) -> Result<Arc<aednet_routing::Graph>, String> {
+    aednet_routing::Graph::decode(bytes)
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
 }

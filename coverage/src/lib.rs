@@ -14,10 +14,12 @@
 
 pub mod grid;
 pub mod map;
+pub mod network;
 pub mod placement;
 
 pub use grid::{Cell, DistrictArea, Grid, GridError, PopulationPoint, PopulationSource};
 pub use map::{CellView, CoverageMap, HourShare, Mode, Params, Summary};
+pub use network::CellNetwork;
 pub use placement::{
     exhaustive_max_cover, greedy_max_cover, plan, Candidate, Conversion, Coverage, Plan,
     PlanRequest, Relocation, Site,

@@ -14,12 +14,13 @@ use std::sync::Arc;
 use aednet_core::aed::{Access, ReadinessStatus};
 use aednet_core::hours::HoursState;
 use aednet_core::LatLon;
-use aednet_geoindex::{AedEntry, HoursPolicy, ReadinessFilter, WalkModel};
+use aednet_geoindex::{AedEntry, HoursPolicy, ReadinessFilter, WalkKind, WalkModel};
 use chrono::{DateTime, Datelike, Duration, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use crate::grid::{Cell, Grid};
+use crate::network::CellNetwork;
 
 /// What "the AED reaches the cell" means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -69,6 +70,10 @@ pub struct Params {
     pub hours: HoursPolicy,
     /// Count `customers`/`private` AEDs (someone on site may let a rescuer in).
     pub include_restricted: bool,
+    /// Walks on the walking network when one is loaded (`network`, the default), or the
+    /// straight-line model (`straight_line`, to compare).
+    #[serde(rename = "walk")]
+    pub walk_on: WalkKind,
     #[serde(skip)]
     pub walk: WalkModel,
 }
@@ -83,6 +88,7 @@ impl Default for Params {
             readiness: ReadinessFilter::NotKnownBad,
             hours: HoursPolicy::OpenOrUnknown,
             include_restricted: false,
+            walk_on: WalkKind::Network,
             walk: WalkModel::default(),
         }
     }
@@ -281,18 +287,35 @@ pub struct CoverageMap {
     cell_links: Vec<Vec<Link>>,
     best: Vec<Best>,
     at: DateTime<Utc>,
+    /// The walking network, when walks are measured on it.
+    network: Option<Arc<CellNetwork>>,
 }
 
 impl CoverageMap {
-    /// The map of `entries` on `grid` at `at`.
+    /// The map of `entries` on `grid` at `at`, straight-line walks.
     pub fn build(
         grid: Arc<Grid>,
         params: Params,
         entries: impl IntoIterator<Item = AedEntry>,
         at: DateTime<Utc>,
     ) -> Self {
+        Self::build_on(grid, params, entries, at, None)
+    }
+
+    /// [`CoverageMap::build`] with walks on `network` (made for the same grid) when
+    /// `params.walk_on` is `network`.
+    pub fn build_on(
+        grid: Arc<Grid>,
+        params: Params,
+        entries: impl IntoIterator<Item = AedEntry>,
+        at: DateTime<Utc>,
+        network: Option<Arc<CellNetwork>>,
+    ) -> Self {
         let n = grid.len();
+        let network =
+            network.filter(|_| params.walk_on == WalkKind::Network && params.mode != Mode::Radius);
         let mut map = Self {
+            network,
             grid,
             params,
             sites: Vec::new(),
@@ -318,6 +341,19 @@ impl CoverageMap {
 
     pub fn params(&self) -> &Params {
         &self.params
+    }
+
+    /// How walks were measured: on the network only when one was given and asked for.
+    pub fn walk_used(&self) -> WalkKind {
+        if self.network.is_some() {
+            WalkKind::Network
+        } else {
+            WalkKind::StraightLine
+        }
+    }
+
+    pub fn network(&self) -> Option<&Arc<CellNetwork>> {
+        self.network.as_ref()
     }
 
     pub fn at(&self) -> DateTime<Utc> {
@@ -349,8 +385,16 @@ impl CoverageMap {
     fn link(&mut self, e: AedEntry) -> u32 {
         let p = &self.params;
         let mut links = Vec::new();
-        for (cell, d) in self.grid.within(e.pos, p.reach_m()) {
-            let t = p.trip_s(d, e.indoor, e.floor, e.cabinet_locked);
+        let trips = crate::network::trips(
+            &self.grid,
+            p,
+            self.network.as_deref(),
+            e.pos,
+            e.indoor,
+            e.floor,
+            e.cabinet_locked,
+        );
+        for (cell, t, d) in trips {
             if p.linked(t, d) {
                 links.push(Link {
                     idx: cell,
@@ -601,11 +645,19 @@ impl CoverageMap {
     /// The cells a new unit at `pos` would cover: outdoors, ground level, unlocked cabinet.
     pub fn cover_set_at(&self, pos: LatLon) -> Vec<u32> {
         let p = &self.params;
-        self.grid
-            .within(pos, p.reach_m())
-            .filter(|&(_, d)| p.covers(p.trip_s(d, Some(false), None, false), d))
-            .map(|(c, _)| c)
-            .collect()
+        crate::network::trips(
+            &self.grid,
+            p,
+            self.network.as_deref(),
+            pos,
+            Some(false),
+            None,
+            false,
+        )
+        .into_iter()
+        .filter(|&(_, t, d)| p.covers(t, d))
+        .map(|(c, _, _)| c)
+        .collect()
     }
 
     /// The instants of the week containing the map's time, in `tz`: half past each hour from

@@ -13,6 +13,7 @@ pub mod engine;
 pub mod http;
 pub mod incident;
 pub mod policy;
+pub mod travel;
 
 pub use engine::Engine;
 pub use http::router;
@@ -21,4 +22,4 @@ pub use incident::{
     Answer, AuditEntry, AuditEvent, DispatchError, Effects, Incident, IncidentState, OfferState,
     Outcome,
 };
-pub use policy::{plan, AedOption, Candidate, Offer, OfferRole, Policy};
+pub use policy::{plan, plan_with, AedOption, Candidate, Offer, OfferRole, Policy};

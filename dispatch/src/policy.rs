@@ -115,10 +115,22 @@ pub struct Offer {
 }
 
 pub fn plan(patient: LatLon, rescuers: &[Candidate], aeds: &[AedOption], p: &Policy) -> Vec<Offer> {
+    plan_with(patient, rescuers, aeds, p, &|a, b| p.travel_s(a, b))
+}
+
+/// [`plan`] with travel times from `travel` (seconds from one place to another: the walking
+/// network's, [`crate::travel::NetworkTravel`]).
+pub fn plan_with(
+    patient: LatLon,
+    rescuers: &[Candidate],
+    aeds: &[AedOption],
+    p: &Policy,
+    travel: &dyn Fn(LatLon, LatLon) -> f64,
+) -> Vec<Offer> {
     let mut offers = Vec::new();
     let mut by_direct: Vec<(f64, Candidate)> = rescuers
         .iter()
-        .map(|c| (p.travel_s(c.pos, patient), *c))
+        .map(|c| (travel(c.pos, patient), *c))
         .collect();
     by_direct.sort_by(|a, b| {
         a.0.total_cmp(&b.0)
@@ -139,7 +151,7 @@ pub fn plan(patient: LatLon, rescuers: &[Candidate], aeds: &[AedOption], p: &Pol
     let mut pairs: Vec<(f64, usize, usize)> = Vec::new();
     for (ri, (_, c)) in rest.iter().enumerate() {
         for (ai, a) in aeds.iter().enumerate() {
-            let t = p.travel_s(c.pos, a.pos) + a.handling_s + p.travel_s(a.pos, patient);
+            let t = travel(c.pos, a.pos) + a.handling_s + travel(a.pos, patient);
             if t <= p.fetch_budget_s {
                 pairs.push((t, ri, ai));
             }

@@ -172,8 +172,61 @@ pub struct Nearest {
     pub access: Access,
     pub indoor: Option<bool>,
     pub cabinet_locked: bool,
+    /// How the walk was measured: along the walking network, or the straight-line model
+    /// (no network loaded, the point or the AED off it, or not connected to it).
+    pub walk: WalkKind,
+    /// The walk's length one way, metres (the network's, or straight line × detour factor).
+    pub walk_m: f64,
+    /// The walk to the AED (back is the same way), with `include=route`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<LineString>,
     #[serde(flatten)]
     pub detail: Arc<AedDetail>,
+}
+
+/// How a walk was measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WalkKind {
+    Network,
+    #[default]
+    StraightLine,
+}
+
+/// A GeoJSON LineString geometry (`[lon, lat]` positions).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LineString {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub coordinates: Vec<[f64; 2]>,
+}
+
+impl LineString {
+    pub fn new(points: impl IntoIterator<Item = LatLon>) -> Self {
+        Self {
+            kind: "LineString",
+            coordinates: points.into_iter().map(|p| [p.lon, p.lat]).collect(),
+        }
+    }
+}
+
+/// A walk to one AED as a [`Legs`] oracle measured it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Leg {
+    /// Along the network: seconds and metres one way.
+    Network { walk_s: f64, walk_m: f64 },
+    /// The straight-line model applies to this AED.
+    StraightLine,
+    /// Longer than the limit asked for (so it cannot be among the answers).
+    Beyond,
+}
+
+/// Measures walks from the query point to candidate AEDs (the walking network, see
+/// `crate::network`); the straight-line model is the oracle that always says `StraightLine`.
+pub trait Legs {
+    /// The walk to `e`, `straight_m` away; only needed if at most `limit_s` seconds one way
+    /// (beyond that, [`Leg::Beyond`] is as good as the exact figure).
+    fn leg(&mut self, e: &AedEntry, straight_m: f64, limit_s: f64) -> Leg;
 }
 
 /// Decides whether `e` answers the query and, if so, builds the answer. The tree search and the
@@ -188,8 +241,32 @@ pub fn evaluate(
     if !filters.admits_static(e) {
         return None;
     }
-    let (one_way_s, round_trip_s) =
-        walk.fetch_times(distance_m, e.indoor, e.floor, e.cabinet_locked);
+    evaluate_leg(e, at, distance_m, filters, walk, Leg::StraightLine)
+}
+
+/// [`evaluate`] with the walk measured by `leg` (`Beyond` answers nothing). Does not check
+/// the static filters: the caller did, before paying for the walk.
+pub fn evaluate_leg(
+    e: &AedEntry,
+    at: LatLon,
+    distance_m: f64,
+    filters: &Filters,
+    walk: &WalkModel,
+    leg: Leg,
+) -> Option<Nearest> {
+    let (kind, walk_m, (one_way_s, round_trip_s)) = match leg {
+        Leg::Beyond => return None,
+        Leg::StraightLine => (
+            WalkKind::StraightLine,
+            distance_m * walk.detour_factor,
+            walk.fetch_times(distance_m, e.indoor, e.floor, e.cabinet_locked),
+        ),
+        Leg::Network { walk_s, walk_m } => (
+            WalkKind::Network,
+            walk_m,
+            walk.fetch_times_walking(walk_s, e.indoor, e.floor, e.cabinet_locked),
+        ),
+    };
     let s = e.schedule.at(filters.open_at);
     let arrive = filters.open_at + secs(one_way_s);
     let back = filters.open_at + secs(round_trip_s);
@@ -219,6 +296,9 @@ pub fn evaluate(
         access: e.access,
         indoor: e.indoor,
         cabinet_locked: e.cabinet_locked,
+        walk: kind,
+        walk_m,
+        route: None,
         detail: e.detail.clone(),
     })
 }
@@ -384,6 +464,49 @@ impl AedIndex {
                 break;
             }
             if let Some(n) = evaluate(&l.item, at, d, filters, walk) {
+                let pos = best.partition_point(|b| rank(b) <= rank(&n));
+                if pos < k {
+                    best.insert(pos, n);
+                    best.truncate(k);
+                }
+            }
+        }
+        best
+    }
+
+    /// [`AedIndex::nearest`] with walks measured by `legs` (the walking network). Exact: the
+    /// tree yields AEDs by straight-line distance, and no walk is shorter than the straight
+    /// line ([`WalkModel::network_round_trip_lower_bound`]), so the search stops once that
+    /// bound passes the k-th best round trip; each candidate's walk is asked only up to half
+    /// of that round trip.
+    pub fn nearest_with(
+        &self,
+        at: LatLon,
+        k: usize,
+        filters: &Filters,
+        walk: &WalkModel,
+        legs: &mut dyn Legs,
+    ) -> Vec<Nearest> {
+        let mut best: Vec<Nearest> = Vec::with_capacity(k + 1);
+        if k == 0 {
+            return best;
+        }
+        let q = crate::sphere::to_xyz(at);
+        let limit = filters.max_distance_m.map(chord2_for_distance);
+        for (l, d2) in self.tree.nearest_neighbor_iter_with_distance_2(q) {
+            if limit.is_some_and(|lim| d2 > lim) {
+                break;
+            }
+            let d = distance_for_chord2(d2);
+            let kth = (best.len() == k).then(|| best[k - 1].round_trip_s);
+            if kth.is_some_and(|rt| walk.network_round_trip_lower_bound(d) > rt) {
+                break;
+            }
+            if !filters.admits_static(&l.item) {
+                continue;
+            }
+            let leg = legs.leg(&l.item, d, kth.map_or(f64::INFINITY, |rt| rt / 2.0));
+            if let Some(n) = evaluate_leg(&l.item, at, d, filters, walk, leg) {
                 let pos = best.partition_point(|b| rank(b) <= rank(&n));
                 if pos < k {
                     best.insert(pos, n);

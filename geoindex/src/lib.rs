@@ -13,6 +13,7 @@
 
 pub mod aed_index;
 pub mod geo;
+pub mod network;
 pub mod rescuer_index;
 pub mod schedule;
 pub mod sphere;
@@ -20,10 +21,11 @@ pub mod station_index;
 pub mod walk;
 
 pub use aed_index::{
-    evaluate, parse_floor, rank, AedDetail, AedEntry, AedIndex, Filters, HoursPolicy, Nearest,
-    ReadinessFilter, CELL_RES,
+    evaluate, evaluate_leg, parse_floor, rank, AedDetail, AedEntry, AedIndex, Filters, HoursPolicy,
+    Leg, Legs, LineString, Nearest, ReadinessFilter, WalkKind, CELL_RES,
 };
 pub use geo::GeoIndex;
+pub use network::{NetworkAnswer, NetworkLegs, QueryWalk};
 pub use rescuer_index::{NearRescuer, RescuerFix, RescuerIndex};
 pub use schedule::{Schedule, ScheduleState, Schedules};
 pub use station_index::{StationEntry, StationFilters, StationIndex, StationNearest};

@@ -18,6 +18,9 @@ pub struct WalkModel {
     pub stairs_down_factor: f64,
     /// Getting a locked cabinet open (calling for the code, or the cabinet's own call button).
     pub locked_cabinet_s: f64,
+    /// With a walking network loaded: a point farther than this from any walkable way is off
+    /// the network, and its answer keeps the straight-line model (and says so).
+    pub max_snap_m: f64,
 }
 
 impl Default for WalkModel {
@@ -30,6 +33,7 @@ impl Default for WalkModel {
             stairs_up_factor: 0.35,
             stairs_down_factor: 0.5,
             locked_cabinet_s: 20.0,
+            max_snap_m: 300.0,
         }
     }
 }
@@ -38,6 +42,13 @@ impl WalkModel {
     /// Seconds to walk `distance_m` of straight line along streets.
     pub fn walk_s(&self, distance_m: f64) -> f64 {
         distance_m * self.detour_factor / self.speed_mps
+    }
+
+    /// Nothing reaches an AED at `distance_m` (straight line) and back faster than this on
+    /// any walking network: every walk is at least the straight line, at walking speed.
+    pub fn network_round_trip_lower_bound(&self, distance_m: f64) -> f64 {
+        // The tiny margin absorbs rounding in the network's centimetre costs.
+        2.0 * distance_m * (1.0 - 1e-9) / self.speed_mps
     }
 
     /// Nothing reaches an AED at `distance_m` and back faster than this.
@@ -53,7 +64,18 @@ impl WalkModel {
         floor: Option<f64>,
         locked: bool,
     ) -> (f64, f64) {
-        let walk = self.walk_s(distance_m);
+        self.fetch_times_walking(self.walk_s(distance_m), indoor, floor, locked)
+    }
+
+    /// [`WalkModel::fetch_times`] for a walk already timed (on the walking network): `walk`
+    /// seconds each way, plus floors, the building and the cabinet.
+    pub fn fetch_times_walking(
+        &self,
+        walk: f64,
+        indoor: Option<bool>,
+        floor: Option<f64>,
+        locked: bool,
+    ) -> (f64, f64) {
         let inside = if indoor == Some(true) {
             self.indoor_extra_s / 2.0
         } else {
@@ -83,6 +105,7 @@ impl WalkModel {
             ("indoor_extra_s", self.indoor_extra_s, true),
             ("stairs_per_floor_m", self.stairs_per_floor_m, true),
             ("locked_cabinet_s", self.locked_cabinet_s, true),
+            ("max_snap_m", self.max_snap_m, true),
         ];
         for (name, v, zero_ok) in fields {
             if !v.is_finite() || v < 0.0 || (!zero_ok && v == 0.0) {

@@ -31,7 +31,7 @@ pub struct DerivedLine {
 
 /// What every builder wants from an extract.
 pub fn feature_filters() -> Vec<FeatureFilter> {
-    Vec::new()
+    vec![crate::walk_graph::filter()]
 }
 
 /// Builds every derived artifact from `extract` (off the async workers: the builders are CPU
@@ -42,6 +42,7 @@ pub async fn build_and_store(
     extract: Arc<Extract>,
     pb: &ProgressBar,
 ) -> Result<Vec<DerivedLine>, ImportError> {
-    let _ = (store, &extract, pb);
-    Ok(Vec::new())
+    let mut lines = Vec::new();
+    lines.push(crate::walk_graph::build_and_store(store, extract.clone(), pb).await);
+    Ok(lines)
 }

@@ -13,6 +13,7 @@ mod geojson_import;
 mod osm;
 pub mod osm_extract;
 mod tags;
+pub mod walk_graph;
 
 use std::path::Path;
 use std::time::Instant;

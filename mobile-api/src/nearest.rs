@@ -128,6 +128,12 @@ struct AedQueryEcho<'a> {
 #[derive(Serialize)]
 struct AedsBody<'a> {
     query: AedQueryEcho<'a>,
+    /// `network` when walks were measured on the walking network, else `straight_line`.
+    walk: aednet_geoindex::WalkKind,
+    /// Why the straight-line model: `no_network` (none loaded) or `off_network` (the point is
+    /// farther than `[walk] max_snap_m` from any walkable way).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    walk_note: Option<&'static str>,
     count: usize,
     results: &'a [aednet_geoindex::Nearest],
 }
@@ -170,12 +176,12 @@ fn feature(lat: f64, lon: f64, mut props: Map<String, Value>) -> Value {
         ("max_distance_m" = Option<f64>, Query, description = "straight-line cap, default 10000, at most 100000"),
         ("readiness" = Option<String>, Query, description = "not_known_bad (default: ready, degraded or no telemetry), ready_or_degraded, ready, any"),
         ("hours" = Option<String>, Query, description = "open_or_unknown (default), open (recorded hours only), any"),
-        ("include" = Option<String>, Query, description = "comma list: restricted (access=customers/private), closed (same as hours=any)"),
+        ("include" = Option<String>, Query, description = "comma list: restricted (access=customers/private), closed (same as hours=any), route (each walk as a GeoJSON LineString, caller → AED; back is the same way)"),
         ("indoor" = Option<bool>, Query, description = "only indoor (true) or outdoor (false) AEDs"),
         ("format" = Option<String>, Query, description = "json (default) or geojson"),
     ),
     responses(
-        (status = 200, description = "AEDs ranked by round trip (caller → AED → patient), soonest first"),
+        (status = 200, description = "AEDs ranked by round trip (caller → AED → patient), soonest first; walks on the walking network when one is loaded (`walk`: network or straight_line, per answer and per AED)"),
         (status = 400, body = aednet_api::error::ErrorBody), (status = 422, body = aednet_api::error::ErrorBody),
         (status = 429, body = aednet_api::error::ErrorBody),
     ))]
@@ -209,21 +215,32 @@ pub async fn nearest_aeds(
             }
         };
     }
+    let mut routes = false;
     for inc in list(&p, "include") {
         match inc {
             "restricted" => f.include_restricted = true,
             "closed" => f.hours = HoursPolicy::Any,
+            "route" => routes = true,
             other => {
                 return Err(ApiError::bad_request(
                     "include",
-                    format!("unknown include '{other}': use restricted, closed"),
+                    format!("unknown include '{other}': use restricted, closed, route"),
                 ))
             }
         }
     }
     f.indoor = p.parse::<bool>("indoor", "true or false")?;
 
-    let results = state.geo.nearest_aeds(c.at, c.k, &f, &state.walk);
+    let graph = state.walk_graph.get();
+    let answer = state.geo.nearest_aeds_walking(
+        c.at,
+        c.k,
+        &f,
+        &state.walk,
+        graph.as_deref().map(|g| &*g.value),
+        routes,
+    );
+    let results = answer.results;
     let query = AedQueryEcho {
         lat: c.at.lat,
         lon: c.at.lon,
@@ -240,6 +257,8 @@ pub async fn nearest_aeds(
     if c.format == Format::Json {
         let body = AedsBody {
             query,
+            walk: answer.walk.kind(),
+            walk_note: answer.walk.note(),
             count: results.len(),
             results: &results,
         };
@@ -258,7 +277,8 @@ pub async fn nearest_aeds(
             feature(n.lat, n.lon, props)
         })
         .collect();
-    let body = json!({"type": "FeatureCollection", "query": query, "features": features});
+    let body = json!({"type": "FeatureCollection", "query": query, "walk": answer.walk.kind(),
+        "walk_note": answer.walk.note(), "features": features});
     Ok(respond(body, c.format))
 }
 

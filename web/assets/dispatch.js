@@ -107,7 +107,9 @@ function renderDetail(fit) {
   for (const r of responders) {
     if (r.lat == null) continue;
     const a = r.fetch_aed && nearby.find(x => x.id === r.fetch_aed);
-    const path = a ? [[r.lat, r.lon], [a.lat, a.lon], [d.lat, d.lon]] : [[r.lat, r.lon], [d.lat, d.lon]];
+    // The way along the walking network when the server has one; else straight lines.
+    const path = r.route && r.route.coordinates.length > 1 ? r.route.coordinates.map(([x, y]) => [y, x])
+      : a ? [[r.lat, r.lon], [a.lat, a.lon], [d.lat, d.lon]] : [[r.lat, r.lon], [d.lat, d.lon]];
     L.polyline(path, { color: "#1b7f3b", weight: 3, opacity: .8 }).addTo(detailLayer);
     L.marker([r.lat, r.lon], { icon: L.divIcon({ className: "", html: '<div class="responder-icon">✚</div>', iconSize: [26, 26] }), title: t("rescuer", r.rescuer_id) })
       .addTo(detailLayer).bindTooltip(textEl(`${t("rescuer", r.rescuer_id)} · ${r.distance_m == null ? "" : t("eta", t("meters", r.distance_m), t("min", r.eta_s))}`));
@@ -185,7 +187,7 @@ live("/ws/dispatch", {
       if (m.incident_id === selected && detail) {
         const r = (detail.responders || []).find(x => x.rescuer_id === m.rescuer_id);
         if (r) {
-          Object.assign(r, { lat: m.lat, lon: m.lon, distance_m: m.distance_m, eta_s: m.eta_s, seen_at: new Date().toISOString() });
+          Object.assign(r, { lat: m.lat, lon: m.lon, distance_m: m.distance_m, eta_s: m.eta_s, route: m.route, seen_at: new Date().toISOString() });
           renderDetail(false);
         } else refreshSoon(false, selected);
       }

@@ -85,7 +85,7 @@ async function find(lat, lon) {
     return;
   }
   $("#status").textContent = t("searching");
-  const r = await fetch(`/api/v1/aeds/nearest?lat=${encodeURIComponent(lat)}&lon=${encodeURIComponent(lon)}&k=5`);
+  const r = await fetch(`/api/v1/aeds/nearest?lat=${encodeURIComponent(lat)}&lon=${encodeURIComponent(lon)}&k=5&include=route`);
   last = { body: await r.json(), lat: Number(lat), lon: Number(lon) };
   show(true);
 }
@@ -116,10 +116,18 @@ function show(fit) {
   const rs = body.results || [];
   if (fit && matchMedia("(min-width: 900px)").matches) $(".panel").scrollTop = 0;
   $("#status").textContent = rs.length ? t("result", rs.length) : t("noneFound");
+  if (rs.length && body.walk !== "network") $("#status").textContent += " · " + t(body.walk_note === "off_network" ? "walkOffNetwork" : "walkStraight");
+  else if (rs.length && rs[0].walk !== "network") $("#status").textContent += " · " + t("walkStraightOne");
   const patient = L.marker([lat, lon], { icon: L.divIcon({ className: "", html: '<div class="patient-icon"></div>', iconSize: [22, 22] }), title: t("you") }).addTo(resultLayer);
   patient.bindTooltip(textEl(t("you")));
   rs.forEach((r, i) => {
-    if (i === 0) L.polyline([[lat, lon], [r.lat, r.lon]], { color: "#c8102e", weight: 5, dashArray: "8 8" }).addTo(resultLayer);
+    // The walk along the ways when the server measured it on the walking network; a dashed
+    // straight line when it could not (no network, or off it), as the answer says.
+    if (i === 0) {
+      const onNet = r.walk === "network" && r.route && r.route.coordinates.length > 1;
+      const path = onNet ? r.route.coordinates.map(([x, y]) => [y, x]) : [[lat, lon], [r.lat, r.lon]];
+      L.polyline(path, onNet ? { color: "#c8102e", weight: 5, opacity: .85 } : { color: "#c8102e", weight: 5, dashArray: "8 8" }).addTo(resultLayer);
+    }
     L.marker([r.lat, r.lon], {
       icon: L.divIcon({ className: "", html: `<div class="num-icon${i === 0 ? " best" : ""}">${i + 1}</div>`, iconSize: i === 0 ? [34, 34] : [28, 28] }),
       title: r.name || `AED ${r.id}`, zIndexOffset: 1000 - i,
@@ -134,7 +142,7 @@ function show(fit) {
         h("div", {}, i === 0 ? h("div", { class: "muted" }, t("best")) : null,
           h("div", { class: i === 0 ? "big name" : "name" }, `${i + 1}. `, r.name || r.location_description || `AED ${r.id}`))),
       h("div", {}, badge(r), " ", h("strong", {}, t("walk", r.one_way_s)), " · ", t("roundTrip", r.round_trip_s), " · ",
-        t("meters", r.distance_m), " · ", t("direction", dir)),
+        r.walk === "network" ? t("walkMeters", r.walk_m, r.distance_m) : t("meters", r.distance_m), " · ", t("direction", dir)),
       h("div", { class: "muted" }, where(r)));
     if (i === 0) $("#best").append(card);
     else { $("#alt-title").hidden = false; $("#results").append(h("li", {}, card)); }

@@ -23,6 +23,8 @@ pub struct CoverageConfig {
     pub readiness: ReadinessFilter,
     pub hours: HoursPolicy,
     pub include_restricted: bool,
+    /// `network` (walks on the walking network when one is loaded) or `straight_line`.
+    pub walk: aednet_geoindex::WalkKind,
     /// CSV `lat,lon,population` (e.g. a 250 m census grid); without it each district's
     /// population is spread evenly over its cells.
     pub population_grid: Option<PathBuf>,
@@ -65,6 +67,7 @@ impl Default for CoverageConfig {
             readiness: p.readiness,
             hours: p.hours,
             include_restricted: p.include_restricted,
+            walk: p.walk_on,
             population_grid: None,
             max_plan_add: 200,
             max_candidates: 20_000,
@@ -90,6 +93,7 @@ impl CoverageConfig {
             readiness: self.readiness,
             hours: self.hours,
             include_restricted: self.include_restricted,
+            walk_on: self.walk,
             walk,
         }
     }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use aednet_core::district::District;
 use aednet_core::Event;
-use aednet_coverage::{CoverageMap, Grid, Params, PopulationPoint, Summary};
+use aednet_coverage::{CellNetwork, CoverageMap, Grid, Params, PopulationPoint, Summary};
+use aednet_geoindex::WalkKind;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use parking_lot::{Mutex, RwLock};
@@ -129,6 +130,7 @@ impl Coverage {
     pub fn start(self: &Arc<Self>) {
         let me = self.clone();
         let mut rx = self.state.bus.subscribe();
+        let mut graph_rx = self.state.walk_graph.subscribe();
         tokio::spawn(async move {
             loop {
                 match me.reload().await {
@@ -170,6 +172,12 @@ impl Coverage {
                         me.advance(me.state.clock.now());
                         Ok(())
                     }
+                    // A new walking network (an import, or the first load after start-up):
+                    // every AED's walks change.
+                    changed = graph_rx.changed() => match changed {
+                        Ok(()) if me.params.walk_on == WalkKind::Network => me.reload().await,
+                        _ => Ok(()),
+                    },
                 };
                 if let Err(e) = result {
                     tracing::error!(error = %e, "coverage update failed");
@@ -193,14 +201,16 @@ impl Coverage {
         let at = self.state.clock.now();
         let districts = net.districts.clone();
         // On the background threads: an import's rebuild must not take the callers' cores.
+        let graph = self.walk_graph();
         let live = self
             .state
             .background
             .run(move || -> Result<Live, String> {
                 let grid = Arc::new(build_grid(&net.districts, res, &points)?);
                 let tz = zone_of(&grid);
+                let network = cell_network(graph, &grid, &params);
                 Ok(Live {
-                    map: CoverageMap::build(grid, params, net.entries, at),
+                    map: CoverageMap::build_on(grid, params, net.entries, at, network),
                     districts,
                     tz,
                 })
@@ -210,6 +220,7 @@ impl Coverage {
         tracing::info!(
             cells = live.map.grid().len(),
             aeds = live.map.aed_count(),
+            walk = ?live.map.walk_used(),
             ms = started.elapsed().as_millis() as u64,
             "coverage map built"
         );
@@ -342,10 +353,24 @@ impl Coverage {
             want.params,
             want.at.unwrap_or_else(|| self.state.clock.now()),
         );
+        // The live map's snapped cells when the grid is the same; else snapped anew.
+        let live_net = self
+            .live
+            .read()
+            .as_ref()
+            .filter(|l| Arc::ptr_eq(l.map.grid(), &grid))
+            .and_then(|l| l.map.network().cloned());
+        let graph = self.walk_graph();
         let map = self
             .state
             .background
-            .run(move || CoverageMap::build(grid, params, entries, at))
+            .run(move || {
+                let network = match live_net {
+                    Some(n) if params.walk_on == WalkKind::Network => Some(n),
+                    _ => cell_network(graph, &grid, &params),
+                };
+                CoverageMap::build_on(grid, params, entries, at, network)
+            })
             .await?;
         Ok(MapHandle::Own(Box::new(map)))
     }
@@ -410,6 +435,11 @@ impl Coverage {
         Ok(g)
     }
 
+    /// The walking network in use, if one is loaded.
+    fn walk_graph(&self) -> Option<Arc<aednet_routing::Graph>> {
+        self.state.walk_graph.get().map(|l| l.value.clone())
+    }
+
     /// The live map's districts.
     pub(super) fn districts(&self) -> Vec<District> {
         self.live
@@ -464,6 +494,16 @@ impl MapHandle {
     }
 }
 
+/// The grid's cells snapped to `graph` when the parameters walk on the network.
+fn cell_network(
+    graph: Option<Arc<aednet_routing::Graph>>,
+    grid: &Grid,
+    params: &Params,
+) -> Option<Arc<CellNetwork>> {
+    let graph = graph.filter(|_| params.walk_on == WalkKind::Network)?;
+    Some(Arc::new(CellNetwork::new(graph, grid, &params.walk)))
+}
+
 pub(super) fn summary_json(map: &CoverageMap, district: Option<i64>, res: u8) -> Value {
     let s: Summary = map.summary(|c| district.is_none_or(|d| c.district == Some(d)));
     let p = map.params();
@@ -477,6 +517,7 @@ pub(super) fn summary_json(map: &CoverageMap, district: Option<i64>, res: u8) ->
         "at": map.at(),
         "budget_s": p.budget_s,
         "mode": p.mode.as_str(),
+        "walk": map.walk_used(),
         "res": res,
         "aeds": map.aed_count(),
     })

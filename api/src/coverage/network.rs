@@ -109,7 +109,28 @@ pub async fn offline_map(
     let net = load_network(store, &geo).await.map_err(|e| e.to_string())?;
     let grid = Arc::new(build_grid(&net.districts, config.res, &population)?);
     let tz = zone_of(&grid);
-    let map = CoverageMap::build(grid, config.params(walk), net.entries, at);
+    let params = config.params(walk);
+    // The stored walking network, when walks are to be on it (`[coverage] walk`).
+    let network = if params.walk_on == aednet_geoindex::WalkKind::Network {
+        match store
+            .get_artifact(aednet_store::artifacts::kind::WALK_GRAPH)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Some(a) => {
+                let g = aednet_routing::Graph::decode(&a.bytes).map_err(|e| e.to_string())?;
+                Some(Arc::new(aednet_coverage::CellNetwork::new(
+                    Arc::new(g),
+                    &grid,
+                    &walk,
+                )))
+            }
+            None => None,
+        }
+    } else {
+        None
+    };
+    let map = CoverageMap::build_on(grid, params, net.entries, at, network);
     Ok((map, net.districts, tz))
 }
 

@@ -80,6 +80,18 @@ fn map_request(cov: &Coverage, q: &QueryParams) -> ApiResult<(MapRequest, Option
             }
         };
     }
+    if let Some(w) = q.get("walk") {
+        params.walk_on = match w {
+            "network" => aednet_geoindex::WalkKind::Network,
+            "straight_line" => aednet_geoindex::WalkKind::StraightLine,
+            _ => {
+                return Err(ApiError::invalid(
+                    "walk",
+                    "walk must be network or straight_line",
+                ))
+            }
+        };
+    }
     params
         .validate()
         .map_err(|(f, m)| ApiError::invalid(f, m))?;
@@ -102,6 +114,7 @@ fn map_request(cov: &Coverage, q: &QueryParams) -> ApiResult<(MapRequest, Option
         ("budget_s" = Option<f64>, Query), ("radius_m" = Option<f64>, Query),
         ("readiness" = Option<String>, Query, description = "not_known_bad (default), ready_or_degraded, ready, any"),
         ("hours" = Option<String>, Query, description = "open_or_unknown (default), open, any"),
+        ("walk" = Option<String>, Query, description = "network (default: on the walking network when one is loaded; the summary's `walk` says which was used) or straight_line"),
         ("bbox" = Option<String>, Query, description = "min_lon,min_lat,max_lon,max_lat: only cells whose centre is inside (the summary stays the district's or the whole map's)")),
     responses((status = 200, description = "GeoJSON FeatureCollection of hexagons with properties cell, time_s, covered, population, aed_id; top-level summary"),
         (status = 400, body = ErrorBody), (status = 422, body = ErrorBody, description = "an invalid parameter, or more than `[coverage] max_cells` hexagons (field `bbox`)"),

@@ -49,10 +49,15 @@ impl Engine {
             .map(|o| {
                 let fix = self.state.geo.rescuer(o.rescuer_id);
                 let d = fix.map(|f| f.pos.distance_m(&pos));
+                let aed = o
+                    .fetch_aed
+                    .filter(|_| o.state == OfferState::Accepted)
+                    .and_then(|id| self.state.geo.aeds().get(id).map(|e| e.pos));
+                let way = fix.map(|f| self.responder_way(f.pos, aed, pos));
                 // The position goes to dispatchers only (this view is never public), and only
                 // for responders who accepted: the console draws them moving.
                 json!({"rescuer_id": o.rescuer_id, "offer_id": o.id, "state": o.state, "fetch_aed": o.fetch_aed,
-                    "distance_m": d, "eta_s": d.map(|d| d * self.policy.detour_factor / self.policy.rescuer_speed_mps),
+                    "distance_m": d, "eta_s": way.as_ref().map(|w| w.0.round()), "route": way.and_then(|w| w.1),
                     "lat": fix.map(|f| f.pos.lat), "lon": fix.map(|f| f.pos.lon),
                     "seen_at": fix.map(|f| f.seen_at)})
             })
@@ -139,6 +144,34 @@ impl Engine {
         }
     }
 
+    /// A responder's ETA at `pos` (via the AED for a fetch) and, on the walking network, the
+    /// way as a GeoJSON LineString (`None`: no network loaded, the straight-line model).
+    fn responder_way(
+        &self,
+        pos: LatLon,
+        aed: Option<LatLon>,
+        patient: LatLon,
+    ) -> (f64, Option<Value>) {
+        let p = &self.policy;
+        let graph = self.state.walk_graph.get();
+        match graph.as_deref() {
+            Some(g) => {
+                let opts = aednet_geoindex::network::snap_options(&self.state.walk);
+                let (s, pts) =
+                    crate::travel::responder_route(&g.value, &opts, p, pos, aed, patient);
+                let line: Vec<[f64; 2]> = pts.iter().map(|q| [q.lon, q.lat]).collect();
+                (s, Some(json!({"type": "LineString", "coordinates": line})))
+            }
+            None => (
+                match aed {
+                    Some(a) => p.travel_s(pos, a) + p.travel_s(a, patient),
+                    None => p.travel_s(pos, patient),
+                },
+                None,
+            ),
+        }
+    }
+
     /// Live distance and ETA of an accepted responder who moved: to the rescuer (`update`)
     /// and to dispatcher consoles (`responder`, with the position so the console can draw them
     /// moving: the board is for dispatchers only and keeps nothing). Never to other rescuers.
@@ -153,15 +186,9 @@ impl Engine {
             }
             *r
         };
-        let p = &self.policy;
         let to_patient = pos.distance_m(&r.patient);
-        let (to_aed, eta) = match r.aed {
-            Some(a) => (
-                Some(pos.distance_m(&a)),
-                p.travel_s(pos, a) + p.travel_s(a, r.patient),
-            ),
-            None => (None, p.travel_s(pos, r.patient)),
-        };
+        let (eta, route) = self.responder_way(pos, r.aed, r.patient);
+        let to_aed = r.aed.map(|a| pos.distance_m(&a));
         let to_patient = to_patient.round();
         let to_aed = to_aed.map(f64::round);
         let eta = eta.round();
@@ -173,7 +200,8 @@ impl Engine {
         self.post_board(
             json!({"type": "responder", "incident_id": r.incident_id, "offer_id": r.offer_id,
                 "rescuer_id": rescuer_id, "distance_m": to_patient, "aed_distance_m": to_aed,
-                "eta_s": eta, "lat": pos.lat, "lon": pos.lon})
+                "eta_s": eta, "lat": pos.lat, "lon": pos.lon,
+                "route": route})
             .to_string(),
         );
     }

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::{Engine, EngineError};
 use crate::incident::{Incident, OfferRecord, OfferState};
-use crate::policy::{plan, AedOption, Candidate};
+use crate::policy::{plan, plan_with, AedOption, Candidate};
 
 impl Engine {
     /// An `offer` frame; the AED to fetch is described from the index.
@@ -102,7 +102,26 @@ impl Engine {
             .count();
         let mut p = self.policy.clone();
         p.max_alerts = p.max_alerts.saturating_sub(pending);
-        let offers = plan(pos, &candidates, &options, &p);
+        // On the walking network when one is loaded: one bounded search from the patient and
+        // one from each AED.
+        let graph = self.state.walk_graph.get();
+        let offers = match graph.as_deref() {
+            Some(g) => {
+                let opts = aednet_geoindex::network::snap_options(&self.state.walk);
+                let travel = crate::travel::NetworkTravel::new(
+                    &g.value,
+                    &opts,
+                    &p,
+                    pos,
+                    &candidates,
+                    &options,
+                );
+                plan_with(pos, &candidates, &options, &p, &|a, b| {
+                    travel.travel_s(a, b)
+                })
+            }
+            None => plan(pos, &candidates, &options, &p),
+        };
         let timeout = Duration::milliseconds((self.policy.offer_timeout_s * 1000.0) as i64);
         let sent = inc.offer(&offers, timeout, now)?;
         self.sync_commitments(inc);

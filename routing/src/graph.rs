@@ -1,0 +1,331 @@
+//! The pedestrian graph: nodes with their coordinates (once), undirected edges as CSR arrays
+//! with `u32` ids and costs, a connected-component id per node, and an R-tree of edge segments
+//! for snapping.
+//!
+//! Costs are centimetres of *equivalent level walking* (`cost_cm`): an edge's length times its
+//! penalty (stairs are slower), so a walking time is `cost / speed` for any speed (a caller at
+//! 1.4 m/s, a rescuer at 2.3 m/s) and one graph serves both.
+
+use aednet_core::geo_util::LatLon;
+use rstar::primitives::Line;
+use rstar::{PointDistance, RTree, RTreeObject, AABB};
+
+/// One directed half of an edge in the CSR adjacency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arc {
+    pub head: u32,
+    pub cost_cm: u32,
+}
+
+/// An undirected edge as built or stored: `a < b`, cost in centimetres.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Edge {
+    pub a: u32,
+    pub b: u32,
+    pub cost_cm: u32,
+}
+
+/// A segment of the R-tree: the projected end points (metres, `f32`) and the node ids.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Segment {
+    pub from: [f32; 2],
+    pub to: [f32; 2],
+    pub a: u32,
+    pub b: u32,
+}
+
+impl RTreeObject for Segment {
+    type Envelope = AABB<[f32; 2]>;
+    fn envelope(&self) -> Self::Envelope {
+        AABB::from_corners(self.from, self.to)
+    }
+}
+
+impl PointDistance for Segment {
+    fn distance_2(&self, point: &[f32; 2]) -> f32 {
+        Line::new(self.from, self.to).distance_2(point)
+    }
+}
+
+/// A local equirectangular projection around the graph's centre, in metres. Good to a few
+/// centimetres over a city or a small country; only snapping uses it (costs are haversine).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Projection {
+    pub lat0: f64,
+    pub lon0: f64,
+    kx: f64,
+    ky: f64,
+}
+
+impl Projection {
+    pub fn new(lat0: f64, lon0: f64) -> Self {
+        let ky = aednet_core::geo_util::EARTH_RADIUS_M * std::f64::consts::PI / 180.0;
+        Self {
+            lat0,
+            lon0,
+            kx: ky * lat0.to_radians().cos(),
+            ky,
+        }
+    }
+
+    pub fn project(&self, p: LatLon) -> [f64; 2] {
+        [(p.lon - self.lon0) * self.kx, (p.lat - self.lat0) * self.ky]
+    }
+
+    pub fn unproject(&self, xy: [f64; 2]) -> LatLon {
+        LatLon {
+            lat: self.lat0 + xy[1] / self.ky,
+            lon: self.lon0 + xy[0] / self.kx,
+        }
+    }
+}
+
+/// The walking network. Built by [`crate::build`] or decoded from its artifact
+/// ([`Graph::decode`]); immutable once made, shared between threads.
+#[derive(Debug)]
+pub struct Graph {
+    /// Coordinates in 1e-7 degrees (OSM's own precision), once per node.
+    lat_e7: Vec<i32>,
+    lon_e7: Vec<i32>,
+    /// CSR: the arcs leaving node `v` are `arcs[first_out[v]..first_out[v + 1]]`.
+    first_out: Vec<u32>,
+    arcs: Vec<Arc>,
+    /// Connected component per node; 0 is the largest, then by decreasing size.
+    component: Vec<u32>,
+    component_sizes: Vec<u32>,
+    segments: RTree<Segment>,
+    projection: Projection,
+    /// Sum of the edges' plain lengths (no penalties), metres.
+    length_m: f64,
+}
+
+pub(crate) fn e7(x: f64) -> i32 {
+    (x * 1e7).round() as i32
+}
+
+impl Graph {
+    /// Makes the graph from nodes and undirected edges. Self-loops are dropped; of parallel
+    /// edges the cheapest is kept. `edges` may come in any order with `a` and `b` either way.
+    pub fn from_parts(coords: Vec<(i32, i32)>, mut edges: Vec<Edge>) -> Self {
+        let n = coords.len();
+        for e in &mut edges {
+            if e.a > e.b {
+                std::mem::swap(&mut e.a, &mut e.b);
+            }
+        }
+        edges.retain(|e| e.a != e.b && (e.b as usize) < n);
+        edges.sort_unstable();
+        edges.dedup_by(|later, kept| later.a == kept.a && later.b == kept.b);
+        let (lat_e7, lon_e7): (Vec<i32>, Vec<i32>) = coords.into_iter().unzip();
+
+        let mut degree = vec![0u32; n + 1];
+        for e in &edges {
+            degree[e.a as usize] += 1;
+            degree[e.b as usize] += 1;
+        }
+        let mut first_out = Vec::with_capacity(n + 1);
+        let mut acc = 0u32;
+        for d in &degree[..n] {
+            first_out.push(acc);
+            acc += d;
+        }
+        first_out.push(acc);
+        let mut fill: Vec<u32> = first_out[..n].to_vec();
+        let mut arcs = vec![
+            Arc {
+                head: 0,
+                cost_cm: 0
+            };
+            acc as usize
+        ];
+        for e in &edges {
+            for (from, to) in [(e.a, e.b), (e.b, e.a)] {
+                let slot = &mut fill[from as usize];
+                arcs[*slot as usize] = Arc {
+                    head: to,
+                    cost_cm: e.cost_cm,
+                };
+                *slot += 1;
+            }
+        }
+
+        let mut g = Graph {
+            lat_e7,
+            lon_e7,
+            first_out,
+            arcs,
+            component: Vec::new(),
+            component_sizes: Vec::new(),
+            segments: RTree::new(),
+            projection: Projection::new(0.0, 0.0),
+            length_m: 0.0,
+        };
+        g.projection = g.centre_projection();
+        g.label_components();
+        let mut length_m = 0.0;
+        let segs: Vec<Segment> = edges
+            .iter()
+            .map(|e| {
+                let (pa, pb) = (g.pos(e.a), g.pos(e.b));
+                length_m += pa.distance_m(&pb);
+                let (fa, fb) = (g.projection.project(pa), g.projection.project(pb));
+                Segment {
+                    from: [fa[0] as f32, fa[1] as f32],
+                    to: [fb[0] as f32, fb[1] as f32],
+                    a: e.a,
+                    b: e.b,
+                }
+            })
+            .collect();
+        g.length_m = length_m;
+        g.segments = RTree::bulk_load(segs);
+        g
+    }
+
+    fn centre_projection(&self) -> Projection {
+        if self.lat_e7.is_empty() {
+            return Projection::new(0.0, 0.0);
+        }
+        let (mut lo_lat, mut hi_lat) = (i32::MAX, i32::MIN);
+        let (mut lo_lon, mut hi_lon) = (i32::MAX, i32::MIN);
+        for (&la, &lo) in self.lat_e7.iter().zip(&self.lon_e7) {
+            lo_lat = lo_lat.min(la);
+            hi_lat = hi_lat.max(la);
+            lo_lon = lo_lon.min(lo);
+            hi_lon = hi_lon.max(lo);
+        }
+        let mid = |a: i32, b: i32| (f64::from(a) + f64::from(b)) / 2e7;
+        Projection::new(mid(lo_lat, hi_lat), mid(lo_lon, hi_lon))
+    }
+
+    /// Components by breadth-first search, renumbered largest first.
+    fn label_components(&mut self) {
+        let n = self.node_count();
+        let mut comp = vec![u32::MAX; n];
+        let mut sizes: Vec<u32> = Vec::new();
+        let mut queue: Vec<u32> = Vec::new();
+        for s in 0..n {
+            if comp[s] != u32::MAX {
+                continue;
+            }
+            let id = sizes.len() as u32;
+            comp[s] = id;
+            queue.clear();
+            queue.push(s as u32);
+            let mut size = 0u32;
+            while let Some(v) = queue.pop() {
+                size += 1;
+                for a in self.arcs_of(v) {
+                    let h = a.head as usize;
+                    if comp[h] == u32::MAX {
+                        comp[h] = id;
+                        queue.push(a.head);
+                    }
+                }
+            }
+            sizes.push(size);
+        }
+        let mut order: Vec<u32> = (0..sizes.len() as u32).collect();
+        order.sort_by_key(|&c| (std::cmp::Reverse(sizes[c as usize]), c));
+        let mut rename = vec![0u32; sizes.len()];
+        for (new, &old) in order.iter().enumerate() {
+            rename[old as usize] = new as u32;
+        }
+        for c in &mut comp {
+            *c = rename[*c as usize];
+        }
+        self.component_sizes = order.iter().map(|&c| sizes[c as usize]).collect();
+        self.component = comp;
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.lat_e7.len()
+    }
+
+    /// Undirected edges.
+    pub fn edge_count(&self) -> usize {
+        self.arcs.len() / 2
+    }
+
+    pub fn component_count(&self) -> usize {
+        self.component_sizes.len()
+    }
+
+    /// Node counts of the components, largest first.
+    pub fn component_sizes(&self) -> &[u32] {
+        &self.component_sizes
+    }
+
+    pub fn component(&self, v: u32) -> u32 {
+        self.component[v as usize]
+    }
+
+    /// Total length of the walkable ways, metres (each edge once, no penalties).
+    pub fn length_m(&self) -> f64 {
+        self.length_m
+    }
+
+    pub fn pos(&self, v: u32) -> LatLon {
+        LatLon {
+            lat: f64::from(self.lat_e7[v as usize]) / 1e7,
+            lon: f64::from(self.lon_e7[v as usize]) / 1e7,
+        }
+    }
+
+    pub fn arcs_of(&self, v: u32) -> &[Arc] {
+        let (s, e) = (
+            self.first_out[v as usize] as usize,
+            self.first_out[v as usize + 1] as usize,
+        );
+        &self.arcs[s..e]
+    }
+
+    /// The cost of the edge between `a` and `b`, if they are adjacent.
+    pub fn edge_cost(&self, a: u32, b: u32) -> Option<u32> {
+        self.arcs_of(a)
+            .iter()
+            .find(|x| x.head == b)
+            .map(|x| x.cost_cm)
+    }
+
+    pub fn projection(&self) -> &Projection {
+        &self.projection
+    }
+
+    pub(crate) fn segments(&self) -> &RTree<Segment> {
+        &self.segments
+    }
+
+    /// Every undirected edge once (`a < b`).
+    pub fn edges(&self) -> impl Iterator<Item = Edge> + '_ {
+        (0..self.node_count() as u32).flat_map(move |a| {
+            self.arcs_of(a)
+                .iter()
+                .filter(move |x| x.head > a)
+                .map(move |x| Edge {
+                    a,
+                    b: x.head,
+                    cost_cm: x.cost_cm,
+                })
+        })
+    }
+
+    /// Bytes held on the heap (arrays at capacity, R-tree nodes estimated from their size).
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let arrays = self.lat_e7.capacity() * 4
+            + self.lon_e7.capacity() * 4
+            + self.first_out.capacity() * 4
+            + self.arcs.capacity() * size_of::<Arc>()
+            + self.component.capacity() * 4
+            + self.component_sizes.capacity() * 4;
+        // Every segment is a leaf entry of the tree (an enum the size of a parent node); inner
+        // nodes add about one entry per `MAX_SIZE` (6) leaves.
+        let entry = size_of::<rstar::RTreeNode<Segment>>();
+        arrays + self.segments.size() * entry * 7 / 6
+    }
+
+    pub(crate) fn coords_e7(&self) -> impl Iterator<Item = (i32, i32)> + '_ {
+        self.lat_e7.iter().copied().zip(self.lon_e7.iter().copied())
+    }
+}

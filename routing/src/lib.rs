@@ -1,0 +1,50 @@
+//! The pedestrian network (no I/O): a walking graph built from OSM ways ([`build()`]), points
+//! snapped to the nearest edge ([`Graph::snap`]), one-to-many walks with a cutoff and
+//! point-to-point walks with their path ([`Search`]), and the versioned artifact format
+//! ([`Graph::encode`], [`Graph::decode`]).
+//!
+//! Built by `import/` from an extract (OSM or the synthetic demo city), stored as the
+//! `walk_graph` artifact, loaded by `api/`, used for the caller's nearest AEDs.
+//!
+//! # Storage
+//!
+//! Coordinates once per node (`i32` 1e-7 degrees), the adjacency as CSR arrays (`u32` offsets,
+//! `u32` head + `u32` cost per arc, each edge in both directions), a `u32` component per node,
+//! and an R-tree of the edge segments (`f32` metres in a local projection) for snapping.
+//! Costs are centimetres of level walking, so one graph serves every walking speed.
+//!
+//! # Technique, and why
+//!
+//! Plain Dijkstra from the caller, grown on demand. The caller's question is "which of these
+//! few candidates is nearest on foot", and the candidates are a few hundred metres away: a
+//! search that stops as soon as the candidates' costs are decided settles a few thousand nodes.
+//! Contraction hierarchies (the `fast_paths` crate) pay off on long point-to-point queries;
+//! here the preparation would have to be redone at every import and the per-target query cost
+//! (tens of µs each, per the crate's figures) is no better than growing one search for all
+//! candidates. A bidirectional search helps one target, not many. Measured with
+//! `cargo bench -p aednet-routing --bench routing` on `liechtenstein.osm.pbf` (figures in the
+//! README's performance table).
+//!
+//! # Exactness
+//!
+//! Every edge costs at least its haversine length (penalties only add), and the off-network
+//! legs are straight, so a walk is never shorter than the straight line between its ends: a
+//! caller's candidates taken in straight-line order can stop once the straight-line bound
+//! passes the k-th best walk, and the answer equals a search over every AED.
+
+pub mod build;
+pub mod codec;
+pub mod graph;
+pub mod search;
+pub mod snap;
+
+pub use build::{build, is_graph_node, is_walkable_way, BuildReport};
+pub use codec::{DecodeError, FORMAT_VERSION};
+pub use graph::{Arc, Edge, Graph, Projection};
+pub use search::{with_scratch, Route, Scratch, Search};
+pub use snap::{Snap, SnapOptions};
+
+/// Metres of level walking in a cost (centimetres).
+pub fn cost_m(cost_cm: u32) -> f64 {
+    f64::from(cost_cm) / 100.0
+}
