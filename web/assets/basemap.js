@@ -1,0 +1,115 @@
+// The street basemap under every console's Leaflet layers: vector tiles from this server
+// (/tiles/basemap.json, built from the imported map data) drawn by MapLibre GL JS through its
+// Leaflet binding, so the consoles' markers, hexagons and routes stay Leaflet layers on top.
+// Labels follow the console's language (name:zh / name:en, falling back to the local name);
+// the glyphs are drawn by the browser from local fonts (no `glyphs` URL), so no request leaves
+// the machine. Without WebGL, or without a basemap on the server, the plain background stays.
+import { t, lang, onLang } from "./i18n.js";
+
+const CJK_FONTS = "'Noto Sans CJK SC', 'Noto Sans SC', 'Source Han Sans SC', 'PingFang SC', 'Microsoft YaHei', sans-serif";
+const FONT = ["Noto Sans", "DejaVu Sans", "Arial", "sans-serif"];
+
+/** Whether this browser can draw WebGL at all (headless without a GPU still has SwiftShader). */
+export function hasWebgl() {
+  try {
+    const c = document.createElement("canvas");
+    return !!(c.getContext("webgl2") || c.getContext("webgl"));
+  } catch { return false; }
+}
+
+const label = l => ["coalesce", ["get", l === "zh" ? "name:zh" : "name:en"], ["get", "name"]];
+
+const ROAD = {
+  motorway: ["#e892a2", 2.2], trunk: ["#f9b29c", 2.0], primary: ["#fcd6a4", 1.8],
+  secondary: ["#f7fabf", 1.5], tertiary: ["#ffffff", 1.3], minor: ["#ffffff", 1.0],
+  pedestrian: ["#f3f0ec", 0.9], service: ["#ffffff", 0.6], track: ["#d8c4a0", 0.5],
+};
+
+/** The style: OSM-Carto-like colours, calm enough for the consoles' own layers on top. */
+export function style(tj, l = lang()) {
+  const src = "basemap";
+  const width = w => ["interpolate", ["exponential", 1.6], ["zoom"], 8, w * 0.4, 12, w * 1.2, 16, w * 6, 18, w * 14];
+  const layers = [
+    { id: "background", type: "background", paint: { "background-color": "#f2efe9" } },
+    { id: "landuse", type: "fill", source: src, "source-layer": "landuse", paint: {
+      "fill-color": ["match", ["get", "class"], "wood", "#cfe3bf", "grass", "#e3edcf", "park", "#c8e6b0",
+        "residential", "#e9e5df", "commercial", "#f1dede", "industrial", "#e8dfe9", "cemetery", "#d5e1cb",
+        "rock", "#e4e1da", "wetland", "#d8ebe4", "#ece8e1"] } },
+    { id: "water", type: "fill", source: src, "source-layer": "water", paint: { "fill-color": "#aad3df" } },
+    { id: "waterway", type: "line", source: src, "source-layer": "waterway",
+      paint: { "line-color": "#aad3df", "line-width": ["match", ["get", "class"], "river", width(2.2), "canal", width(1.5), width(0.6)] } },
+    { id: "boundary", type: "line", source: src, "source-layer": "boundary",
+      paint: { "line-color": "#9e7fa6", "line-dasharray": [3, 2], "line-width": ["case", ["<=", ["get", "admin_level"], 4], 1.6, 0.9] } },
+    { id: "building", type: "fill", source: src, "source-layer": "building", minzoom: 14,
+      paint: { "fill-color": "#d9d0c9", "fill-outline-color": "#c4b6ab" } },
+    { id: "path", type: "line", source: src, "source-layer": "transportation", filter: ["==", ["get", "class"], "path"],
+      paint: { "line-color": "#fa8072", "line-width": width(0.35), "line-dasharray": [2, 1.5] } },
+    { id: "rail", type: "line", source: src, "source-layer": "transportation", filter: ["in", ["get", "class"], ["literal", ["rail", "transit"]]],
+      paint: { "line-color": "#8f8f8f", "line-width": width(0.7), "line-dasharray": [3, 2] } },
+  ];
+  const cls = Object.keys(ROAD);
+  // Casings under fills, minor first, so major roads draw over the streets they cross.
+  layers.push({ id: "road-casing", type: "line", source: src, "source-layer": "transportation",
+    filter: ["in", ["get", "class"], ["literal", cls]], layout: { "line-cap": "round", "line-join": "round" },
+    paint: { "line-color": "#b9aea3", "line-width": ["interpolate", ["exponential", 1.6], ["zoom"], 8, 0.6, 12, 2.2, 16, 14, 18, 30] } });
+  for (const c of [...cls].reverse()) {
+    layers.push({ id: `road-${c}`, type: "line", source: src, "source-layer": "transportation", filter: ["==", ["get", "class"], c],
+      layout: { "line-cap": "round", "line-join": "round" }, paint: { "line-color": ROAD[c][0], "line-width": width(ROAD[c][1]) } });
+  }
+  const halo = { "text-halo-color": "rgba(255,255,255,0.92)", "text-halo-width": 1.6 };
+  layers.push(
+    { id: "road-label", type: "symbol", source: src, "source-layer": "transportation_name",
+      layout: { "symbol-placement": "line", "text-field": label(l), "text-font": FONT, "text-size": ["interpolate", ["linear"], ["zoom"], 13, 10, 17, 14] },
+      paint: { "text-color": "#3d3d3d", ...halo } },
+    { id: "place-label", type: "symbol", source: src, "source-layer": "place",
+      layout: { "text-field": label(l), "text-font": FONT, "symbol-sort-key": ["get", "rank"],
+        "text-size": ["match", ["get", "rank"], 1, 18, 2, 16, 3, 14, 4, 13, 12] },
+      paint: { "text-color": "#222", ...halo } },
+  );
+  return {
+    version: 8,
+    sources: { [src]: { type: "vector", tiles: tj.tiles.map(u => new URL(u, location.origin).href),
+      minzoom: tj.minzoom, maxzoom: tj.maxzoom, bounds: tj.bounds } },
+    layers,
+  };
+}
+
+/** A small notice on the map (WebGL missing), kept in the console's language. */
+function notice(map, key) {
+  const Ctl = L.Control.extend({ onAdd() {
+    const el = L.DomUtil.create("div", "map-notice leaflet-control");
+    el.setAttribute("role", "status"); el.dataset.i18n = key; el.textContent = t(key);
+    return el;
+  } });
+  new Ctl({ position: "bottomleft" }).addTo(map);
+}
+
+/**
+ * Puts the street basemap under `map`'s layers. Resolves with `{ drawn, attribution, origin }`;
+ * `drawn` is false (plain background) without a basemap on the server or without WebGL.
+ */
+export async function addBasemap(map, el) {
+  let tj = null;
+  try {
+    const r = await fetch("/tiles/basemap.json", { headers: { Accept: "application/json" } });
+    if (r.ok) tj = await r.json();
+  } catch { tj = null; }
+  if (!tj) return { drawn: false };
+  if (!hasWebgl()) { notice(map, "noWebgl"); el.dataset.basemap = "no-webgl"; return { drawn: false }; }
+  await import("./vendor/maplibre-gl-leaflet/leaflet-maplibre-gl.mjs");
+  const layer = L.maplibreGL({ style: style(tj), localIdeographFontFamily: CJK_FONTS, preserveDrawingBuffer: true });
+  layer.addTo(map);
+  const gl = layer.getMaplibreMap();
+  el.basemap = gl; // for the browser tests
+  el.dataset.basemap = "loading";
+  gl.once("idle", () => {
+    el.dataset.basemap = "drawn";
+    // Since the page started loading: the first paint of the street map as a user sees it.
+    el.dataset.basemapMs = String(Math.round(performance.now()));
+  });
+  onLang(() => {
+    for (const id of ["road-label", "place-label"]) gl.setLayoutProperty(id, "text-field", label(lang()));
+  });
+  if (tj.attribution) map.attributionControl.addAttribution(t("osm"));
+  return { drawn: true, attribution: tj.attribution, origin: tj.origin, bounds: tj.bounds };
+}
