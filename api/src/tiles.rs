@@ -53,14 +53,20 @@ pub fn router(tiles: Tiles) -> Router<AppState> {
     Router::new()
         .route(
             "/tiles/basemap.json",
-            get(move |h: HeaderMap| async move { tilejson(&t2, &h) }),
+            get(move |h: HeaderMap| {
+                let t = t2.clone();
+                async move { tilejson(&t, &h) }
+            }),
         )
         .route(
             "/tiles/{z}/{x}/{file}",
             get(
                 move |Path((z, x, file)): Path<(String, String, String)>,
                       Query(q): Query<TileQuery>,
-                      h: HeaderMap| async move { tile(&tiles, &z, &x, &file, q.v, &h) },
+                      h: HeaderMap| {
+                    let t = tiles.clone();
+                    async move { tile(&t, &z, &x, &file, q.v, &h) }
+                },
             ),
         )
 }
@@ -192,5 +198,144 @@ fn tile(
     match aednet_basemap::archive::gunzip(gz) {
         Ok(raw) => (headers, raw).into_response(),
         Err(e) => ApiError::Internal(format!("basemap tile {z}/{x}/{y}: {e}")).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aednet_core::event::{Event, LocalBus};
+    use aednet_core::osm::{Extract, Origin, Way};
+    use aednet_core::{LatLon, SystemClock};
+    use aednet_store::prelude::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    fn town(name: &str) -> Vec<u8> {
+        let coords = vec![
+            LatLon {
+                lat: 47.14,
+                lon: 9.50,
+            },
+            LatLon {
+                lat: 47.15,
+                lon: 9.53,
+            },
+        ];
+        let e = Extract {
+            ways: vec![Way {
+                id: 1,
+                tags: [("highway", "primary"), ("name", name)]
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                nodes: vec![1, 2],
+                coords,
+            }],
+            origin: Origin::Osm,
+            ..Default::default()
+        };
+        aednet_basemap::build(&e, &aednet_basemap::TileOptions::default(), |_| {}).bytes
+    }
+
+    async fn get(app: &Router, uri: &str, headers: &[(&str, &str)]) -> Response {
+        let mut req = Request::get(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        app.clone()
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+    }
+
+    async fn body(r: Response) -> Vec<u8> {
+        axum::body::to_bytes(r.into_body(), 1 << 24)
+            .await
+            .unwrap()
+            .to_vec()
+    }
+
+    #[tokio::test]
+    async fn tiles_cache_headers_errors_and_a_swap() {
+        let store = aednet_store::connect("sqlite::memory:").await.unwrap();
+        let state = AppState::new(
+            store.clone(),
+            Arc::new(LocalBus::default()),
+            Arc::new(SystemClock),
+        );
+        let tiles = start(&state);
+        let app = router(tiles.clone()).with_state(state.clone());
+        // Nothing imported yet.
+        assert_eq!(get(&app, "/tiles/basemap.json", &[]).await.status(), StatusCode::NOT_FOUND);
+        let v1 = store.put_artifact(kind::BASEMAP, "{}", &town("Landstrasse")).await.unwrap();
+        state.bus.publish(Event::ArtifactReplaced {
+            kind: kind::BASEMAP.into(),
+            version: v1,
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while tiles.get().is_none() {
+            assert!(std::time::Instant::now() < deadline, "basemap loaded");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let tj: serde_json::Value =
+            serde_json::from_slice(&body(get(&app, "/tiles/basemap.json", &[]).await).await).unwrap();
+        assert_eq!(tj["minzoom"], 8);
+        assert_eq!(tj["attribution"], "© OpenStreetMap contributors");
+        let tile_url = tj["tiles"][0]
+            .as_str()
+            .unwrap()
+            .replace("{z}/{x}/{y}", "14/8625/5752");
+        assert!(tile_url.ends_with(&format!("?v={v1}")), "{tile_url}");
+
+        // A stored tile: gzip when accepted, immutable under its version, ETag revalidation.
+        let r = get(&app, &tile_url, &[("accept-encoding", "gzip, br")]).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()[header::CONTENT_ENCODING], "gzip");
+        assert!(r.headers()[header::CACHE_CONTROL].to_str().unwrap().contains("immutable"));
+        let etag = r.headers()[header::ETAG].to_str().unwrap().to_string();
+        let gz = body(r).await;
+        let raw = aednet_basemap::archive::gunzip(&gz).unwrap();
+        let feats = aednet_basemap::mvt::decode_tile(&raw).unwrap();
+        assert!(feats.iter().any(|f| f.layer == "transportation"));
+        let plain = get(&app, "/tiles/14/8625/5752.pbf", &[]).await;
+        assert_eq!(plain.headers()[header::CACHE_CONTROL], "no-cache");
+        assert!(plain.headers().get(header::CONTENT_ENCODING).is_none());
+        assert_eq!(body(plain).await, raw);
+        let r = get(&app, "/tiles/14/8625/5752.pbf", &[("if-none-match", &etag)]).await;
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+
+        // Empty inside the range: 204. Bad coordinates: 400 naming the field.
+        assert_eq!(get(&app, "/tiles/14/0/0.pbf", &[]).await.status(), StatusCode::NO_CONTENT);
+        for (uri, field) in [
+            ("/tiles/14/16384/0.pbf", "x"),
+            ("/tiles/14/0/99999.pbf", "y"),
+            ("/tiles/99/0/0.pbf", "z"),
+            ("/tiles/x/0/0.pbf", "z"),
+            ("/tiles/14/0/0.png", "y"),
+            ("/tiles/20/0/0.pbf", "z"),
+        ] {
+            let r = get(&app, uri, &[]).await;
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{uri}");
+            let b: serde_json::Value = serde_json::from_slice(&body(r).await).unwrap();
+            assert_eq!(b["field"], field, "{uri}");
+        }
+
+        // A later import swaps the archive whole: new version, new ETag, new content.
+        let v2 = store.put_artifact(kind::BASEMAP, "{}", &town("Hauptstrasse")).await.unwrap();
+        state.bus.publish(Event::ArtifactReplaced {
+            kind: kind::BASEMAP.into(),
+            version: v2,
+        });
+        while tiles.get().map(|l| l.info.version) != Some(v2) {
+            assert!(std::time::Instant::now() < deadline, "new basemap loaded");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let r = get(&app, "/tiles/14/8625/5752.pbf", &[("if-none-match", &etag)]).await;
+        assert_eq!(r.status(), StatusCode::OK, "the old ETag no longer matches");
+        let feats = aednet_basemap::mvt::decode_tile(&body(r).await).unwrap();
+        assert!(feats.iter().any(|f| f.props.get("name")
+            == Some(&aednet_basemap::mvt::Prop::Str("Hauptstrasse".into()))));
     }
 }

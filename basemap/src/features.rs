@@ -93,7 +93,8 @@ pub fn landuse_class(t: &Tags) -> Option<(&'static str, u8)> {
                 "farmland" | "farmyard" | "meadow" | "grass" | "orchard" | "vineyard"
                 | "allotments" | "village_green",
             ),
-            ..,
+            _,
+            _,
         )
         | (_, Some("grassland" | "heath"), _) => ("grass", 10),
         (Some("cemetery"), ..) => ("cemetery", 12),

@@ -258,9 +258,9 @@ pub fn cut_zoom(feats: &[Feat], z: u8, opt: &TileOptions) -> ZoomOutcome {
     let b = opt.buffer;
     let mut tiles: HashMap<(u32, u32), Vec<LayerBuilder>> = HashMap::new();
     let tile_range = |lo: f64, hi: f64| {
-        let a = ((lo - b) / ext).floor().max(0.0) as u32;
-        let z = (((hi + b) / ext).floor().max(0.0) as u32).min(n - 1);
-        a..=z
+        let first = ((lo - b) / ext).floor().max(0.0) as u32;
+        let last = (((hi + b) / ext).floor().max(0.0) as u32).min(n - 1);
+        first..=last
     };
     for f in feats.iter().filter(|f| f.minzoom <= z) {
         let bb = [
@@ -291,12 +291,17 @@ pub fn cut_zoom(feats: &[Feat], z: u8, opt: &TileOptions) -> ZoomOutcome {
                     continue;
                 }
                 for ty in tile_range(bb[1], bb[3]) {
+                    // The row first, then each tile of it: a long feature is cut
+                    // rows + columns times, not rows × columns times.
+                    let oy = f64::from(ty) * ext;
+                    let row = clip_line(&ls.0, [f64::MIN, oy - b, f64::MAX, oy + ext + b]);
                     for tx in tile_range(bb[0], bb[2]) {
-                        let (ox, oy) = (f64::from(tx) * ext, f64::from(ty) * ext);
+                        let ox = f64::from(tx) * ext;
                         let r = [ox - b, oy - b, ox + ext + b, oy + ext + b];
-                        let parts: Vec<Vec<[i32; 2]>> = clip_line(&ls.0, r)
+                        let parts: Vec<Vec<[i32; 2]>> = row
                             .iter()
-                            .map(|p| to_tile(p, ox, oy))
+                            .flat_map(|piece| clip_line(piece, r))
+                            .map(|p| to_tile(&p, ox, oy))
                             .filter(|p| p.len() >= 2)
                             .collect();
                         if parts.is_empty() {
@@ -313,7 +318,7 @@ pub fn cut_zoom(feats: &[Feat], z: u8, opt: &TileOptions) -> ZoomOutcome {
             WorldGeom::Area(rings) => {
                 let rings: Vec<(bool, LineString<f64>)> = rings
                     .iter()
-                    .map(|(ext, r)| (*ext, to_px(r, scale).simplify(tol)))
+                    .map(|(outer, r)| (*outer, to_px(r, scale).simplify(tol)))
                     .filter(|(_, r)| r.0.len() >= 4)
                     .collect();
                 let area: f64 = rings
@@ -324,12 +329,21 @@ pub fn cut_zoom(feats: &[Feat], z: u8, opt: &TileOptions) -> ZoomOutcome {
                     continue;
                 }
                 for ty in tile_range(bb[1], bb[3]) {
+                    let oy = f64::from(ty) * ext;
+                    let band = [f64::MIN, oy - b, f64::MAX, oy + ext + b];
+                    let row: Vec<(bool, Vec<Coord<f64>>)> = rings
+                        .iter()
+                        .map(|(e, ring)| (*e, clip_ring(&ring.0, band)))
+                        .collect();
+                    if !row.iter().any(|(e, r)| *e && r.len() >= 3) {
+                        continue;
+                    }
                     for tx in tile_range(bb[0], bb[2]) {
-                        let (ox, oy) = (f64::from(tx) * ext, f64::from(ty) * ext);
+                        let ox = f64::from(tx) * ext;
                         let r = [ox - b, oy - b, ox + ext + b, oy + ext + b];
-                        let parts: Vec<(bool, Vec<[i32; 2]>)> = rings
+                        let parts: Vec<(bool, Vec<[i32; 2]>)> = row
                             .iter()
-                            .map(|(e, ring)| (*e, to_tile(&clip_ring(&ring.0, r), ox, oy)))
+                            .map(|(e, ring)| (*e, to_tile(&clip_ring(ring, r), ox, oy)))
                             .filter(|(_, p)| p.len() >= 3)
                             .collect();
                         if !parts.iter().any(|(e, _)| *e) {
