@@ -111,7 +111,7 @@ fn tiles_decode_to_the_expected_layers_and_features() {
     // Street level: everything, the street with its names, the building as a polygon.
     let z16 = tile_at(&a, 16, 47.1406, 9.5206);
     let l = layers(&z16);
-    for want in ["transportation", "transportation_name", "building", "boundary", "place"] {
+    for want in ["transportation", "transportation_name", "building", "place"] {
         assert!(l.contains(want), "z16 has {want}: {l:?}");
     }
     let street = z16
@@ -156,6 +156,13 @@ fn tiles_decode_to_the_expected_layers_and_features() {
     let z14 = tile_at(&a, 14, 47.140, 9.521);
     assert!(z14.iter().any(|f| f.props.get("class") == Some(&Prop::Str("path".into()))));
     assert!(layers(&z14).contains("water") || layers(&tile_at(&a, 14, 47.137, 9.532)).contains("water"));
+
+    // The municipal boundary from z10 (its ring as a line), not at z8.
+    let z10 = tile_at(&a, 10, 47.12, 9.49);
+    let b = z10.iter().find(|f| f.layer == "boundary").expect("boundary at z10");
+    assert_eq!(b.props.get("admin_level"), Some(&Prop::Int(8)));
+    assert_eq!(b.kind, GeomType::Linestring);
+    assert!(!layers(&z8).contains("boundary"));
 
     // Outside the data: no tile.
     assert!(a.tile(16, 0, 0).is_none());

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use aednet_core::osm::Extract;
 use aednet_core::Tags;
-use aednet_store::{artifacts::kind, ArtifactStore, Store};
+use aednet_store::{artifacts::kind, Store};
 use indicatif::ProgressBar;
 
 use crate::derived::DerivedLine;

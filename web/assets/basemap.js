@@ -97,8 +97,17 @@ export async function addBasemap(map, el) {
   if (!tj) return { drawn: false };
   if (!hasWebgl()) { notice(map, "noWebgl"); el.dataset.basemap = "no-webgl"; return { drawn: false }; }
   await import("./vendor/maplibre-gl-leaflet/leaflet-maplibre-gl.mjs");
-  const layer = L.maplibreGL({ style: style(tj), localIdeographFontFamily: CJK_FONTS, preserveDrawingBuffer: true });
-  layer.addTo(map);
+  // The drawing buffer is kept so the browser tests (and screenshots) can read the pixels.
+  const layer = L.maplibreGL({ style: style(tj), localIdeographFontFamily: CJK_FONTS,
+    canvasContextAttributes: { preserveDrawingBuffer: true, antialias: true } });
+  try {
+    layer.addTo(map);
+  } catch (e) {
+    // A WebGL context that exists but cannot be used (blocklisted driver, lost context).
+    console.warn("basemap", e);
+    notice(map, "noWebgl"); el.dataset.basemap = "no-webgl";
+    return { drawn: false };
+  }
   const gl = layer.getMaplibreMap();
   el.basemap = gl; // for the browser tests
   el.dataset.basemap = "loading";
