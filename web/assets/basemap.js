@@ -28,7 +28,9 @@ const ROAD = {
 /** The style: OSM-Carto-like colours, calm enough for the consoles' own layers on top. */
 export function style(tj, l = lang()) {
   const src = "basemap";
-  const width = w => ["interpolate", ["exponential", 1.6], ["zoom"], 8, w * 0.4, 12, w * 1.2, 16, w * 6, 18, w * 14];
+  // Line widths grow with the zoom; `w` is a number or a per-feature expression (one zoom
+  // interpolation per property is all the style language allows).
+  const width = w => ["interpolate", ["exponential", 1.6], ["zoom"], 8, ["*", w, 0.4], 12, ["*", w, 1.2], 16, ["*", w, 6], 18, ["*", w, 14]];
   const layers = [
     { id: "background", type: "background", paint: { "background-color": "#f2efe9" } },
     { id: "landuse", type: "fill", source: src, "source-layer": "landuse", paint: {
@@ -37,7 +39,7 @@ export function style(tj, l = lang()) {
         "rock", "#e4e1da", "wetland", "#d8ebe4", "#ece8e1"] } },
     { id: "water", type: "fill", source: src, "source-layer": "water", paint: { "fill-color": "#aad3df" } },
     { id: "waterway", type: "line", source: src, "source-layer": "waterway",
-      paint: { "line-color": "#aad3df", "line-width": ["match", ["get", "class"], "river", width(2.2), "canal", width(1.5), width(0.6)] } },
+      paint: { "line-color": "#aad3df", "line-width": width(["match", ["get", "class"], "river", 2.2, "canal", 1.5, 0.6]) } },
     { id: "boundary", type: "line", source: src, "source-layer": "boundary",
       paint: { "line-color": "#9e7fa6", "line-dasharray": [3, 2], "line-width": ["case", ["<=", ["get", "admin_level"], 4], 1.6, 0.9] } },
     { id: "building", type: "fill", source: src, "source-layer": "building", minzoom: 14,
@@ -49,9 +51,10 @@ export function style(tj, l = lang()) {
   ];
   const cls = Object.keys(ROAD);
   // Casings under fills, minor first, so major roads draw over the streets they cross.
+  const cased = cls.filter(c => c !== "track");
   layers.push({ id: "road-casing", type: "line", source: src, "source-layer": "transportation",
-    filter: ["in", ["get", "class"], ["literal", cls]], layout: { "line-cap": "round", "line-join": "round" },
-    paint: { "line-color": "#b9aea3", "line-width": ["interpolate", ["exponential", 1.6], ["zoom"], 8, 0.6, 12, 2.2, 16, 14, 18, 30] } });
+    filter: ["in", ["get", "class"], ["literal", cased]], layout: { "line-cap": "round", "line-join": "round" },
+    paint: { "line-color": "#b9aea3", "line-width": width(["+", 0.35, ["match", ["get", "class"], ...cased.flatMap(c => [c, ROAD[c][1]]), 1]]) } });
   for (const c of [...cls].reverse()) {
     layers.push({ id: `road-${c}`, type: "line", source: src, "source-layer": "transportation", filter: ["==", ["get", "class"], c],
       layout: { "line-cap": "round", "line-join": "round" }, paint: { "line-color": ROAD[c][0], "line-width": width(ROAD[c][1]) } });
@@ -68,7 +71,8 @@ export function style(tj, l = lang()) {
   );
   return {
     version: 8,
-    sources: { [src]: { type: "vector", tiles: tj.tiles.map(u => new URL(u, location.origin).href),
+    // Absolute (MapLibre fetches from a worker); built by hand, since URL() would escape {z}.
+    sources: { [src]: { type: "vector", tiles: tj.tiles.map(u => u.startsWith("/") ? location.origin + u : u),
       minzoom: tj.minzoom, maxzoom: tj.maxzoom, bounds: tj.bounds } },
     layers,
   };
@@ -85,20 +89,38 @@ function notice(map, key) {
 }
 
 /**
- * Puts the street basemap under `map`'s layers. Resolves with `{ drawn, attribution, origin }`;
- * `drawn` is false (plain background) without a basemap on the server or without WebGL.
+ * Starts loading what the basemap needs — its metadata and, with WebGL, the renderer — so the
+ * page can fit its view meanwhile. Resolves with `null` when the server has no basemap.
  */
-export async function addBasemap(map, el) {
+export async function prepareBasemap() {
   let tj = null;
   try {
     const r = await fetch("/tiles/basemap.json", { headers: { Accept: "application/json" } });
     if (r.ok) tj = await r.json();
   } catch { tj = null; }
-  if (!tj) return { drawn: false };
-  if (!hasWebgl()) { notice(map, "noWebgl"); el.dataset.basemap = "no-webgl"; return { drawn: false }; }
-  await import("./vendor/maplibre-gl-leaflet/leaflet-maplibre-gl.mjs");
-  // The drawing buffer is kept so the browser tests (and screenshots) can read the pixels.
-  const layer = L.maplibreGL({ style: style(tj), localIdeographFontFamily: CJK_FONTS,
+  if (!tj) return null;
+  const webgl = hasWebgl();
+  if (webgl) {
+    // The page preloads both modules; the workers start now, while the districts load.
+    const [gl] = await Promise.all([import("./vendor/maplibre-gl/maplibre-gl.mjs"),
+      import("./vendor/maplibre-gl-leaflet/leaflet-maplibre-gl.mjs")]);
+    gl.prewarm();
+  }
+  return { tj, webgl };
+}
+
+/**
+ * Puts the street basemap under `map`'s layers (call once the view is set, so no tile of
+ * another place is fetched first). Returns `{ drawn, attribution, origin, bounds }`; `drawn` is
+ * false (plain background) without a basemap on the server or without WebGL.
+ */
+export function attachBasemap(map, el, prep) {
+  if (!prep) return { drawn: false };
+  const { tj, webgl } = prep;
+  if (!webgl) { notice(map, "noWebgl"); el.dataset.basemap = "no-webgl"; return { drawn: false }; }
+  // The drawing buffer is kept so the browser tests (and screenshots) can read the pixels;
+  // no label fade, so the first paint is the finished one.
+  const layer = L.maplibreGL({ style: style(tj), localIdeographFontFamily: CJK_FONTS, fadeDuration: 0,
     canvasContextAttributes: { preserveDrawingBuffer: true, antialias: true } });
   try {
     layer.addTo(map);
@@ -108,6 +130,8 @@ export async function addBasemap(map, el) {
     notice(map, "noWebgl"); el.dataset.basemap = "no-webgl";
     return { drawn: false };
   }
+  // Only tiles built from OSM data carry the attribution (none for the synthetic demo city).
+  if (tj.attribution) map.attributionControl.addAttribution(t("osm"));
   const gl = layer.getMaplibreMap();
   el.basemap = gl; // for the browser tests
   el.dataset.basemap = "loading";
@@ -119,6 +143,5 @@ export async function addBasemap(map, el) {
   onLang(() => {
     for (const id of ["road-label", "place-label"]) gl.setLayoutProperty(id, "text-field", label(lang()));
   });
-  if (tj.attribution) map.attributionControl.addAttribution(t("osm"));
   return { drawn: true, attribution: tj.attribution, origin: tj.origin, bounds: tj.bounds };
 }

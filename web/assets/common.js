@@ -1,7 +1,7 @@
 // Shared by the four consoles: the header (nav, language switch, sign-in state), sign-in with a
 // role token, JSON API calls, live WebSockets and the tile-less Leaflet map.
 import { t, tt, lang, setLang, applyI18n, onLang } from "./i18n.js";
-import { addBasemap } from "./basemap.js";
+import { prepareBasemap, attachBasemap } from "./basemap.js";
 
 export { t, tt, lang, onLang };
 
@@ -179,10 +179,11 @@ export async function makeMap(el, { onClick } = {}) {
   map.attributionControl.setPrefix(false);
   L.control.scale({ metric: true, imperial: false }).addTo(map);
   map.setView([28.97, 118.87], 11);
-  const [districts, base] = await Promise.all([
+  const [districts, prep] = await Promise.all([
     api("/api/v1/districts?format=geojson&limit=1000", { auth: false }).catch(() => null),
-    addBasemap(map, el).catch(e => { console.warn("basemap", e); return { drawn: false }; }),
+    prepareBasemap().catch(e => { console.warn("basemap", e); return null; }),
   ]);
+  const base = { drawn: !!(prep && prep.webgl) };
   let layer = null;
   if (districts && districts.features && districts.features.length) {
     layer = L.geoJSON(districts, {
@@ -204,10 +205,11 @@ export async function makeMap(el, { onClick } = {}) {
     }
     map.fitBounds(layer.getBounds(), { padding: [8, 8], animate: false });
     markOsm(map, districts.features);
-  } else if (base.drawn && base.bounds) {
-    const [w, s, e, n] = base.bounds;
+  } else if (prep) {
+    const [w, s, e, n] = prep.tj.bounds;
     map.fitBounds([[s, w], [n, e]], { padding: [8, 8], animate: false });
   }
+  Object.assign(base, attachBasemap(map, el, prep));
   if (onClick) map.on("click", e => onClick(e.latlng));
   el.leafletMap = map; // for the browser tests and the console
 
