@@ -118,14 +118,7 @@ fn tilejson(tiles: &Tiles, req: &HeaderMap) -> Response {
     (headers, Json(body)).into_response()
 }
 
-fn tile(
-    tiles: &Tiles,
-    z: &str,
-    x: &str,
-    file: &str,
-    v: Option<i64>,
-    req: &HeaderMap,
-) -> Response {
+fn tile(tiles: &Tiles, z: &str, x: &str, file: &str, v: Option<i64>, req: &HeaderMap) -> Response {
     let parsed = (|| {
         let z: u8 = z
             .parse()
@@ -137,7 +130,9 @@ fn tile(
             .parse()
             .ok()
             .filter(|x| u64::from(*x) < n)
-            .ok_or_else(|| ApiError::bad_request("x", format!("x must be 0–{} at zoom {z}", n - 1)))?;
+            .ok_or_else(|| {
+                ApiError::bad_request("x", format!("x must be 0–{} at zoom {z}", n - 1))
+            })?;
         let y: u32 = file
             .strip_suffix(".pbf")
             .or_else(|| file.strip_suffix(".mvt"))
@@ -145,7 +140,9 @@ fn tile(
             .parse()
             .ok()
             .filter(|y| u64::from(*y) < n)
-            .ok_or_else(|| ApiError::bad_request("y", format!("y must be 0–{} at zoom {z}", n - 1)))?;
+            .ok_or_else(|| {
+                ApiError::bad_request("y", format!("y must be 0–{} at zoom {z}", n - 1))
+            })?;
         Ok::<_, ApiError>((z, x, y))
     })();
     let (z, x, y) = match parsed {
@@ -159,7 +156,10 @@ fn tile(
     if z < a.meta.minzoom || z > a.meta.maxzoom {
         return ApiError::bad_request(
             "z",
-            format!("the basemap has zooms {}–{}", a.meta.minzoom, a.meta.maxzoom),
+            format!(
+                "the basemap has zooms {}–{}",
+                a.meta.minzoom, a.meta.maxzoom
+            ),
         )
         .into_response();
     }
@@ -268,8 +268,14 @@ mod tests {
         let tiles = start(&state);
         let app = router(tiles.clone()).with_state(state.clone());
         // Nothing imported yet.
-        assert_eq!(get(&app, "/tiles/basemap.json", &[]).await.status(), StatusCode::NOT_FOUND);
-        let v1 = store.put_artifact(kind::BASEMAP, "{}", &town("Landstrasse")).await.unwrap();
+        assert_eq!(
+            get(&app, "/tiles/basemap.json", &[]).await.status(),
+            StatusCode::NOT_FOUND
+        );
+        let v1 = store
+            .put_artifact(kind::BASEMAP, "{}", &town("Landstrasse"))
+            .await
+            .unwrap();
         state.bus.publish(Event::ArtifactReplaced {
             kind: kind::BASEMAP.into(),
             version: v1,
@@ -280,7 +286,8 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         let tj: serde_json::Value =
-            serde_json::from_slice(&body(get(&app, "/tiles/basemap.json", &[]).await).await).unwrap();
+            serde_json::from_slice(&body(get(&app, "/tiles/basemap.json", &[]).await).await)
+                .unwrap();
         assert_eq!(tj["minzoom"], 8);
         assert_eq!(tj["attribution"], "© OpenStreetMap contributors");
         let tile_url = tj["tiles"][0]
@@ -293,7 +300,10 @@ mod tests {
         let r = get(&app, &tile_url, &[("accept-encoding", "gzip, br")]).await;
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.headers()[header::CONTENT_ENCODING], "gzip");
-        assert!(r.headers()[header::CACHE_CONTROL].to_str().unwrap().contains("immutable"));
+        assert!(r.headers()[header::CACHE_CONTROL]
+            .to_str()
+            .unwrap()
+            .contains("immutable"));
         let etag = r.headers()[header::ETAG].to_str().unwrap().to_string();
         let gz = body(r).await;
         let raw = aednet_basemap::archive::gunzip(&gz).unwrap();
@@ -307,7 +317,10 @@ mod tests {
         assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
 
         // Empty inside the range: 204. Bad coordinates: 400 naming the field.
-        assert_eq!(get(&app, "/tiles/14/0/0.pbf", &[]).await.status(), StatusCode::NO_CONTENT);
+        assert_eq!(
+            get(&app, "/tiles/14/0/0.pbf", &[]).await.status(),
+            StatusCode::NO_CONTENT
+        );
         for (uri, field) in [
             ("/tiles/14/16384/0.pbf", "x"),
             ("/tiles/14/0/99999.pbf", "y"),
@@ -323,7 +336,10 @@ mod tests {
         }
 
         // A later import swaps the archive whole: new version, new ETag, new content.
-        let v2 = store.put_artifact(kind::BASEMAP, "{}", &town("Hauptstrasse")).await.unwrap();
+        let v2 = store
+            .put_artifact(kind::BASEMAP, "{}", &town("Hauptstrasse"))
+            .await
+            .unwrap();
         state.bus.publish(Event::ArtifactReplaced {
             kind: kind::BASEMAP.into(),
             version: v2,
@@ -335,7 +351,9 @@ mod tests {
         let r = get(&app, "/tiles/14/8625/5752.pbf", &[("if-none-match", &etag)]).await;
         assert_eq!(r.status(), StatusCode::OK, "the old ETag no longer matches");
         let feats = aednet_basemap::mvt::decode_tile(&body(r).await).unwrap();
-        assert!(feats.iter().any(|f| f.props.get("name")
-            == Some(&aednet_basemap::mvt::Prop::Str("Hauptstrasse".into()))));
+        assert!(feats
+            .iter()
+            .any(|f| f.props.get("name")
+                == Some(&aednet_basemap::mvt::Prop::Str("Hauptstrasse".into()))));
     }
 }

@@ -11,7 +11,9 @@ use criterion::{criterion_group, criterion_main, Criterion};
 
 fn grid_town(n: usize) -> Extract {
     let tags = |kv: &[(&str, &str)]| -> BTreeMap<String, String> {
-        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     };
     let d = 0.001;
     let (lat0, lon0) = (47.10, 9.50);
@@ -19,8 +21,14 @@ fn grid_town(n: usize) -> Extract {
     let mut id = 0;
     for i in 0..=n {
         for (a, b) in [
-            ((lat0 + i as f64 * d, lon0), (lat0 + i as f64 * d, lon0 + n as f64 * d)),
-            ((lat0, lon0 + i as f64 * d), (lat0 + n as f64 * d, lon0 + i as f64 * d)),
+            (
+                (lat0 + i as f64 * d, lon0),
+                (lat0 + i as f64 * d, lon0 + n as f64 * d),
+            ),
+            (
+                (lat0, lon0 + i as f64 * d),
+                (lat0 + n as f64 * d, lon0 + i as f64 * d),
+            ),
         ] {
             id += 1;
             let coords: Vec<LatLon> = (0..=10)
@@ -44,9 +52,18 @@ fn grid_town(n: usize) -> Extract {
             let s = d * 0.4;
             let coords = vec![
                 LatLon { lat: la, lon: lo },
-                LatLon { lat: la, lon: lo + s },
-                LatLon { lat: la + s, lon: lo + s },
-                LatLon { lat: la + s, lon: lo },
+                LatLon {
+                    lat: la,
+                    lon: lo + s,
+                },
+                LatLon {
+                    lat: la + s,
+                    lon: lo + s,
+                },
+                LatLon {
+                    lat: la + s,
+                    lon: lo,
+                },
                 LatLon { lat: la, lon: lo },
             ];
             ways.push(Way {

@@ -141,7 +141,10 @@ impl Archive {
         }
         let data = &bytes[r.at..];
         for (id, (off, len)) in entries {
-            if (off as usize).checked_add(len as usize).is_none_or(|e| e > data.len()) {
+            if (off as usize)
+                .checked_add(len as usize)
+                .is_none_or(|e| e > data.len())
+            {
                 return Err(ArchiveError::Corrupt("tile outside the data"));
             }
             index.insert(id, (off, len));

@@ -26,10 +26,7 @@ pub const LAYERS: &[&str] = &[
 pub const DROP_ORDER: &[&str] = &["building", "landuse", "transportation_name", "waterway"];
 
 pub fn layer_index(name: &str) -> usize {
-    LAYERS
-        .iter()
-        .position(|l| *l == name)
-        .expect("known layer")
+    LAYERS.iter().position(|l| *l == name).expect("known layer")
 }
 
 fn tag<'a>(t: &'a Tags, k: &str) -> Option<&'a str> {
@@ -199,12 +196,24 @@ mod tests {
             transport_class(&tags(&[("highway", "pedestrian"), ("area", "yes")])),
             None
         );
-        assert_eq!(transport_class(&tags(&[("railway", "rail")])), Some(("rail", 9)));
-        assert_eq!(landuse_class(&tags(&[("natural", "wood")])), Some(("wood", 8)));
-        assert_eq!(landuse_class(&tags(&[("leisure", "park")])), Some(("park", 11)));
+        assert_eq!(
+            transport_class(&tags(&[("railway", "rail")])),
+            Some(("rail", 9))
+        );
+        assert_eq!(
+            landuse_class(&tags(&[("natural", "wood")])),
+            Some(("wood", 8))
+        );
+        assert_eq!(
+            landuse_class(&tags(&[("leisure", "park")])),
+            Some(("park", 11))
+        );
         assert!(wants_way(&tags(&[("building", "yes")])));
         assert!(!wants_way(&tags(&[("building", "no")])));
-        assert!(!wants_node(&tags(&[("place", "town")])), "a place without a name");
+        assert!(
+            !wants_node(&tags(&[("place", "town")])),
+            "a place without a name"
+        );
         assert!(wants_area(&tags(&[
             ("boundary", "administrative"),
             ("admin_level", "8")

@@ -112,18 +112,43 @@ pub fn collect(e: &Extract) -> Vec<Feat> {
             } else if t.get("tunnel").is_some_and(|v| v != "no") {
                 props.push(("brunnel", Prop::Str("tunnel".into())));
             }
-            push(&mut feats, w.id, "transportation", minz, props, WorldGeom::Line(line(&w.coords)));
+            push(
+                &mut feats,
+                w.id,
+                "transportation",
+                minz,
+                props,
+                WorldGeom::Line(line(&w.coords)),
+            );
             if t.contains_key("name") && c != "rail" && c != "transit" {
                 let mut props = vec![class(c)];
                 props.extend(features::names(t));
-                let minz = if c == "path" || c == "track" || c == "service" { 15 } else { minz.max(13) };
-                push(&mut feats, w.id, "transportation_name", minz, props, WorldGeom::Line(line(&w.coords)));
+                let minz = if c == "path" || c == "track" || c == "service" {
+                    15
+                } else {
+                    minz.max(13)
+                };
+                push(
+                    &mut feats,
+                    w.id,
+                    "transportation_name",
+                    minz,
+                    props,
+                    WorldGeom::Line(line(&w.coords)),
+                );
             }
         }
         if let Some((c, minz)) = features::waterway_class(t) {
             let mut props = vec![class(c)];
             props.extend(features::names(t));
-            push(&mut feats, w.id, "waterway", minz, props, WorldGeom::Line(line(&w.coords)));
+            push(
+                &mut feats,
+                w.id,
+                "waterway",
+                minz,
+                props,
+                WorldGeom::Line(line(&w.coords)),
+            );
         }
         if !w.is_closed() {
             continue;

@@ -204,10 +204,7 @@ pub fn decode_geometry(cmds: &[u32]) -> Result<Vec<Vec<[i32; 2]>>, String> {
                     if id == 1 {
                         parts.push(vec![[x, y]]);
                     } else {
-                        parts
-                            .last_mut()
-                            .ok_or("LineTo before MoveTo")?
-                            .push([x, y]);
+                        parts.last_mut().ok_or("LineTo before MoveTo")?.push([x, y]);
                     }
                 }
                 i += 2 * count;
@@ -359,12 +356,16 @@ mod tests {
         let (k, cmds) = encode_geometry(&line).unwrap();
         assert_eq!(k, GeomType::Linestring);
         assert_eq!(cmds[0], command(1, 1));
-        assert_eq!(decode_geometry(&cmds).unwrap(), vec![vec![[1, 1], [10, 1], [10, -5]]]);
+        assert_eq!(
+            decode_geometry(&cmds).unwrap(),
+            vec![vec![[1, 1], [10, 1], [10, -5]]]
+        );
         // Counter-clockwise exterior on screen, clockwise hole: both flipped.
         let outer = vec![[0, 0], [0, 100], [100, 100], [100, 0]];
         let hole = vec![[10, 10], [20, 10], [20, 20], [10, 20]];
         assert!(ring_area2(&outer) < 0 && ring_area2(&hole) > 0);
-        let (k, cmds) = encode_geometry(&Geom::Polygon(vec![(true, outer), (false, hole)])).unwrap();
+        let (k, cmds) =
+            encode_geometry(&Geom::Polygon(vec![(true, outer), (false, hole)])).unwrap();
         assert_eq!(k, GeomType::Polygon);
         let parts = decode_geometry(&cmds).unwrap();
         assert!(ring_area2(&parts[0]) > 0, "exterior clockwise");

@@ -323,7 +323,13 @@ pub fn cut_zoom(feats: &[Feat], z: u8, opt: &TileOptions) -> ZoomOutcome {
                     .collect();
                 let area: f64 = rings
                     .iter()
-                    .map(|(e, r)| if *e { ring_area_px(r) } else { -ring_area_px(r) })
+                    .map(|(e, r)| {
+                        if *e {
+                            ring_area_px(r)
+                        } else {
+                            -ring_area_px(r)
+                        }
+                    })
                     .sum();
                 if area < min_area.max(1e-9) {
                     continue;
@@ -428,7 +434,13 @@ mod tests {
     #[test]
     fn ring_clipping_keeps_the_inside() {
         let r = [0.0, 0.0, 10.0, 10.0];
-        let big = [c(-5.0, -5.0), c(15.0, -5.0), c(15.0, 15.0), c(-5.0, 15.0), c(-5.0, -5.0)];
+        let big = [
+            c(-5.0, -5.0),
+            c(15.0, -5.0),
+            c(15.0, 15.0),
+            c(-5.0, 15.0),
+            c(-5.0, -5.0),
+        ];
         let got = clip_ring(&big, r);
         let ls = LineString(got.iter().chain(got.first()).copied().collect());
         assert!((ring_area_px(&ls) - 100.0).abs() < 1e-9, "{got:?}");

@@ -58,15 +58,31 @@ fn village(origin: Origin) -> Extract {
         ways: vec![
             way(
                 10,
-                &[("highway", "residential"), ("name", "Städtle"), ("name:zh", "老城街")],
+                &[
+                    ("highway", "residential"),
+                    ("name", "Städtle"),
+                    ("name:zh", "老城街"),
+                ],
                 vec![p(47.130, 9.500), p(47.140, 9.520), p(47.150, 9.540)],
             ),
-            way(11, &[("highway", "footway")], vec![p(47.139, 9.519), p(47.141, 9.523)]),
-            way(12, &[("waterway", "river"), ("name", "Rhein")], vec![p(47.10, 9.49), p(47.20, 9.51)]),
+            way(
+                11,
+                &[("highway", "footway")],
+                vec![p(47.139, 9.519), p(47.141, 9.523)],
+            ),
+            way(
+                12,
+                &[("waterway", "river"), ("name", "Rhein")],
+                vec![p(47.10, 9.49), p(47.20, 9.51)],
+            ),
             way(13, &[("natural", "water")], square(47.135, 9.530, 0.004)),
             way(14, &[("leisure", "park")], square(47.143, 9.515, 0.003)),
             way(15, &[("building", "yes")], square(47.1405, 9.5205, 0.0002)),
-            way(16, &[("railway", "rail")], vec![p(47.12, 9.50), p(47.16, 9.53)]),
+            way(
+                16,
+                &[("railway", "rail")],
+                vec![p(47.12, 9.50), p(47.16, 9.53)],
+            ),
         ],
         areas: vec![Area {
             id: 20,
@@ -90,7 +106,9 @@ fn tile_at(a: &Archive, z: u8, lat: f64, lon: f64) -> Vec<aednet_basemap::mvt::D
     let w = aednet_basemap::tiler::project(lon, lat);
     let n = f64::from(1u32 << z);
     let (x, y) = ((w[0] * n) as u32, (w[1] * n) as u32);
-    let gz = a.tile(z, x, y).unwrap_or_else(|| panic!("tile {z}/{x}/{y}"));
+    let gz = a
+        .tile(z, x, y)
+        .unwrap_or_else(|| panic!("tile {z}/{x}/{y}"));
     decode_tile(&archive::gunzip(gz).unwrap()).unwrap()
 }
 
@@ -101,10 +119,15 @@ fn layers(f: &[aednet_basemap::mvt::Decoded]) -> HashSet<String> {
 #[test]
 fn tiles_decode_to_the_expected_layers_and_features() {
     let mut zooms = vec![];
-    let built = build(&village(Origin::Osm), &TileOptions::default(), |z| zooms.push(z));
+    let built = build(&village(Origin::Osm), &TileOptions::default(), |z| {
+        zooms.push(z)
+    });
     assert_eq!(zooms, (8..=16).collect::<Vec<u8>>());
     let a = Archive::decode(&built.bytes).unwrap();
-    assert_eq!(a.meta.attribution.as_deref(), Some("© OpenStreetMap contributors"));
+    assert_eq!(
+        a.meta.attribution.as_deref(),
+        Some("© OpenStreetMap contributors")
+    );
     assert_eq!(a.meta.origin, "osm");
     assert_eq!(a.meta.tiles as usize, a.len());
 
@@ -119,7 +142,10 @@ fn tiles_decode_to_the_expected_layers_and_features() {
         .find(|f| f.layer == "transportation_name")
         .expect("street name");
     assert_eq!(street.props.get("name"), Some(&Prop::Str("Städtle".into())));
-    assert_eq!(street.props.get("name:zh"), Some(&Prop::Str("老城街".into())));
+    assert_eq!(
+        street.props.get("name:zh"),
+        Some(&Prop::Str("老城街".into()))
+    );
     assert_eq!(street.kind, GeomType::Linestring);
     let building = z16.iter().find(|f| f.layer == "building").unwrap();
     assert_eq!(building.kind, GeomType::Polygon);
@@ -132,7 +158,10 @@ fn tiles_decode_to_the_expected_layers_and_features() {
     // Every coordinate lies in the tile or its buffer.
     for f in &z16 {
         for pt in f.parts.iter().flatten() {
-            assert!((-64..=4160).contains(&pt[0]) && (-64..=4160).contains(&pt[1]), "{f:?}");
+            assert!(
+                (-64..=4160).contains(&pt[0]) && (-64..=4160).contains(&pt[1]),
+                "{f:?}"
+            );
         }
     }
 
@@ -140,8 +169,13 @@ fn tiles_decode_to_the_expected_layers_and_features() {
     let z8 = tile_at(&a, 8, 47.14, 9.52);
     let l = layers(&z8);
     assert!(l.contains("waterway") && l.contains("place"), "{l:?}");
-    assert!(!l.contains("building") && !l.contains("transportation_name"), "{l:?}");
-    assert!(z8.iter().all(|f| f.props.get("class") != Some(&Prop::Str("minor".into()))));
+    assert!(
+        !l.contains("building") && !l.contains("transportation_name"),
+        "{l:?}"
+    );
+    assert!(z8
+        .iter()
+        .all(|f| f.props.get("class") != Some(&Prop::Str("minor".into()))));
     // z12: residential streets appear; footpaths only from z14.
     let z12 = tile_at(&a, 12, 47.14, 9.52);
     let classes: HashSet<_> = z12
@@ -152,21 +186,35 @@ fn tiles_decode_to_the_expected_layers_and_features() {
             _ => None,
         })
         .collect();
-    assert!(classes.contains("minor") && classes.contains("rail") && !classes.contains("path"), "{classes:?}");
+    assert!(
+        classes.contains("minor") && classes.contains("rail") && !classes.contains("path"),
+        "{classes:?}"
+    );
     let z14 = tile_at(&a, 14, 47.140, 9.521);
-    assert!(z14.iter().any(|f| f.props.get("class") == Some(&Prop::Str("path".into()))));
-    assert!(layers(&z14).contains("water") || layers(&tile_at(&a, 14, 47.137, 9.532)).contains("water"));
+    assert!(z14
+        .iter()
+        .any(|f| f.props.get("class") == Some(&Prop::Str("path".into()))));
+    assert!(
+        layers(&z14).contains("water") || layers(&tile_at(&a, 14, 47.137, 9.532)).contains("water")
+    );
 
     // The municipal boundary from z10 (its ring as a line), not at z8.
     let z10 = tile_at(&a, 10, 47.12, 9.49);
-    let b = z10.iter().find(|f| f.layer == "boundary").expect("boundary at z10");
+    let b = z10
+        .iter()
+        .find(|f| f.layer == "boundary")
+        .expect("boundary at z10");
     assert_eq!(b.props.get("admin_level"), Some(&Prop::Int(8)));
     assert_eq!(b.kind, GeomType::Linestring);
     assert!(!layers(&z8).contains("boundary"));
 
     // Outside the data: no tile.
     assert!(a.tile(16, 0, 0).is_none());
-    assert!(built.summary().contains("tiles z8–16"), "{}", built.summary());
+    assert!(
+        built.summary().contains("tiles z8–16"),
+        "{}",
+        built.summary()
+    );
 }
 
 #[test]

@@ -37,7 +37,10 @@ pub fn feature_filters() -> Vec<FeatureFilter> {
 /// Builds every derived artifact from `extract` (off the async workers: the builders are CPU
 /// work) and stores each. Returns a line per builder; a builder that fails is reported and the
 /// others still run, and the artifact it would have replaced stays in use.
-#[allow(clippy::vec_init_then_push, reason = "one push per builder, added independently")]
+#[allow(
+    clippy::vec_init_then_push,
+    reason = "one push per builder, added independently"
+)]
 pub async fn build_and_store(
     store: &dyn Store,
     extract: Arc<Extract>,

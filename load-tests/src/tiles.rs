@@ -74,9 +74,14 @@ pub async fn run(o: &Options, dir: &std::path::Path) -> anyhow::Result<Report> {
     drop(store);
 
     let (base, _child) = targets::spawn_aednet(&url).await?;
-    let client = reqwest::Client::builder().pool_max_idle_per_host(o.concurrency).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(o.concurrency)
+        .build()?;
     let tj: serde_json::Value = loop {
-        let r = client.get(format!("{base}/tiles/basemap.json")).send().await?;
+        let r = client
+            .get(format!("{base}/tiles/basemap.json"))
+            .send()
+            .await?;
         if r.status().is_success() {
             break r.json().await?;
         }
@@ -107,11 +112,7 @@ pub async fn run(o: &Options, dir: &std::path::Path) -> anyhow::Result<Report> {
             while Instant::now() < deadline {
                 let p = &paths[next.fetch_add(1, Ordering::Relaxed) % paths.len()];
                 let t = Instant::now();
-                let r = client
-                    .get(p)
-                    .header("Accept-Encoding", "gzip")
-                    .send()
-                    .await;
+                let r = client.get(p).header("Accept-Encoding", "gzip").send().await;
                 match r {
                     Ok(r) => {
                         let status = r.status().as_u16();

@@ -135,10 +135,19 @@ export function attachBasemap(map, el, prep) {
   const gl = layer.getMaplibreMap();
   el.basemap = gl; // for the browser tests
   el.dataset.basemap = "loading";
+  // Times since the page started loading: the first frame with streets in it (first paint),
+  // and the map complete (every tile of the view loaded and drawn, labels placed).
+  let tileIn = false;
+  const onData = e => { if (e.sourceId === "basemap" && e.tile) tileIn = true; };
+  const onRender = () => {
+    if (!tileIn) return;
+    el.dataset.basemapMs = String(Math.round(performance.now()));
+    gl.off("sourcedata", onData); gl.off("render", onRender);
+  };
+  gl.on("sourcedata", onData); gl.on("render", onRender);
   gl.once("idle", () => {
     el.dataset.basemap = "drawn";
-    // Since the page started loading: the first paint of the street map as a user sees it.
-    el.dataset.basemapMs = String(Math.round(performance.now()));
+    el.dataset.basemapIdleMs = String(Math.round(performance.now()));
   });
   onLang(() => {
     for (const id of ["road-label", "place-label"]) gl.setLayoutProperty(id, "text-field", label(lang()));

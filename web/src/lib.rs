@@ -62,9 +62,15 @@ static ASSETS: &[Asset] = &[
     asset!("vendor/maplibre-gl/maplibre-gl.mjs", JS),
     asset!("vendor/maplibre-gl/maplibre-gl-worker.mjs", JS),
     asset!("vendor/maplibre-gl/maplibre-gl.css", CSS),
-    asset!("vendor/maplibre-gl/LICENSE.txt", "text/plain; charset=utf-8"),
+    asset!(
+        "vendor/maplibre-gl/LICENSE.txt",
+        "text/plain; charset=utf-8"
+    ),
     asset!("vendor/maplibre-gl-leaflet/leaflet-maplibre-gl.mjs", JS),
-    asset!("vendor/maplibre-gl-leaflet/LICENSE", "text/plain; charset=utf-8"),
+    asset!(
+        "vendor/maplibre-gl-leaflet/LICENSE",
+        "text/plain; charset=utf-8"
+    ),
 ];
 
 /// Strong validators, computed once: a changed binary gets new ETags, so browsers revalidate
