@@ -207,7 +207,6 @@ mod tests {
     use aednet_core::event::{Event, LocalBus};
     use aednet_core::osm::{Extract, Origin, Way};
     use aednet_core::{LatLon, SystemClock};
-    use aednet_store::prelude::*;
     use axum::body::Body;
     use axum::http::Request;
     use tower::ServiceExt;

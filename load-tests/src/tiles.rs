@@ -11,8 +11,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use hdrhistogram::Histogram;
 
-use aednet_store::ArtifactStore;
-
 use crate::targets;
 
 #[derive(Debug, Clone)]
