@@ -31,10 +31,10 @@ fn grid_town(n: usize) -> Extract {
             ),
         ] {
             id += 1;
-            let coords: Vec<LatLon> = (0..=10)
+            let coords: Vec<LatLon> = (0..=10i32)
                 .map(|k| LatLon {
-                    lat: a.0 + (b.0 - a.0) * k as f64 / 10.0,
-                    lon: a.1 + (b.1 - a.1) * k as f64 / 10.0,
+                    lat: a.0 + (b.0 - a.0) * f64::from(k) / 10.0,
+                    lon: a.1 + (b.1 - a.1) * f64::from(k) / 10.0,
                 })
                 .collect();
             ways.push(Way {
