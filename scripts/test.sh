@@ -59,4 +59,6 @@ if [ "$#" -eq 0 ]; then
   fi
   npm ci --prefix web/e2e --no-audit --no-fund
   AEDNET_BIN="${CARGO_TARGET_DIR:-target}/debug/aednet" CHROMIUM="$(command -v chromium)" node web/e2e/run.mjs
+  # The street basemap of every console over a real import (skipped without ../shared/data).
+  AEDNET_BIN="${CARGO_TARGET_DIR:-target}/debug/aednet" CHROMIUM="$(command -v chromium)" node web/e2e/basemap.mjs
 fi

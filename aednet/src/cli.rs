@@ -376,6 +376,7 @@ pub fn app(
                 .expect("coverage config validated at load")
         });
     coverage.start();
+    let tiles = aednet_api::tiles::start(&state);
     state.openapi = Arc::new(aednet_api::openapi::document(Some(extra)));
     aednet_api::finish(
         aednet_api::routes()
@@ -383,6 +384,7 @@ pub fn app(
             .merge(aednet_device_gateway::router(gateway))
             .merge(aednet_dispatch::router(dispatch, eligibility))
             .merge(aednet_api::coverage::router(coverage, public))
+            .merge(aednet_api::tiles::router(tiles))
             .merge(aednet_web::router()),
         state,
     )

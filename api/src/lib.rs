@@ -24,6 +24,7 @@ pub mod rescuers;
 pub mod sessions;
 pub mod state;
 pub mod stations;
+pub mod tiles;
 pub mod tokens;
 
 use std::future::Future;

@@ -31,12 +31,16 @@ pub struct DerivedLine {
 
 /// What every builder wants from an extract.
 pub fn feature_filters() -> Vec<FeatureFilter> {
-    vec![crate::walk_graph::filter()]
+    vec![crate::walk_graph::filter(), crate::basemap_step::filter()]
 }
 
 /// Builds every derived artifact from `extract` (off the async workers: the builders are CPU
 /// work) and stores each. Returns a line per builder; a builder that fails is reported and the
 /// others still run, and the artifact it would have replaced stays in use.
+#[allow(
+    clippy::vec_init_then_push,
+    reason = "one push per builder, added independently"
+)]
 pub async fn build_and_store(
     store: &dyn Store,
     extract: Arc<Extract>,
@@ -44,5 +48,6 @@ pub async fn build_and_store(
 ) -> Result<Vec<DerivedLine>, ImportError> {
     let mut lines = Vec::new();
     lines.push(crate::walk_graph::build_and_store(store, extract.clone(), pb).await);
+    lines.push(crate::basemap_step::build_and_store(store, extract.clone(), pb).await);
     Ok(lines)
 }

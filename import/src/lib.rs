@@ -7,6 +7,7 @@
 //! [`ImportReport`] lists every rejection with its reason, the malformed `opening_hours` values
 //! and the AEDs without a usable `access` tag.
 
+mod basemap_step;
 mod csv_import;
 pub mod derived;
 mod geojson_import;

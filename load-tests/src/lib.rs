@@ -7,7 +7,8 @@
 //! intended start time, so queueing is not hidden) load and records HDR histograms;
 //! [`cluster`] runs the nearest and telemetry loads against one or several nodes over
 //! PostgreSQL + NATS JetStream; [`isolation`] measures the caller's query beside coverage
-//! clients, an import, location reports and telemetry.
+//! clients, an import, location reports and telemetry; [`tiles`] the street basemap's
+//! build and tile serving.
 
 pub mod cluster;
 pub mod devices;
@@ -16,4 +17,5 @@ pub mod drive;
 pub mod isolation;
 pub mod locations;
 pub mod targets;
+pub mod tiles;
 pub mod workload;

@@ -127,6 +127,18 @@ enum Command {
         #[arg(long, default_value = "target/load-tests")]
         dir: PathBuf,
     },
+    /// The street basemap: import an OSM extract (build time and size from its report), then
+    /// tiles of zooms 12–16 closed-loop from the real server (p50/p99 per tile).
+    Tiles {
+        #[arg(long, default_value = "../shared/data/liechtenstein.osm.pbf")]
+        pbf: PathBuf,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        #[arg(long, default_value = "target/load-tests")]
+        dir: PathBuf,
+    },
     /// (internal) Serve aednet on a database without a public rate limit.
     #[command(hide = true)]
     ServeAednet { database_url: String },
@@ -202,6 +214,23 @@ async fn main() -> anyhow::Result<()> {
             let r = isolation::run(&o, &dir).await?;
             println!();
             print!("{}", isolation::table(&o, &r));
+            Ok(())
+        }
+        Command::Tiles {
+            pbf,
+            seconds,
+            concurrency,
+            dir,
+        } => {
+            use aednet_load_tests::tiles;
+            let o = tiles::Options {
+                pbf,
+                seconds,
+                concurrency,
+            };
+            let r = tiles::run(&o, &dir).await?;
+            println!();
+            print!("{}", tiles::table(&o, &r));
             Ok(())
         }
         Command::Cluster { options: o, dir } => {

@@ -1,6 +1,7 @@
 // Shared by the four consoles: the header (nav, language switch, sign-in state), sign-in with a
 // role token, JSON API calls, live WebSockets and the tile-less Leaflet map.
 import { t, tt, lang, setLang, applyI18n, onLang } from "./i18n.js";
+import { prepareBasemap, attachBasemap } from "./basemap.js";
 
 export { t, tt, lang, onLang };
 
@@ -168,20 +169,27 @@ export function clock(iso) {
 }
 
 /**
- * A Leaflet map without a tile layer (no tile server is reachable on closed networks): a plain
- * background with the districts as the base layer, a scale bar, and the OSM attribution only
- * when OSM-derived data is drawn. Resolves once the districts are drawn and the map fitted.
+ * A Leaflet map over the street basemap this server built from its imported map data (no
+ * third-party tile server: closed networks work), or a plain background when there is none or
+ * WebGL is missing; the districts on top, a scale bar, and the OSM attribution only when
+ * OSM-derived data is drawn. Resolves once the districts are drawn and the map fitted.
  */
 export async function makeMap(el, { onClick } = {}) {
   const map = L.map(el, { zoomSnap: 0.25, attributionControl: true, keyboard: true, preferCanvas: false });
   map.attributionControl.setPrefix(false);
   L.control.scale({ metric: true, imperial: false }).addTo(map);
   map.setView([28.97, 118.87], 11);
-  const districts = await api("/api/v1/districts?format=geojson&limit=1000", { auth: false }).catch(() => null);
+  const [districts, prep] = await Promise.all([
+    api("/api/v1/districts?format=geojson&limit=1000", { auth: false }).catch(() => null),
+    prepareBasemap().catch(e => { console.warn("basemap", e); return null; }),
+  ]);
+  const base = { drawn: !!(prep && prep.webgl) };
   let layer = null;
   if (districts && districts.features && districts.features.length) {
     layer = L.geoJSON(districts, {
-      style: { color: "#7d8a99", weight: 1.2, fillColor: "#e8edf2", fillOpacity: 0.6 },
+      // Over streets the districts are outlines with a tint; on the plain background, areas.
+      style: base.drawn ? { color: "#5f6f82", weight: 1.4, dashArray: "5 4", fillColor: "#8fa3b8", fillOpacity: 0.06 }
+        : { color: "#7d8a99", weight: 1.2, fillColor: "#e8edf2", fillOpacity: 0.6 },
       interactive: false,
     }).addTo(map);
     for (const f of districts.features) {
@@ -197,11 +205,15 @@ export async function makeMap(el, { onClick } = {}) {
     }
     map.fitBounds(layer.getBounds(), { padding: [8, 8], animate: false });
     markOsm(map, districts.features);
+  } else if (prep) {
+    const [w, s, e, n] = prep.tj.bounds;
+    map.fitBounds([[s, w], [n, e]], { padding: [8, 8], animate: false });
   }
+  Object.assign(base, attachBasemap(map, el, prep));
   if (onClick) map.on("click", e => onClick(e.latlng));
   el.leafletMap = map; // for the browser tests and the console
 
-  return { map, districtLayer: layer, districtCount: districts && districts.features ? districts.features.length : 0 };
+  return { map, basemap: base, districtLayer: layer, districtCount: districts && districts.features ? districts.features.length : 0 };
 }
 
 /** Adds "© OpenStreetMap contributors" when any of `features` came from an OSM import. */

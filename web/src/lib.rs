@@ -2,7 +2,8 @@
 //! dispatcher console at `/dispatch`, the maintenance board at `/maintenance` and the planner at
 //! `/planner`. Plain ES modules (no build step, no CDN) sharing `assets/common.js` (zh-CN/en
 //! strings, login with a role token kept in `sessionStorage`, API and WebSocket helpers, the
-//! tile-less Leaflet map) and Leaflet itself, vendored by `scripts/vendor-web.sh`.
+//! Leaflet map over the street basemap, `assets/basemap.js`) with Leaflet, MapLibre GL JS and
+//! its Leaflet binding vendored by `scripts/vendor-web.sh` and `scripts/vendor-maplibre.sh`.
 //! `e2e/` drives all four in Debian's chromium against the real binary.
 
 use std::sync::LazyLock;
@@ -47,6 +48,7 @@ static ASSETS: &[Asset] = &[
     asset!("dispatch.js", JS),
     asset!("maintenance.js", JS),
     asset!("planner.js", JS),
+    asset!("basemap.js", JS),
     asset!("favicon.svg", "image/svg+xml"),
     asset!("vendor/leaflet/leaflet.js", JS),
     asset!("vendor/leaflet/leaflet.css", CSS),
@@ -56,6 +58,19 @@ static ASSETS: &[Asset] = &[
     asset!("vendor/leaflet/images/marker-icon.png", "image/png"),
     asset!("vendor/leaflet/images/marker-icon-2x.png", "image/png"),
     asset!("vendor/leaflet/images/marker-shadow.png", "image/png"),
+    // The street basemap's renderer (scripts/vendor-maplibre.sh); loaded only with WebGL.
+    asset!("vendor/maplibre-gl/maplibre-gl.mjs", JS),
+    asset!("vendor/maplibre-gl/maplibre-gl-worker.mjs", JS),
+    asset!("vendor/maplibre-gl/maplibre-gl.css", CSS),
+    asset!(
+        "vendor/maplibre-gl/LICENSE.txt",
+        "text/plain; charset=utf-8"
+    ),
+    asset!("vendor/maplibre-gl-leaflet/leaflet-maplibre-gl.mjs", JS),
+    asset!(
+        "vendor/maplibre-gl-leaflet/LICENSE",
+        "text/plain; charset=utf-8"
+    ),
 ];
 
 /// Strong validators, computed once: a changed binary gets new ETags, so browsers revalidate
@@ -76,8 +91,9 @@ static ETAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
 });
 
 /// The pages' content security policy: everything from this origin, nothing from elsewhere
-/// (no CDN, no tiles); `unsafe-inline` styles only because Leaflet positions its panes with
-/// inline styles. WebSockets to this origin.
+/// (no CDN, no third-party tiles; the basemap's tiles and MapLibre's module worker come from
+/// this origin); `unsafe-inline` styles only because Leaflet positions its panes with inline
+/// styles. WebSockets to this origin.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
                    img-src 'self' data:; connect-src 'self' ws: wss:; base-uri 'none'; \
                    form-action 'self'; frame-ancestors 'none'";
@@ -170,7 +186,7 @@ mod tests {
             let ext = a.path.rsplit('.').next().unwrap_or("");
             let want = match ext {
                 "html" => HTML,
-                "js" => JS,
+                "js" | "mjs" => JS,
                 "css" => CSS,
                 "png" => "image/png",
                 "svg" => "image/svg+xml",
