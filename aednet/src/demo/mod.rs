@@ -153,6 +153,7 @@ pub fn generate(seed: u64, now: DateTime<Utc>) -> DemoCity {
         towns,
         segments: streets.segments,
         last_place: String::new(),
+        last_street: String::new(),
     };
     let total_weight: u32 = SITES.iter().map(|s| s.weight).sum();
 
@@ -174,10 +175,11 @@ pub fn generate(seed: u64, now: DateTime<Utc>) -> DemoCity {
             let site = site.unwrap_or(&SITES[0]);
             let at = g.point(di);
             let road = *pick(&mut g.rng, ROADS);
+            let road = g.street_or(road);
             let name = pick(&mut g.rng, site.names)
                 .replace("{t}", &g.last_place)
                 .replace("{d}", spec.name)
-                .replace("{r}", road);
+                .replace("{r}", &road);
             let aed = g.aed(di, n, site, name, at);
             aeds.push((di, aed));
         }

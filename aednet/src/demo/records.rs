@@ -24,10 +24,12 @@ pub(super) struct Gen {
     pub now: DateTime<Utc>,
     pub locator: DistrictLocator,
     pub towns: Vec<Town>,
-    /// Per town, its street segments (metres).
-    pub segments: Vec<Vec<(Xy, Xy)>>,
-    /// Where the last [`Gen::point`] fell: its town, village or (in a seat) subdistrict.
+    /// Per town, its street segments (metres) with the street's name.
+    pub segments: Vec<Vec<(Xy, Xy, String)>>,
+    /// Where the last [`Gen::point`] fell: its town, village or (in a seat) subdistrict, and
+    /// the street it stands on (empty if none).
     pub last_place: String,
+    pub last_street: String,
 }
 
 impl Gen {
@@ -59,7 +61,8 @@ impl Gen {
                 continue;
             };
             let (t, segs) = (&self.towns[k], &self.segments[k]);
-            let (a, b) = segs[self.rng.gen_range(0..segs.len())];
+            let (a, b, street) = &segs[self.rng.gen_range(0..segs.len())];
+            let (a, b) = (*a, *b);
             let u: f64 = self.rng.gen();
             let p = (a.0 + u * (b.0 - a.0), a.1 + u * (b.1 - a.1));
             let d = geo::dist(p, t.center) / t.radius;
@@ -77,10 +80,12 @@ impl Gen {
                     .iter()
                     .min_by(|a, b| geo::dist(a.2, q).total_cmp(&geo::dist(b.2, q)))
                     .map_or_else(|| t.name.clone(), |s| s.0.clone());
+                self.last_street = street.clone();
                 return (ll.lat, ll.lon);
             }
         }
         self.last_place = DISTRICTS[di].name.to_string();
+        self.last_street.clear();
         self.anywhere(di)
     }
 
@@ -101,6 +106,15 @@ impl Gen {
                     return (lat, lon);
                 }
             }
+        }
+    }
+
+    /// The street of the last point, or `road` when it stood on none.
+    pub fn street_or(&self, road: &str) -> String {
+        if self.last_street.is_empty() {
+            road.to_string()
+        } else {
+            self.last_street.clone()
         }
     }
 
@@ -159,6 +173,8 @@ impl Gen {
         let locked = !site.indoor && self.rng.gen_bool(0.4);
         let mut tags = Tags::new();
         tags.insert("emergency".into(), "defibrillator".into());
+        // Drawn even when the AED stands on a named street, so the draws after it stay put.
+        let road = *pick(&mut self.rng, ROADS);
         let input = AedInput {
             source: Some(SOURCE.into()),
             external_ref: Some(format!("demo-aed-{di}-{n:04}")),
@@ -168,7 +184,7 @@ impl Gen {
             address: Some(format!(
                 "浙江省衢州市{}{}{}号",
                 spec.name,
-                pick(&mut self.rng, ROADS),
+                self.street_or(road),
                 self.rng.gen_range(1..400)
             )),
             operator: Some(pick(&mut self.rng, OPERATORS).to_string()),

@@ -28,9 +28,10 @@ const BANK_M: f64 = 15.0;
 
 pub struct Streets {
     pub extract: Extract,
-    /// Per settlement (same order as the towns), its street segments in metres: where AEDs
+    /// Per settlement (same order as the towns), its street segments in metres with the
+    /// street's name: where AEDs
     /// and stations go.
-    pub segments: Vec<Vec<(Xy, Xy)>>,
+    pub segments: Vec<Vec<(Xy, Xy, String)>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -571,10 +572,11 @@ pub fn build(towns: &[Town], rivers: &[River], rng: &mut ChaCha8Rng) -> Streets 
                 )
                 && w.nodes.iter().all(|n| (lo..=hi).contains(n))
         }) {
+            let name = w.tags.get("name").cloned().unwrap_or_default();
             for pair in w.nodes.windows(2) {
                 let (p, q) = (b.pos[&pair[0]], b.pos[&pair[1]]);
                 if t.inside(p) && t.inside(q) {
-                    segments[k].push((p, q));
+                    segments[k].push((p, q, name.clone()));
                 }
             }
         }

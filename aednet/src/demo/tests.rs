@@ -242,17 +242,24 @@ fn population_adds_up_to_the_districts_and_lives_in_the_towns() {
 #[test]
 fn aeds_stand_beside_streets() {
     let c = city();
-    let segs: Vec<(Xy, Xy)> = streets(c)
+    let segs: Vec<(Xy, Xy, &str)> = streets(c)
         .iter()
         .filter(|w| !matches!(w.tag("highway"), Some("footway" | "steps")))
-        .flat_map(|w| (0..w.coords.len() - 1).map(move |k| (xy(w, k), xy(w, k + 1))))
+        .flat_map(|w| {
+            let name = w.tag("name").unwrap_or("");
+            (0..w.coords.len() - 1).map(move |k| (xy(w, k), xy(w, k + 1), name))
+        })
         .collect();
+    // Beside a street, and the address names it.
     let near = c
         .aeds
         .iter()
         .filter(|(_, a)| {
             let p = to_xy(a.location.lat, a.location.lon);
-            segs.iter().any(|(s, e)| dist_to_segment(p, *s, *e) < 40.0)
+            let address = a.address.as_deref().unwrap_or("");
+            segs.iter().any(|(s, e, name)| {
+                dist_to_segment(p, *s, *e) < 40.0 && !name.is_empty() && address.contains(name)
+            })
         })
         .count();
     assert!(
