@@ -316,6 +316,7 @@ async fn liechtenstein_by_hand() {
     .await
     .unwrap();
     aednet_api::geo_sync::reload(&s.state).await.unwrap();
+    walking_network_over_http(&s).await;
     let at = "lat=47.0674838&lon=9.5027715";
     let cabin = |b: &Value| {
         b["results"]
@@ -376,4 +377,56 @@ async fn liechtenstein_by_hand() {
     assert_eq!(all["results"][0]["hours"], "closed");
     assert_eq!(all["results"][0]["next_change"], "2026-11-25T07:00:00Z");
     s.stop().await;
+}
+
+/// Beside the Binnenkanal in Ruggell: without the walking network the answer is the straight
+/// line and says so; with the imported network loaded the first AED is the one on this side
+/// of the canal, the walk is measured on the ways and drawn with `include=route`.
+async fn walking_network_over_http(s: &TestServer) {
+    let q = "/api/v1/aeds/nearest?lat=47.212776&lon=9.502778&k=3&include=route&open_at=2026-11-25T11:00:00%2B01:00";
+    let (st, plain) = send(s.get(q, None)).await;
+    assert_eq!(st, 200, "{plain}");
+    assert_eq!(plain["walk"], "straight_line");
+    assert_eq!(plain["walk_note"], "no_network");
+    assert_eq!(
+        plain["results"][0]["route"]["coordinates"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    let a = s
+        .store
+        .get_artifact(aednet_store::artifacts::kind::WALK_GRAPH)
+        .await
+        .unwrap()
+        .expect("the import stored the walking graph");
+    let graph = aednet_api::state::decode_walk_graph(&a.bytes).unwrap();
+    let info = a.info.clone();
+    s.state.walk_graph.set(aednet_api::artifacts::Loaded {
+        info: a.info,
+        value: graph,
+    });
+    let (st, net) = send(s.get(q, None)).await;
+    assert_eq!(st, 200, "{net}");
+    assert_eq!(net["walk"], "network", "{net:#}");
+    assert!(net.get("walk_note").is_none());
+    let first = &net["results"][0];
+    assert_eq!(first["walk"], "network");
+    assert!(first["walk_m"].as_f64().unwrap() >= first["distance_m"].as_f64().unwrap());
+    let route = first["route"]["coordinates"].as_array().unwrap();
+    assert!(route.len() > 2, "{first}");
+    assert_eq!(route[0], serde_json::json!([9.502778, 47.212776]));
+    // The straight-line first is across the canal: the network's first is another AED.
+    assert_ne!(
+        (&plain["results"][0]["lat"], &plain["results"][0]["lon"]),
+        (&first["lat"], &first["lon"]),
+        "{plain:#} {net:#}"
+    );
+    // The rest of the test is about hours, on the straight-line model: an empty network.
+    s.state.walk_graph.set(aednet_api::artifacts::Loaded {
+        info,
+        value: std::sync::Arc::new(aednet_routing::Graph::from_parts(vec![], vec![])),
+    });
 }

@@ -12,7 +12,10 @@ use aednet_routing::{cost_m, Graph, Search, Snap, SnapOptions};
 
 use crate::policy::{AedOption, Candidate, Policy};
 
-fn key(p: LatLon) -> (u64, u64) {
+/// A place, by its coordinates' bits.
+type Key = (u64, u64);
+
+fn key(p: LatLon) -> Key {
     (p.lat.to_bits(), p.lon.to_bits())
 }
 
@@ -20,9 +23,9 @@ fn key(p: LatLon) -> (u64, u64) {
 #[derive(Debug)]
 pub struct NetworkTravel {
     /// (from, to) → metres walked, both orders (the network is undirected).
-    walks: HashMap<((u64, u64), (u64, u64)), f64>,
+    walks: HashMap<(Key, Key), f64>,
     /// Each place on the network: its component.
-    component: HashMap<(u64, u64), u32>,
+    component: HashMap<Key, u32>,
     speed_mps: f64,
     detour_factor: f64,
     cutoff_m: f64,

@@ -327,3 +327,131 @@ pub fn build(extract: &Extract) -> (Graph, BuildReport) {
     }
     (Graph::from_parts(coords, edges), report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aednet_core::osm::Node;
+
+    fn tags(kv: &[(&str, &str)]) -> Tags {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn which_ways_are_walkable() {
+        let yes = [
+            &[("highway", "footway")][..],
+            &[("highway", "residential")],
+            &[("highway", "steps")],
+            &[("highway", "motorway"), ("foot", "yes")],
+            &[
+                ("highway", "service"),
+                ("access", "private"),
+                ("foot", "yes"),
+            ],
+            &[("indoor", "corridor")],
+        ];
+        let no = [
+            &[("highway", "motorway")][..],
+            &[("highway", "trunk")],
+            &[("highway", "construction")],
+            &[("highway", "footway"), ("foot", "no")],
+            &[("highway", "primary"), ("foot", "use_sidepath")],
+            &[("highway", "service"), ("access", "private")],
+            &[("barrier", "fence")],
+            &[("waterway", "river")],
+        ];
+        for t in yes {
+            assert!(is_walkable_way(&tags(t)), "{t:?}");
+        }
+        for t in no {
+            assert!(!is_walkable_way(&tags(t)), "{t:?}");
+        }
+        assert!(!blocks(&tags(&[("barrier", "gate")])));
+        assert!(!blocks(&tags(&[("barrier", "bollard")])));
+        assert!(blocks(&tags(&[("barrier", "gate"), ("access", "no")])));
+        assert!(!blocks(&tags(&[
+            ("barrier", "gate"),
+            ("access", "no"),
+            ("foot", "yes")
+        ])));
+        assert!(blocks(&tags(&[("barrier", "fence")])));
+        assert!(level_is_absurd("9999") && level_is_absurd("ground"));
+        assert!(!level_is_absurd("0;1") && !level_is_absurd("-1") && !level_is_absurd("1-3"));
+    }
+
+    fn way(id: i64, t: &[(&str, &str)], nodes: &[(i64, f64, f64)]) -> Way {
+        Way {
+            id,
+            tags: tags(t),
+            nodes: nodes.iter().map(|n| n.0).collect(),
+            coords: nodes
+                .iter()
+                .map(|n| LatLon { lat: n.1, lon: n.2 })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn steps_cost_more_and_squares_are_crossed() {
+        // Two parallel 111 m ways, one of them steps; a square whose corners two footways meet.
+        let e = Extract {
+            ways: vec![
+                way(
+                    1,
+                    &[("highway", "footway")],
+                    &[(1, 47.0, 9.5), (2, 47.001, 9.5)],
+                ),
+                way(
+                    2,
+                    &[("highway", "steps")],
+                    &[(3, 47.0, 9.6), (4, 47.001, 9.6)],
+                ),
+                way(
+                    3,
+                    &[("highway", "pedestrian"), ("area", "yes")],
+                    &[
+                        (10, 47.1, 9.5),
+                        (11, 47.1, 9.502),
+                        (12, 47.102, 9.502),
+                        (13, 47.102, 9.5),
+                        (10, 47.1, 9.5),
+                    ],
+                ),
+                way(
+                    4,
+                    &[("highway", "footway")],
+                    &[(10, 47.1, 9.5), (20, 47.099, 9.499)],
+                ),
+                way(
+                    5,
+                    &[("highway", "footway")],
+                    &[(12, 47.102, 9.502), (21, 47.103, 9.503)],
+                ),
+            ],
+            nodes: vec![Node {
+                id: 99,
+                pos: LatLon { lat: 0.0, lon: 0.0 },
+                tags: tags(&[("barrier", "gate")]),
+            }],
+            ..Default::default()
+        };
+        let (g, report) = build(&e);
+        let cost = |a: usize, b: usize| -> u32 {
+            // Nodes are numbered in order of first use.
+            g.edge_cost(a as u32, b as u32).unwrap()
+        };
+        let (foot, steps) = (cost(0, 1), cost(2, 3));
+        assert!(
+            f64::from(steps) > 2.3 * f64::from(foot),
+            "{steps} vs {foot}"
+        );
+        assert_eq!(report.squares_crossed, 1);
+        // Across the square: corner 10 (node 4) to corner 12 (node 6) directly, ~270 m,
+        // cheaper than around two sides (~370 m).
+        let across = g.edge_cost(4, 6).expect("an edge across the square");
+        assert!(across < 30_000 && across > 25_000, "{across}");
+    }
+}
