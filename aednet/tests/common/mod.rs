@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod private_pg;
+pub mod wire;
 
 use std::sync::Arc;
 
