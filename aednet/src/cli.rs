@@ -405,6 +405,11 @@ pub async fn serve(config: Config, store: DynStore) -> anyhow::Result<()> {
         None => Arc::new(LocalBus::default()),
     };
     let mut state = AppState::new(store, bus, Arc::new(SystemClock));
+    state.limits = Arc::new(aednet_api::limits::Limits::new(config.limits));
+    state.background = Arc::new(aednet_api::background::Background::new(
+        config.limits.background_threads,
+        config.limits.background_low_priority,
+    ));
     if let Some(c) = &cluster {
         tracing::info!(node = %c.node_id, prefix = %config.cluster.prefix, "cluster mode");
         state.peers = Some(c.peers.clone());
@@ -418,11 +423,6 @@ pub async fn serve(config: Config, store: DynStore) -> anyhow::Result<()> {
         aednet_api::state::decode_walk_graph,
     );
     state.coverage = config.coverage.clone();
-    state.limits = Arc::new(aednet_api::limits::Limits::new(config.limits));
-    state.background = Arc::new(aednet_api::background::Background::new(
-        config.limits.background_threads,
-        config.limits.background_low_priority,
-    ));
     if let Some(path) = &config.coverage.population_grid {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading coverage.population_grid {}", path.display()))?;

@@ -71,8 +71,9 @@ impl<T> ArtifactSlot<T> {
     }
 }
 
-/// Loads `kind` now and whenever its stored version changes, decoding with `decode` on a
-/// blocking thread. A value that fails to decode is logged and the previous one kept.
+/// Loads `kind` now and whenever its stored version changes, decoding with `decode` on the
+/// background threads ([`crate::background`]). A value that fails to decode is logged and the
+/// previous one kept.
 pub fn follow<T: Send + Sync + 'static>(
     state: &AppState,
     kind: &'static str,
@@ -92,6 +93,7 @@ pub fn follow_into<T: Send + Sync + 'static>(
     let kind = slot.kind;
     let s = slot;
     let store = state.store.clone();
+    let pool = state.background.clone();
     let mut events = state.bus.subscribe();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(POLL_INTERVAL);
@@ -109,7 +111,7 @@ pub fn follow_into<T: Send + Sync + 'static>(
             let have = *s.version.borrow();
             match stored {
                 Some(info) if info.version != have && info.version != failed => {
-                    match load(store.as_ref(), kind, decode).await {
+                    match load(store.as_ref(), &pool, kind, decode).await {
                         Ok(Some(loaded)) => {
                             tracing::info!(
                                 kind,
@@ -148,6 +150,7 @@ pub fn follow_into<T: Send + Sync + 'static>(
 
 async fn load<T: Send + 'static>(
     store: &dyn Store,
+    pool: &crate::background::Background,
     kind: &'static str,
     decode: fn(&[u8]) -> Result<T, String>,
 ) -> Result<Option<Loaded<T>>, String> {
@@ -155,7 +158,8 @@ async fn load<T: Send + 'static>(
         return Ok(None);
     };
     let info = a.info;
-    let value = tokio::task::spawn_blocking(move || decode(&a.bytes))
+    let value = pool
+        .run(move || decode(&a.bytes))
         .await
         .map_err(|e| format!("decode task: {e}"))??;
     Ok(Some(Loaded { info, value }))

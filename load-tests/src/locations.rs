@@ -37,7 +37,14 @@ pub async fn insert_rescuers(
         store.list_rescuers(&q).await
     })
     .await?;
-    Ok(all.iter().map(|r| r.id).collect())
+    // Only those just inserted: the database may hold others (the demo's own rescuers, some
+    // off duty or without consent, whose reports are rightly refused).
+    let mark = format!("{prefix}-");
+    Ok(all
+        .iter()
+        .filter(|r| r.data.certificate_no.starts_with(&mark))
+        .map(|r| r.id)
+        .collect())
 }
 
 /// `n` on-duty rescuers with consent and valid certificates, and a token each.
