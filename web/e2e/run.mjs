@@ -172,7 +172,11 @@ try {
         const api = await http(`/api/v1/aeds/nearest?lat=${lat}&lon=${lon}&k=5`);
         const n = api.results.length;
         assert.ok(n >= 2, `the demo city's centre has at least two usable AEDs at any hour (${n})`);
-        assert.equal(await page.locator("#status").textContent(), texts.found(n));
+        // …and says how walks were timed when not on the street network (the page's centre
+        // may lie between the towns, away from any street).
+        const { STRINGS } = await import("../assets/i18n.js");
+        const note = api.walk === "network" ? "" : " · " + STRINGS[name][api.walk_note === "off_network" ? "walkOffNetwork" : "walkStraight"];
+        assert.equal(await page.locator("#status").textContent(), texts.found(n) + note);
         const first = await page.locator("#best .card .name").textContent();
         assert.ok(first.includes(api.results[0].name), `the first shown is the API's first (${api.results[0].name}): ${first}`);
         assert.equal(await page.locator("#results li").count(), n - 1, "the others as alternatives");
