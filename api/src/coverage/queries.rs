@@ -124,6 +124,9 @@ pub async fn coverage_geojson(
     Extension(cov): Extension<Arc<Coverage>>,
     q: QueryParams,
 ) -> ApiResult<Response> {
+    // The district is checked against the live map's: wait for its first load, or a district
+    // that exists answers 422 right after start-up.
+    cov.wait_ready().await;
     let (req, district) = map_request(&cov, &q)?;
     let bbox = q
         .get("bbox")
@@ -225,6 +228,9 @@ pub async fn weekly(
     Extension(cov): Extension<Arc<Coverage>>,
     q: QueryParams,
 ) -> ApiResult<Response> {
+    // The district is checked against the live map's: wait for its first load, or a district
+    // that exists answers 422 right after start-up.
+    cov.wait_ready().await;
     let (req, district) = map_request(&cov, &q)?;
     let key = format!("weekly {req:?} {district:?}");
     let (answer, hit) = cov
