@@ -160,6 +160,9 @@ impl PolicyStats {
 struct World {
     aeds: Vec<AedEntry>,
     rescuers: Vec<LatLon>,
+    /// The demo's streets as a walking network: every walk (the engine's plans and ETAs, and
+    /// the rescuers' arrivals) is timed on it; `None` would fall back to straight lines.
+    graph: Option<Arc<aednet_routing::Graph>>,
     /// The demo's population grid: each point with the side of its square (metres), and the
     /// running total of people, to draw a person's home in proportion to where people live.
     cells: Vec<(LatLon, f64)>,
@@ -235,9 +238,12 @@ fn world(seed: u64, now: DateTime<Utc>) -> World {
         })
         .collect();
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7e5c);
+    let (graph, _) = aednet_routing::build(&city.extract);
+    let graph = (graph.node_count() > 0).then(|| Arc::new(graph));
     let w0 = World {
         aeds: Vec::new(),
         rescuers: Vec::new(),
+        graph,
         cells,
         cumulative,
     };
@@ -306,8 +312,17 @@ fn fate(o: &SimOptions, n: usize, r: i64) -> (Reply, f64) {
     (reply, rng.gen_range(20.0..90.0))
 }
 
-fn travel(a: LatLon, b: LatLon) -> f64 {
-    a.distance_m(&b) * DETOUR / SPEED_MPS
+/// Seconds to walk from `a` to `b`: along the streets when both are near connected ones, else
+/// the straight line with a detour factor.
+fn travel(graph: Option<&aednet_routing::Graph>, a: LatLon, b: LatLon) -> f64 {
+    let m = match graph {
+        Some(g) => {
+            let opts = aednet_routing::SnapOptions::default();
+            aednet_dispatch::travel::walk_leg(g, &opts, a, b, DETOUR).0
+        }
+        None => a.distance_m(&b) * DETOUR,
+    };
+    m / SPEED_MPS
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -336,6 +351,19 @@ impl Bench {
         let clock = Arc::new(ManualClock::new(at));
         let state = AppState::new(store, Arc::new(LocalBus::default()), clock.clone());
         state.geo.replace_aeds(AedIndex::build(w.aeds.clone()));
+        if let Some(g) = &w.graph {
+            // As a serving node holds the stored network: the engine plans and times on it.
+            state.walk_graph.set(aednet_api::artifacts::Loaded {
+                info: aednet_store::ArtifactInfo {
+                    kind: aednet_store::artifacts::kind::WALK_GRAPH.into(),
+                    version: 1,
+                    built_at: at,
+                    meta: "{}".into(),
+                    size_bytes: 0,
+                },
+                value: g.clone(),
+            });
+        }
         let engine = Engine::new(state.clone(), policy);
         Ok(Self {
             engine,
@@ -354,6 +382,7 @@ impl Bench {
         s: &mut PolicyStats,
     ) -> anyhow::Result<()> {
         let geo = &self.state.geo;
+        let graph = w.graph.as_deref();
         self.clock.set(a.at);
         let home = |r: i64| w.rescuers[(r - 1) as usize];
         for &r in &a.on_duty {
@@ -455,9 +484,11 @@ impl Bench {
                                 let from = home(rescuer);
                                 let dt = match done.offer.fetch_aed.and_then(|id| aeds.get(&id)) {
                                     Some((pos, handling)) => {
-                                        travel(from, *pos) + handling + travel(*pos, a.patient)
+                                        travel(graph, from, *pos)
+                                            + handling
+                                            + travel(graph, *pos, a.patient)
                                     }
-                                    None => travel(from, a.patient),
+                                    None => travel(graph, from, a.patient),
                                 };
                                 seq += 1;
                                 queue.push(Reverse((
@@ -601,6 +632,26 @@ pub fn csv(results: &[(Style, PolicyStats)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn walks_are_timed_on_the_demo_streets() {
+        let w = world(7, Utc::now());
+        let g = w.graph.as_deref().expect("the demo city has streets");
+        let mut differ = 0;
+        for pair in w.aeds.windows(2).take(30) {
+            let (a, b) = (pair[0].pos, pair[1].pos);
+            let streets = travel(Some(g), a, b);
+            // Never shorter than the straight line (up to rounding of the snap).
+            assert!(streets * SPEED_MPS >= a.distance_m(&b) - 1.0, "{a:?} {b:?}");
+            if (streets - travel(None, a, b)).abs() > 1.0 {
+                differ += 1;
+            }
+        }
+        assert!(
+            differ > 0,
+            "the streets changed no walk: the network is not used"
+        );
+    }
 
     fn opts(seed: u64) -> SimOptions {
         SimOptions {

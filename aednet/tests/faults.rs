@@ -217,7 +217,7 @@ async fn acked_telemetry_survives_kill_9() {
         ("AEDNET_GATEWAY__MESSAGES_PER_S", "1000000"),
         ("AEDNET_GATEWAY__BURST", "1000000"),
     ];
-    let r = start_env(dir.path(), &["demo"], &env);
+    let mut r = start_env(dir.path(), &["demo"], &env);
     let tokens = std::fs::read_to_string(dir.path().join("aednet-data/demo-tokens.txt")).unwrap();
     let admin = tokens
         .lines()
@@ -276,7 +276,7 @@ async fn acked_telemetry_survives_kill_9() {
         }
     });
     let mut acked = Vec::new();
-    let mut child = r.child;
+    let child = &mut r.child;
     while let Some(Ok(m)) = rx.next().await {
         if let Message::Text(t) = m {
             let v: Value = serde_json::from_str(&t).unwrap();
@@ -357,7 +357,7 @@ async fn an_incident_survives_kill_9_and_its_timers_resume() {
         ("AEDNET_DISPATCH__MIN_AEDS", "0"),
         ("AEDNET_DISPATCH__MIN_RESCUERS", "1"),
     ];
-    let r = start_env(dir.path(), &["demo"], &env);
+    let mut r = start_env(dir.path(), &["demo"], &env);
     let tokens = std::fs::read_to_string(dir.path().join("aednet-data/demo-tokens.txt")).unwrap();
     let token = |role: &str| {
         tokens
@@ -431,7 +431,7 @@ async fn an_incident_survives_kill_9_and_its_timers_resume() {
         "{inc}"
     );
 
-    let mut child = r.child;
+    let child = &mut r.child;
     child.kill().unwrap(); // SIGKILL, mid-incident
     child.wait().unwrap();
 

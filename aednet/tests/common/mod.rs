@@ -373,6 +373,16 @@ pub fn start_aednet(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) 
     }
 }
 
+/// A test that fails before [`terminate`] leaves no server behind.
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// SIGTERM: graceful shutdown, which must end the process with success.
 pub fn terminate(mut r: Running) -> std::process::ExitStatus {
     sigterm_and_wait(&mut r.child)
