@@ -20,8 +20,9 @@ pub fn demo_token(dir: &std::path::Path, role: &str) -> String {
         .to_string()
 }
 
-pub async fn device_socket(base: &str, token: &str) -> Ws {
-    let mut req = (base.replace("http://", "ws://") + "/ws/device")
+/// A WebSocket to `path` (`/ws/device`, `/ws/rescuer`) with `token` as its bearer.
+async fn socket(base: &str, path: &str, token: &str) -> Ws {
+    let mut req = (base.replace("http://", "ws://") + path)
         .into_client_request()
         .unwrap();
     req.headers_mut()
@@ -29,13 +30,12 @@ pub async fn device_socket(base: &str, token: &str) -> Ws {
     tokio_tungstenite::connect_async(req).await.unwrap().0
 }
 
+pub async fn device_socket(base: &str, token: &str) -> Ws {
+    socket(base, "/ws/device", token).await
+}
+
 pub async fn rescuer_socket(base: &str, token: &str) -> Ws {
-    let mut req = (base.replace("http://", "ws://") + "/ws/rescuer")
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    tokio_tungstenite::connect_async(req).await.unwrap().0
+    socket(base, "/ws/rescuer", token).await
 }
 
 /// The next JSON text frame within 10 s; `None` when the socket closed (with its close frame).
