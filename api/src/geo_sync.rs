@@ -33,6 +33,7 @@ pub fn entry_from_row(row: AedIndexRow, schedules: &mut Schedules) -> AedEntry {
             level: row.level,
             location_description: row.location_description,
             district_id: row.district_id,
+            ..Default::default()
         }),
     }
 }
@@ -55,6 +56,7 @@ pub fn entry_from_aed(aed: &Aed, schedules: &mut Schedules) -> AedEntry {
             level: d.level.clone(),
             location_description: d.location_description.clone(),
             district_id: d.district_id,
+            ..Default::default()
         }),
     }
 }

@@ -31,6 +31,58 @@ pub struct AedDetail {
     pub level: Option<String>,
     pub location_description: Option<String>,
     pub district_id: Option<i64>,
+    /// Where the AED lies on the walking network, found on the first query that needed it.
+    #[serde(skip)]
+    pub snap: SnapCache,
+}
+
+/// An AED's snap to the walking network, remembered per graph and position: snapping costs a
+/// few microseconds of R-tree search, and a caller's query measures several candidates.
+/// Not data: clones start empty-handed only if the source was, and equality ignores it.
+#[derive(Debug, Default)]
+pub struct SnapCache(parking_lot::Mutex<Option<CachedSnap>>);
+
+#[derive(Debug, Clone, Copy)]
+struct CachedSnap {
+    graph: u64,
+    pos: LatLon,
+    max_m: f64,
+    snap: Option<aednet_routing::Snap>,
+}
+
+impl SnapCache {
+    /// `pos` snapped on `graph` with `opts`, from the cache when it was the same question.
+    pub fn get(
+        &self,
+        graph: &aednet_routing::Graph,
+        pos: LatLon,
+        opts: &aednet_routing::SnapOptions,
+    ) -> Option<aednet_routing::Snap> {
+        let same = |c: &CachedSnap| c.graph == graph.id() && c.pos == pos && c.max_m == opts.max_m;
+        if let Some(c) = self.0.lock().as_ref().filter(|c| same(c)) {
+            return c.snap;
+        }
+        let snap = graph.snap(pos, opts);
+        *self.0.lock() = Some(CachedSnap {
+            graph: graph.id(),
+            pos,
+            max_m: opts.max_m,
+            snap,
+        });
+        snap
+    }
+}
+
+impl Clone for SnapCache {
+    fn clone(&self) -> Self {
+        SnapCache(parking_lot::Mutex::new(*self.0.lock()))
+    }
+}
+
+impl PartialEq for SnapCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// What the index keeps per AED: enough to filter and rank without touching the store.
@@ -135,6 +187,16 @@ impl Filters {
     }
 
     /// Everything but opening hours: cheap checks first.
+    /// Whether the hours could admit `e` at all: open now (still open on arrival is checked
+    /// once the walk is known), or unknown hours where those count.
+    fn may_be_open(&self, e: &AedEntry) -> bool {
+        match (self.hours, e.schedule.at(self.open_at).state) {
+            (HoursPolicy::Any, _) | (_, HoursState::Open) => true,
+            (HoursPolicy::OpenOrUnknown, HoursState::Unknown) => true,
+            _ => false,
+        }
+    }
+
     fn admits_static(&self, e: &AedEntry) -> bool {
         if !self.readiness.admits(e.status) {
             return false;
@@ -502,7 +564,9 @@ impl AedIndex {
             if kth.is_some_and(|rt| walk.network_round_trip_lower_bound(d) > rt) {
                 break;
             }
-            if !filters.admits_static(&l.item) {
+            // Known bad, restricted or closed now: rejected before its walk is measured (the
+            // walk only decides whether an open one still is when the caller gets there).
+            if !filters.admits_static(&l.item) || !filters.may_be_open(&l.item) {
                 continue;
             }
             let leg = legs.leg(&l.item, d, kth.map_or(f64::INFINITY, |rt| rt / 2.0));

@@ -98,7 +98,7 @@ impl<'a> NetworkLegs<'a> {
 
 impl Legs for NetworkLegs<'_> {
     fn leg(&mut self, e: &AedEntry, _straight_m: f64, limit_s: f64) -> Leg {
-        let Some(t) = self.graph.snap(e.pos, &self.opts) else {
+        let Some(t) = e.detail.snap.get(self.graph, e.pos, &self.opts) else {
             return Leg::StraightLine;
         };
         if t.component != self.search.source().component {

@@ -99,7 +99,11 @@ pub struct Graph {
     length_m: f64,
     /// The search graph over junctions (derived, not stored in the artifact).
     chains: Chains,
+    /// Unique per graph made in this process (caches of snaps key on it).
+    id: u64,
 }
+
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 pub(crate) fn e7(x: f64) -> i32 {
     (x * 1e7).round() as i32
@@ -186,6 +190,7 @@ impl Graph {
             projection: Projection::new(0.0, 0.0),
             length_m: 0.0,
             chains: Chains::default(),
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         };
         g.projection = g.centre_projection();
         g.label_components(&adj);
@@ -268,6 +273,12 @@ impl Graph {
 
     pub fn node_count(&self) -> usize {
         self.lat_e7.len()
+    }
+
+    /// This graph's identity in this process: two graphs never share one, even when decoded
+    /// from the same artifact (what a cache of snaps keys on).
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// Undirected edges.

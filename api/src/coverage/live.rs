@@ -453,6 +453,13 @@ impl Coverage {
         self.live.read().as_ref().map_or(Tz::UTC, |l| l.tz)
     }
 
+    /// Whether district `id` is one of the live map's, once it has loaded (a district that
+    /// exists must not answer 422 right after start-up).
+    pub(super) async fn district_known(&self, id: i64) -> bool {
+        self.wait_ready().await;
+        self.district_exists(id)
+    }
+
     pub(super) fn district_exists(&self, id: i64) -> bool {
         self.live
             .read()

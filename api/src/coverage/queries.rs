@@ -25,13 +25,13 @@ pub(super) struct MapRequest {
     pub(super) district: Option<i64>,
 }
 
-fn map_request(cov: &Coverage, q: &QueryParams) -> ApiResult<(MapRequest, Option<i64>)> {
+async fn map_request(cov: &Coverage, q: &QueryParams) -> ApiResult<MapRequest> {
     let district = match q.parse::<i64>("district_id", "an integer district id")? {
         Some(d) => Some(d),
         None => q.parse::<i64>("district", "an integer district id")?,
     };
     if let Some(d) = district {
-        if !cov.district_exists(d) {
+        if !cov.district_known(d).await {
             return Err(ApiError::invalid("district_id", format!("no district {d}")));
         }
     }
@@ -95,15 +95,12 @@ fn map_request(cov: &Coverage, q: &QueryParams) -> ApiResult<(MapRequest, Option
     params
         .validate()
         .map_err(|(f, m)| ApiError::invalid(f, m))?;
-    Ok((
-        MapRequest {
-            res,
-            params,
-            at,
-            district,
-        },
+    Ok(MapRequest {
+        res,
+        params,
+        at,
         district,
-    ))
+    })
 }
 
 /// `GET /api/v1/coverage`: the cells as GeoJSON hexagons.
@@ -124,15 +121,13 @@ pub async fn coverage_geojson(
     Extension(cov): Extension<Arc<Coverage>>,
     q: QueryParams,
 ) -> ApiResult<Response> {
-    // The district is checked against the live map's: wait for its first load, or a district
-    // that exists answers 422 right after start-up.
-    cov.wait_ready().await;
-    let (req, district) = map_request(&cov, &q)?;
+    let req = map_request(&cov, &q).await?;
+    let district = req.district;
     let bbox = q
         .get("bbox")
         .map(|b| aednet_core::geo_util::BBox::parse("bbox", b))
         .transpose()?;
-    let key = format!("map {req:?} {district:?} {bbox:?}");
+    let key = format!("map {req:?} {bbox:?}");
     let (answer, hit) = cov
         .answer(key, async {
             // Too many hexagons is refused before any map is built (and a grid at another
@@ -228,11 +223,9 @@ pub async fn weekly(
     Extension(cov): Extension<Arc<Coverage>>,
     q: QueryParams,
 ) -> ApiResult<Response> {
-    // The district is checked against the live map's: wait for its first load, or a district
-    // that exists answers 422 right after start-up.
-    cov.wait_ready().await;
-    let (req, district) = map_request(&cov, &q)?;
-    let key = format!("weekly {req:?} {district:?}");
+    let req = map_request(&cov, &q).await?;
+    let district = req.district;
+    let key = format!("weekly {req:?}");
     let (answer, hit) = cov
         .answer(key, async {
             let tz = cov.tz();
