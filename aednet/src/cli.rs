@@ -50,7 +50,7 @@ pub enum Command {
     /// Manage API bearer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Simulations (no database needed).
+    /// Simulations: the demo city, or the city in `--database-url`.
     #[command(subcommand)]
     Simulate(SimulateCommand),
     /// Where the next AEDs should go: greedy maximal covering on the 4-minute coverage map.
@@ -59,24 +59,72 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum SimulateCommand {
-    /// Arrests in the demo city under several dispatch policies, side by side, each through
-    /// the real dispatch engine on a virtual clock (seeded: the same seed gives the same table).
+    /// Arrests under several dispatch policies, side by side, each through the real dispatch
+    /// engine on a virtual clock (seeded: the same seed gives the same table), with 95 %
+    /// bootstrap intervals and aednet's paired differences. In the demo city, or in the city
+    /// a database holds when `--database-url` is given (e.g. an OSM import).
     Dispatch {
         #[arg(long, default_value_t = 2000)]
         incidents: usize,
         #[arg(long, default_value_t = crate::bootstrap::DEFAULT_SEED)]
         seed: u64,
-        /// Probability an alerted rescuer accepts.
+        /// Mean probability an alerted rescuer accepts (field: 0.23 PulsePoint – 0.72 SAMBA).
         #[arg(long, default_value_t = 0.3)]
         accept: f64,
-        /// Share of rescuers on duty.
+        /// Mean share of rescuers on duty (shaped by hour of day).
         #[arg(long, default_value_t = 0.25)]
         on_duty: f64,
-        /// Also write the table as CSV here.
+        /// Registered rescuers per 1 000 people (default: each district's target_rescuers,
+        /// else 20, the plans' 2 %).
+        #[arg(long)]
+        rescuers_per_1000: Option<f64>,
+        /// Median walking speed, m/s (Swedish GPS study: 2.3; scaled to 1.8 where > 8 000/km²).
+        #[arg(long, default_value_t = 2.3)]
+        speed: f64,
+        /// Median EMS arrival in urban places, minutes.
+        #[arg(long, default_value_t = 10.0)]
+        ems_urban_min: f64,
+        /// Median EMS arrival in rural places, minutes.
+        #[arg(long, default_value_t = 15.0)]
+        ems_rural_min: f64,
+        /// The demo city with one district at Shenzhen-like density.
+        #[arg(long)]
+        dense_core: bool,
+        /// Bootstrap resamples for the 95 % intervals.
+        #[arg(long, default_value_t = 1000)]
+        bootstrap: usize,
+        /// Also write the summary as CSV here.
         #[arg(long)]
         csv: Option<PathBuf>,
         /// The aednet policy to try, as JSON over the configured `[dispatch]`, e.g.
         /// '{"max_alerts": 20}'.
+        #[arg(long)]
+        policy: Option<String>,
+    },
+    /// "What it takes": the aednet policy over rescuer densities and AED densities (extra AEDs
+    /// at the coverage planner's greedy sites) → CSV and PNG chart. The demo city, or the
+    /// city in `--database-url`.
+    Sweep {
+        /// Arrests per point.
+        #[arg(long, default_value_t = 300)]
+        incidents: usize,
+        #[arg(long, default_value_t = crate::bootstrap::DEFAULT_SEED)]
+        seed: u64,
+        #[arg(long, default_value_t = 0.3)]
+        accept: f64,
+        #[arg(long, default_value_t = 0.25)]
+        on_duty: f64,
+        /// Rescuers per 1 000 people, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [1.0, 5.0, 10.0, 20.0, 40.0])]
+        rescuers_per_1000: Vec<f64>,
+        /// AEDs per 10 000 people, comma-separated (0: today's network).
+        #[arg(long, value_delimiter = ',', default_values_t = [0.0, 1.5, 5.0, 10.0, 20.0])]
+        aeds_per_10k: Vec<f64>,
+        #[arg(long, default_value = "sweep.csv")]
+        csv: PathBuf,
+        /// The chart (PNG).
+        #[arg(long, default_value = "sweep.png")]
+        png: PathBuf,
         #[arg(long)]
         policy: Option<String>,
     },
@@ -242,18 +290,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             accept,
             on_duty,
+            rescuers_per_1000,
+            speed,
+            ems_urban_min,
+            ems_rural_min,
+            dense_core,
+            bootstrap,
             csv,
             policy,
         }) => {
-            let mut p = serde_json::to_value(&config.dispatch)?;
-            if let Some(json) = policy {
-                let over: serde_json::Value =
-                    serde_json::from_str(&json).context("--policy is not JSON")?;
-                for (k, v) in over.as_object().context("--policy must be a JSON object")? {
-                    p[k] = v.clone();
-                }
-            }
-            let policy: aednet_dispatch::Policy = serde_json::from_value(p).context("--policy")?;
+            let policy = policy_over(&config.dispatch, policy.as_deref())?;
             anyhow::ensure!(
                 (0.0..=1.0).contains(&accept),
                 "--accept must be between 0 and 1"
@@ -262,22 +308,167 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 (0.0..=1.0).contains(&on_duty),
                 "--on-duty must be between 0 and 1"
             );
+            anyhow::ensure!(
+                rescuers_per_1000.is_none_or(|r| (0.0..=1000.0).contains(&r)),
+                "--rescuers-per-1000 must be between 0 and 1000"
+            );
+            anyhow::ensure!(
+                speed > 0.0 && ems_urban_min > 0.0 && ems_rural_min > 0.0,
+                "--speed, --ems-urban-min and --ems-rural-min must be positive"
+            );
+            anyhow::ensure!(bootstrap >= 100, "--bootstrap must be at least 100");
             let o = crate::simulate::SimOptions {
-                incidents,
-                seed,
                 accept,
                 on_duty,
-                policy,
+                speed_mps: speed,
+                ems_urban_s: ems_urban_min * 60.0,
+                ems_rural_s: ems_rural_min * 60.0,
+                bootstrap,
+                ..crate::simulate::SimOptions::new(incidents, seed, policy)
             };
-            let results = crate::simulate::run(&o).await?;
-            print!("{}", crate::simulate::table(&o, &results));
+            let world = if cli.database_url.is_some() {
+                anyhow::ensure!(!dense_core, "--dense-core is a variant of the demo city");
+                let config = with_grid_beside_database(config);
+                let store = open_store(&config).await?;
+                crate::simulate::world::World::from_store(
+                    store.as_ref(),
+                    &config.coverage,
+                    redact_url(&config.database_url),
+                    rescuers_per_1000,
+                    seed,
+                )
+                .await?
+            } else {
+                crate::simulate::world::World::demo(
+                    seed,
+                    crate::simulate::week0(),
+                    dense_core,
+                    rescuers_per_1000,
+                )?
+            };
+            let world = Arc::new(world);
+            println!("{}", crate::simulate::describe(&world));
+            let results = crate::simulate::run(&o, world.clone()).await?;
+            let summary = crate::simulate::summary(&o, &results);
+            print!("{}", crate::simulate::table(&o, &world, &results, &summary));
             if let Some(path) = csv {
-                std::fs::write(&path, crate::simulate::csv(&results))
+                std::fs::write(&path, crate::simulate::csv(&results, &summary))
                     .with_context(|| format!("writing {}", path.display()))?;
             }
             Ok(())
         }
+        Command::Simulate(SimulateCommand::Sweep {
+            incidents,
+            seed,
+            accept,
+            on_duty,
+            rescuers_per_1000,
+            aeds_per_10k,
+            csv,
+            png,
+            policy,
+        }) => {
+            let policy = policy_over(&config.dispatch, policy.as_deref())?;
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&accept) && (0.0..=1.0).contains(&on_duty),
+                "--accept and --on-duty must be between 0 and 1"
+            );
+            anyhow::ensure!(
+                rescuers_per_1000
+                    .iter()
+                    .chain(&aeds_per_10k)
+                    .all(|x| (0.0..=1000.0).contains(x)),
+                "--rescuers-per-1000 and --aeds-per-10k must be between 0 and 1000"
+            );
+            let o = crate::simulate::sweep::SweepOptions {
+                sim: crate::simulate::SimOptions {
+                    accept,
+                    on_duty,
+                    bootstrap: 400,
+                    ..crate::simulate::SimOptions::new(incidents, seed, policy)
+                },
+                rescuers_per_1000,
+                aeds_per_10k,
+            };
+            run_sweep(config, cli.database_url.is_some(), o, &csv, &png).await
+        }
     }
+}
+
+/// `simulate sweep`: the city from the database, or the demo city written into an in-memory
+/// store (its population grid in a temporary file), so the planner places the extra AEDs.
+async fn run_sweep(
+    config: Config,
+    database: bool,
+    o: crate::simulate::sweep::SweepOptions,
+    csv: &Path,
+    png: &Path,
+) -> anyhow::Result<()> {
+    let (store, config, _tmp) = if database {
+        let config = with_grid_beside_database(config);
+        (open_store(&config).await?, config, None)
+    } else {
+        let mut config = config;
+        let store = aednet_store::connect("sqlite::memory:").await?;
+        let city = crate::demo::generate(o.sim.seed, crate::simulate::week0());
+        let dir = std::env::temp_dir().join(format!("aednet-sweep-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let grid = dir.join(crate::bootstrap::POPULATION_FILE);
+        std::fs::write(&grid, crate::demo::population_csv(&city.population))?;
+        crate::demo::load(store.as_ref(), &city).await?;
+        config.coverage.population_grid = Some(grid);
+        (store, config, Some(TempDir(dir)))
+    };
+    let at = crate::simulate::week0() + chrono::Duration::hours(12);
+    let (map, _, tz) =
+        aednet_api::coverage::offline_map(store.as_ref(), &config.coverage, config.walk, at)
+            .await
+            .map_err(anyhow::Error::msg)?;
+    let name = if database {
+        redact_url(&config.database_url)
+    } else {
+        "the demo city".into()
+    };
+    let world = crate::simulate::world::World::from_store(
+        store.as_ref(),
+        &config.coverage,
+        name,
+        None,
+        o.sim.seed,
+    )
+    .await?;
+    println!("{}", crate::simulate::describe(&world));
+    let points = crate::simulate::sweep::sweep(&o, &world, &map, tz).await?;
+    let text = crate::simulate::sweep::csv(&world, &points);
+    print!("{text}");
+    std::fs::write(csv, &text).with_context(|| format!("writing {}", csv.display()))?;
+    crate::simulate::chart::png(&world.name, &points, png)?;
+    println!("wrote {} and {}", csv.display(), png.display());
+    Ok(())
+}
+
+/// Removes its directory when dropped.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The configured `[dispatch]` policy with `--policy` JSON fields over it.
+fn policy_over(
+    base: &aednet_dispatch::Policy,
+    over: Option<&str>,
+) -> anyhow::Result<aednet_dispatch::Policy> {
+    let mut p = serde_json::to_value(base)?;
+    if let Some(json) = over {
+        let over: serde_json::Value = serde_json::from_str(json).context("--policy is not JSON")?;
+        for (k, v) in over.as_object().context("--policy must be a JSON object")? {
+            p[k] = v.clone();
+        }
+    }
+    serde_json::from_value(p).context("--policy")
 }
 
 /// Without a configured `[coverage] population_grid`, the grid a SQLite database carries beside

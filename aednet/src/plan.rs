@@ -11,9 +11,13 @@ use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
-    /// New units to place.
-    #[arg(long, default_value_t = 10)]
-    pub add: u32,
+    /// New units to place (with `--target-share`: at most; default then 10 000).
+    #[arg(long)]
+    pub add: Option<u32>,
+    /// The inverse question: the fewest new AEDs that bring this share of the people (0–1)
+    /// within the budget, and how many rescuers must be on duty.
+    #[arg(long)]
+    pub target_share: Option<f64>,
     /// Only this district (name or id).
     #[arg(long)]
     pub district: Option<String>,
@@ -118,8 +122,14 @@ pub async fn run(
         .as_deref()
         .map(read_candidates)
         .transpose()?;
+    let add = args.add.unwrap_or(if args.target_share.is_some() {
+        10_000
+    } else {
+        10
+    });
     let input: PlanInput = serde_json::from_value(serde_json::json!({
-        "add": args.add,
+        "add": add,
+        "target_share": args.target_share,
         "district_id": district_id,
         "candidates": candidates,
         "relocate": args.relocate,
@@ -132,6 +142,15 @@ pub async fn run(
     limits.max_candidates = limits.max_candidates.max(10_000_000);
     let req = plan_request(input, &limits, |d| districts.iter().any(|x| x.id == d), tz)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(target) = args.target_share {
+        let t = aednet_coverage::plan_for_share(
+            &map,
+            &req,
+            target,
+            &aednet_coverage::RescuerModel::default(),
+        );
+        return print_target(&t, args.json);
+    }
     let p = aednet_coverage::plan(&map, &req);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&p)?);
@@ -196,6 +215,60 @@ pub async fn run(
             c.gain,
             c.night_gain
         );
+    }
+    Ok(())
+}
+
+/// The inverse plan, for people or as JSON.
+fn print_target(t: &aednet_coverage::TargetPlan, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(t)?);
+        return Ok(());
+    }
+    println!(
+        "target: {:.1} % of {:.0} people within the budget; today {:.1} %",
+        t.target_share * 100.0,
+        t.before.population,
+        t.before.share * 100.0
+    );
+    println!(
+        "{}: {} new AED(s) → {:.1} % ({:.0} people)",
+        if t.reached {
+            "reached"
+        } else {
+            "NOT reached with the AEDs allowed"
+        },
+        t.aeds_to_add,
+        t.after.share * 100.0,
+        t.after.covered_population
+    );
+    if let Some(r) = &t.rescuers {
+        println!(
+            "rescuers: {:.0} on duty at any time ({:.2} per 1 000 people; {:.0} per km² where the \
+             sparsest covered people live, {:.0}/km²), i.e. {:.0} registered ({:.1} per 1 000) at \
+             a 25 % on-duty share — for a 90 % chance that an accepting rescuer (30 %) is within \
+             {:.0} m",
+            r.on_duty,
+            r.on_duty_per_1000,
+            r.on_duty_per_km2,
+            r.sparsest_density_per_km2,
+            r.registered,
+            r.registered_per_1000,
+            r.reach_m
+        );
+    }
+    for (i, s) in t.sites.iter().enumerate().take(50) {
+        println!(
+            "  {:>3}. {:.6},{:.6}  cell {}  +{:.0} people",
+            i + 1,
+            s.lat,
+            s.lon,
+            s.cell,
+            s.gain_population
+        );
+    }
+    if t.sites.len() > 50 {
+        println!("  … {} more (--json for all)", t.sites.len() - 50);
     }
     Ok(())
 }

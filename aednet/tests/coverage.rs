@@ -313,6 +313,32 @@ async fn coverage_api(db: Db) {
     assert!((gained - delta).abs() < 1e-6, "{p}");
     let conv = p["conversions_24_7"].as_array().unwrap();
     assert!(conv.iter().all(|c| c["gain"].as_f64() > Some(0.0)), "{p}");
+    // The inverse question: the fewest sites for a share, and the rescuers on duty for it.
+    let target = (p["before"]["share"].as_f64().unwrap() + 0.05).min(1.0);
+    let (st, t) = send(s.post(
+        "/api/v1/plan",
+        Some(Role::Planner),
+        &json!({"target_share": target, "district_id": district}),
+    ))
+    .await;
+    assert_eq!(st, 200, "{t}");
+    let n = t["aeds_to_add"].as_u64().unwrap() as usize;
+    assert_eq!(t["sites"].as_array().unwrap().len(), n);
+    if t["reached"] == true {
+        assert!(
+            t["after"]["share"].as_f64().unwrap() >= target - 1e-9,
+            "{t}"
+        );
+    }
+    assert!(t["rescuers"]["on_duty"].as_f64().unwrap() > 0.0, "{t}");
+    assert!(t["rescuers"]["registered"].as_f64() > t["rescuers"]["on_duty"].as_f64());
+    let (st, e) = send(s.post(
+        "/api/v1/plan",
+        Some(Role::Planner),
+        &json!({"target_share": 1.5}),
+    ))
+    .await;
+    assert_eq!((st, field(&e)), (422, "target_share"), "{e}");
     let (st, p) = send(s.post("/api/v1/plan", Some(Role::Admin), &json!({"add": 2, "candidates": [
         {"lat": mid.0 - 0.008, "lon": mid.1 + 0.008, "name": "学校"}, {"lat": mid.0, "lon": mid.1}]}))).await;
     assert_eq!(st, 200, "{p}");

@@ -184,7 +184,8 @@ async fn liechtenstein_summary_and_coverage() {
     // The planner on the real map: ten more units in Vaduz.
     let vaduz = districts.iter().find(|d| d.data.name == "Vaduz").unwrap();
     let args = aednet::plan::PlanArgs {
-        add: 10,
+        add: Some(10),
+        target_share: None,
         district: Some("Vaduz".into()),
         candidates: None,
         relocate: 2,
@@ -203,4 +204,29 @@ async fn liechtenstein_summary_and_coverage() {
     let p = aednet_coverage::plan(&map, &req);
     assert_eq!(p.sites.len(), 10);
     assert!(p.after.share > p.before.share);
+
+    // The inverse question on the real map: half of Vaduz within the budget.
+    let args = aednet::plan::PlanArgs {
+        add: None,
+        target_share: Some(0.5),
+        district: Some("Vaduz".into()),
+        candidates: None,
+        relocate: 0,
+        suggest_24_7: false,
+        at: Some(at),
+        json: true,
+    };
+    aednet::plan::run(store.as_ref(), &config, WalkModel::default(), args)
+        .await
+        .unwrap();
+    let t = aednet_coverage::plan_for_share(
+        &map,
+        &aednet_coverage::PlanRequest { add: 1000, ..req },
+        0.5,
+        &aednet_coverage::RescuerModel::default(),
+    );
+    assert!(t.reached, "{t:?}");
+    assert!(t.after.share >= 0.5 && t.aeds_to_add > 0);
+    let r = t.rescuers.unwrap();
+    assert!(r.on_duty > 0.0 && r.registered > r.on_duty);
 }

@@ -13,11 +13,13 @@
 //! round trip for the same AED.
 
 pub mod grid;
+pub mod inverse;
 pub mod map;
 pub mod network;
 pub mod placement;
 
 pub use grid::{Cell, DistrictArea, Grid, GridError, PopulationPoint, PopulationSource};
+pub use inverse::{plan_for_share, RescuerModel, RescuersNeeded, TargetPlan};
 pub use map::{CellView, CoverageMap, HourShare, Mode, Params, Summary};
 pub use network::CellNetwork;
 pub use placement::{

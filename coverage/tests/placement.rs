@@ -242,3 +242,42 @@ fn plan_adds_relocates_and_suggests_24_7() {
     assert_eq!(p2.sites.len(), 1);
     assert_eq!(p2.sites[0].name.as_deref(), Some("school"));
 }
+
+#[test]
+fn the_inverse_plan_adds_the_fewest_aeds_that_reach_the_share() {
+    let grid = square_grid();
+    let at = Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap();
+    let map = CoverageMap::build(grid.clone(), Params::default(), Vec::new(), at);
+    let req = PlanRequest {
+        add: 200,
+        ..Default::default()
+    };
+    let model = aednet_coverage::RescuerModel::default();
+    let full = plan(&map, &req);
+    assert!(full.after.share > 0.99, "{:?}", full.after);
+    for target in [0.25, 0.5, 0.9] {
+        let t = aednet_coverage::plan_for_share(&map, &req, target, &model);
+        assert!(t.reached);
+        assert!(t.after.share >= target - 1e-9, "{target}: {:?}", t.after);
+        // The fewest: one AED fewer stays below the share (the greedy order's prefix).
+        let less: f64 = full.sites[..t.aeds_to_add - 1]
+            .iter()
+            .map(|s| s.gain_population)
+            .sum();
+        assert!(less / full.before.population < target, "{target}");
+        assert_eq!(t.sites, full.sites[..t.aeds_to_add].to_vec());
+        // Rescuers: Poisson, λ = ρ · accept · π r² = ln 10 for 90 %.
+        let r = t.rescuers.expect("people live here");
+        let lambda =
+            r.on_duty_per_km2 * model.accept * std::f64::consts::PI * (r.reach_m / 1000.0).powi(2);
+        assert!((lambda - 10f64.ln()).abs() < 1e-9);
+        // (240 − 60) s × 2.3 m/s / (2 × 1.2) = 172.5 m
+        assert!((r.reach_m - 172.5).abs() < 1e-9);
+        assert!((r.registered - r.on_duty / model.on_duty).abs() < 1e-6);
+    }
+    // More than the plan may add: not reached, all it could.
+    let few = PlanRequest { add: 1, ..req };
+    let t = aednet_coverage::plan_for_share(&map, &few, 0.99, &model);
+    assert!(!t.reached);
+    assert_eq!(t.aeds_to_add, 1);
+}

@@ -34,6 +34,16 @@ pub struct Policy {
     pub max_alerts: usize,
     /// A fetch is offered only if the AED can reach the patient within this time.
     pub fetch_budget_s: f64,
+    /// Fetch offers per AED at most. More than one where answers are uncertain: with most
+    /// alerts unanswered, the best AED otherwise often gets nobody (the first at the cabinet
+    /// takes it; the app shows the others the patient).
+    pub fetchers_per_aed: usize,
+    /// Fetch offers go out, best rescuer → AED → patient first, until the chance that at
+    /// least one of them accepts reaches this (at `expected_accept` each); 0: up to
+    /// `max_fetchers` whatever the chance.
+    pub fetch_confidence: f64,
+    /// The acceptance the plan counts on (field studies: 0.23 PulsePoint – 0.72 SAMBA).
+    pub expected_accept: f64,
     pub rescuer_speed_mps: f64,
     pub detour_factor: f64,
     /// How long a rescuer has to answer an offer before it goes to the next one.
@@ -57,6 +67,9 @@ impl Default for Policy {
             max_fetchers: 4,
             max_alerts: 12,
             fetch_budget_s: 10.0 * 60.0,
+            fetchers_per_aed: 1,
+            fetch_confidence: 0.0,
+            expected_accept: 0.3,
             rescuer_speed_mps: 2.3,
             detour_factor: 1.2,
             offer_timeout_s: 90.0,
@@ -159,18 +172,25 @@ pub fn plan_with(
     }
     pairs.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
     let mut rescuer_used = vec![false; rest.len()];
-    let mut aed_used = vec![false; aeds.len()];
+    let mut aed_used = vec![0usize; aeds.len()];
+    let per_aed = p.fetchers_per_aed.max(1);
     let mut fetchers = 0;
+    // The chance that no fetch offer made so far is accepted.
+    let mut none = 1.0;
     for (t, ri, ai) in pairs {
         if fetchers >= p.max_fetchers || offers.len() >= cap {
             break;
         }
-        if rescuer_used[ri] || aed_used[ai] {
+        if p.fetch_confidence > 0.0 && 1.0 - none >= p.fetch_confidence {
+            break;
+        }
+        if rescuer_used[ri] || aed_used[ai] >= per_aed {
             continue;
         }
         rescuer_used[ri] = true;
-        aed_used[ai] = true;
+        aed_used[ai] += 1;
         fetchers += 1;
+        none *= 1.0 - p.expected_accept.clamp(0.0, 1.0);
         offers.push(Offer {
             rescuer_id: rest[ri].1.rescuer_id,
             role: OfferRole::FetchAed {

@@ -61,7 +61,9 @@ proptest! {
         let ids: HashSet<i64> = offers.iter().map(|o| o.rescuer_id).collect();
         prop_assert_eq!(ids.len(), offers.len(), "nobody is offered twice");
         let fetch: Vec<i64> = offers.iter().filter_map(|o| match o.role { OfferRole::FetchAed { aed_id } => Some(aed_id), OfferRole::Cpr => None }).collect();
-        prop_assert_eq!(fetch.iter().collect::<HashSet<_>>().len(), fetch.len(), "no AED gets two fetchers");
+        for a in &fetch {
+            prop_assert!(fetch.iter().filter(|x| *x == a).count() <= p.fetchers_per_aed.max(1), "no AED gets more fetchers than the policy allows");
+        }
         prop_assert!(fetch.len() <= p.max_fetchers);
         for o in &offers {
             if let OfferRole::FetchAed { .. } = o.role {
@@ -98,4 +100,64 @@ fn waves_widen_until_enough_rescuers_and_aeds() {
     let r = p.wave(|radius| if radius < 1500.0 { (3, 1) } else { (8, 3) });
     assert_eq!(r, 1800.0);
     assert_eq!(p.wave(|_| (0, 0)), 3000.0, "never enough: the widest wave");
+}
+
+#[test]
+fn fetch_offers_go_out_until_one_acceptance_is_likely_enough() {
+    // One AED beside the patient, twelve rescuers in a line towards it.
+    let patient = LatLon {
+        lat: 28.97,
+        lon: 118.87,
+    };
+    let aed = AedOption {
+        aed_id: 7,
+        pos: LatLon {
+            lat: 28.9705,
+            lon: 118.87,
+        },
+        handling_s: 0.0,
+    };
+    let rescuers: Vec<Candidate> = (0..12)
+        .map(|i| Candidate {
+            rescuer_id: i,
+            pos: LatLon {
+                lat: 28.971 + i as f64 * 0.0005,
+                lon: 118.87,
+            },
+        })
+        .collect();
+    let p = Policy {
+        cpr_direct: 1,
+        max_fetchers: 10,
+        max_alerts: 20,
+        fetchers_per_aed: 10,
+        fetch_confidence: 0.9,
+        expected_accept: 0.3,
+        ..Policy::default()
+    };
+    let fetches = |p: &Policy| {
+        plan(patient, &rescuers, &[aed], p)
+            .iter()
+            .filter(|o| o.role == OfferRole::FetchAed { aed_id: 7 })
+            .count()
+    };
+    // 1 − 0.7⁶ = 0.88 < 0.9 ≤ 1 − 0.7⁷ = 0.92: seven fetchers for the one AED.
+    assert_eq!(fetches(&p), 7);
+    // Without a confidence target, up to the per-AED limit.
+    assert_eq!(
+        fetches(&Policy {
+            fetch_confidence: 0.0,
+            fetchers_per_aed: 3,
+            ..p.clone()
+        }),
+        3
+    );
+    // The old rule: one fetcher per AED.
+    assert_eq!(
+        fetches(&Policy {
+            fetchers_per_aed: 1,
+            ..p
+        }),
+        1
+    );
 }

@@ -207,6 +207,22 @@ $("#plan").addEventListener("submit", async e => {
     showErr(err);
   } finally { $("#run").disabled = false; }
 });
+// The inverse question: the fewest AEDs (and the rescuers on duty) for a share of the people.
+$("#target").addEventListener("submit", async e => {
+  e.preventDefault();
+  $("#plan-error").textContent = ""; $("#run-target").disabled = true;
+  $("#plan-result").replaceChildren(h("p", { class: "muted" }, t("planning")));
+  try {
+    const body = { target_share: Number($("#target-share").value) / 100, district_id: Number($("#district").value) };
+    if (!atNow) body.at = instantOf(Number($("#hour").value), zone()).toISOString();
+    lastPlan = await api("/api/v1/plan", { method: "POST", body });
+    renderPlan();
+    if (lastPlan.sites.length) map.fitBounds(L.latLngBounds(lastPlan.sites.map(s => [s.lat, s.lon])), { padding: [80, 80], maxZoom: 14, animate: false });
+  } catch (err) {
+    $("#plan-result").replaceChildren();
+    showErr(err);
+  } finally { $("#run-target").disabled = false; }
+});
 function renderPlan() {
   sitesLayer.clearLayers();
   if (!lastPlan) return;
@@ -217,6 +233,8 @@ function renderPlan() {
   });
   $("#plan-result").replaceChildren(...[
     h("p", { class: "big", id: "plan-share" }, t("planResult", p.before.share, p.after.share)),
+    p.target_share != null ? h("p", { id: "target-result" }, t("targetResult", p.aeds_to_add, p.after.share, p.reached)) : null,
+    p.rescuers ? h("p", { id: "rescuers-needed" }, t("rescuersNeeded", p.rescuers.on_duty, p.rescuers.registered, p.rescuers.registered_per_1000)) : null,
     h("ol", { id: "sites" }, p.sites.map((s, i) => h("li", {}, t("site", i + 1, Math.round(s.gain_population)), s.name ? ` · ${s.name}` : "", h("span", { class: "muted" }, ` (${s.lat.toFixed(4)}, ${s.lon.toFixed(4)})`)))),
     (p.conversions_24_7 || []).length ? [h("h3", {}, t("conversions")), h("ul", { id: "conversions" }, p.conversions_24_7.slice(0, 10).map(c =>
       h("li", {}, t("conversion", c.aed_id, c.name || "", Math.round(c.gain), Math.round(c.night_gain)))))] : null,

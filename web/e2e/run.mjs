@@ -327,6 +327,12 @@ try {
     assert.match(await page.locator("#plan-share").textContent(), /覆盖率 [\d.]+% → [\d.]+%/);
     assert.equal(await page.locator(".leaflet-marker-icon .site-icon").count(), 3, "three proposed sites on the map");
     await page.screenshot({ path: join(shots, "planner-zh-1280.png") });
+    // The inverse question: the fewest AEDs and the rescuers on duty for 30 % of the people.
+    await page.fill("#target-share", "30");
+    await page.click("#run-target");
+    await page.waitForSelector("#target-result", { timeout: 60_000 });
+    assert.match(await page.locator("#target-result").textContent(), /新增 \d+ 台 AED → [\d.]+%/);
+    assert.match(await page.locator("#rescuers-needed").textContent(), /任一时刻需 \d+ 人在岗/);
     await page.setViewportSize({ width: 360, height: 780 });
     await noSideways(page);
     await page.screenshot({ path: join(shots, "planner-zh-360.png"), fullPage: true });

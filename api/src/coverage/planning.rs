@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use aednet_core::{LatLon, Role};
-use aednet_coverage::{plan, Candidate, PlanRequest};
+use aednet_coverage::{plan, plan_for_share, Candidate, PlanRequest, RescuerModel};
 use axum::extract::Extension;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -30,8 +30,13 @@ pub struct CandidateInput {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanInput {
-    /// New units to place.
-    pub add: u32,
+    /// New units to place (with `target_share`: at most; default the configured maximum).
+    #[serde(default)]
+    pub add: Option<u32>,
+    /// The inverse question: the fewest new units that bring this share of the people (0–1)
+    /// within the budget, and the rescuers that must be on duty to bring them in time.
+    #[serde(default)]
+    pub target_share: Option<f64>,
     #[serde(default)]
     pub district_id: Option<i64>,
     /// Candidate sites (e.g. public buildings); default: every cell centre in scope.
@@ -60,7 +65,25 @@ pub fn plan_request(
     district_exists: impl Fn(i64) -> bool,
     tz: Tz,
 ) -> Result<PlanRequest, ApiError> {
-    if input.add as usize > config.max_plan_add {
+    if let Some(t) = input.target_share {
+        if !(t > 0.0 && t <= 1.0) {
+            return Err(ApiError::invalid(
+                "target_share",
+                "target_share must be above 0 and at most 1",
+            ));
+        }
+    }
+    let add = match (input.add, input.target_share) {
+        (Some(a), _) => a as usize,
+        (None, Some(_)) => config.max_plan_add,
+        (None, None) => {
+            return Err(ApiError::invalid(
+                "add",
+                "add is required (or target_share)",
+            ))
+        }
+    };
+    if add > config.max_plan_add {
         return Err(ApiError::invalid(
             "add",
             format!("add must be at most {}", config.max_plan_add),
@@ -106,7 +129,7 @@ pub fn plan_request(
         None => None,
     };
     Ok(PlanRequest {
-        add: input.add as usize,
+        add,
         district: input.district_id,
         candidates,
         relocate: input.relocate.unwrap_or(0) as usize,
@@ -122,7 +145,7 @@ pub fn plan_request(
 /// `POST /api/v1/plan` (planner, admin): where the next units should go.
 #[utoipa::path(post, path = "/api/v1/plan", tag = "coverage", request_body = PlanInput,
     security(("bearer" = [])),
-    responses((status = 200, description = "{before, after, sites, relocations, conversions_24_7}"),
+    responses((status = 200, description = "{before, after, sites, relocations, conversions_24_7}; with target_share: {target_share, reached, before, after, aeds_to_add, sites, rescuers}"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn plan_handler(
@@ -133,6 +156,7 @@ pub async fn plan_handler(
     caller.require(&[Role::Planner, Role::Admin])?;
     cov.wait_ready().await;
     let at = input.at;
+    let target = input.target_share;
     let req = plan_request(input, &cov.config, |d| cov.district_exists(d), cov.tz())?;
     let handle = cov
         .map_for(&MapRequest {
@@ -142,6 +166,14 @@ pub async fn plan_handler(
             district: None,
         })
         .await?;
+    if let Some(target) = target {
+        let result = handle
+            .with(&cov.state.background, move |map| {
+                plan_for_share(map, &req, target, &RescuerModel::default())
+            })
+            .await?;
+        return Ok(Json(result).into_response());
+    }
     let result = handle
         .with(&cov.state.background, move |map| plan(map, &req))
         .await?;
