@@ -27,7 +27,7 @@ const S = {
     standDown: "无需前往", standDownText: "已有足够的救护员前往。谢谢您！", cancelled: "呼叫已取消", cancelledText: "调度员已取消此次呼叫。谢谢您！",
     back: "返回", history: "我的出勤记录", noHistory: "暂无记录。", accepted: "已接受", declined: "已拒绝", timedOut: "超时", arrivedH: "已到达",
     standDownH: "已撤回", cancelledH: "已取消", offered: "已呼叫", cpr: "心肺复苏", fetch: "取 AED", error: m => `出错：${m}`,
-    address: "地点", retry: "网络中断，正在重试…",
+    address: "地点", retry: "网络中断，正在重试…", closed: "事件已结案", closedText: "调度员已结案。感谢您的救助！", closedH: "已结案", done: "完成",
   },
   en: {
     connecting: "Connecting…", live: "Online", offline: "Reconnecting…", loading: "Loading…", otherLang: "中文",
@@ -48,7 +48,7 @@ const S = {
     standDown: "Stand down", standDownText: "Enough responders are on the way. Thank you!", cancelled: "Alert cancelled", cancelledText: "The dispatcher cancelled this alert. Thank you!",
     back: "Back", history: "My call-outs", noHistory: "Nothing yet.", accepted: "accepted", declined: "declined", timedOut: "timed out", arrivedH: "arrived",
     standDownH: "stood down", cancelledH: "cancelled", offered: "alerted", cpr: "CPR", fetch: "fetch AED", error: m => `Error: ${m}`,
-    address: "Place", retry: "Connection lost, retrying…",
+    address: "Place", retry: "Connection lost, retrying…", closed: "Incident closed", closedText: "The dispatcher closed the incident. Thank you for helping!", closedH: "closed", done: "Done",
   },
 };
 const T = (k, ...a) => { const v = (S[lang()] || S.en)[k] ?? S.en[k] ?? k; return typeof v === "function" ? v(...a) : v; };
@@ -344,7 +344,10 @@ function wayView() {
       c.cabinet_code ? h("p", { class: "code", id: "cabinet-code" }, h("span", {}, T("cabinetCode")), h("strong", {}, c.cabinet_code)) : null,
       h("p", { id: "way-eta", class: "eta" }, T("distance", c.distance_m, c.eta_s)),
       h("div", { id: "way-map", class: "way-map" }),
-      c.state === "accepted" ? h("button", { type: "button", class: "primary big", id: "arrived-btn", onclick: () => answer("arrived") }, T("arrived")) : null,
+      c.state === "accepted" ? h("button", { type: "button", class: "primary big", id: "arrived-btn", onclick: () => answer("arrived") }, T("arrived"))
+        // At the scene the dispatcher closes the incident without a frame to this phone: the
+        // responder says when they are done (and a reload finds the incident closed).
+        : h("button", { type: "button", class: "big", id: "done-btn", onclick: () => { current = null; save(); render(); } }, T("done")),
       h("p", { class: "error", id: "answer-error", role: "alert" })));
   map = null;
   if (window.L) {
@@ -373,10 +376,11 @@ function drawRoute() {
 function updateWay() { const el = $("#way-eta"); if (el) el.textContent = T("distance", current.distance_m, current.eta_s); }
 
 function endedView() {
-  const c = current, cancel = c.ended.type === "cancel";
-  $("#app").replaceChildren(h("section", { class: "card ended", id: "ended" },
-    h("h1", {}, c.ended.type === "expired" ? T("expired") : cancel ? T("cancelled") : T("standDown")),
-    h("p", {}, c.ended.type === "expired" ? (c.ended.reason || "") : cancel ? T("cancelledText") : T("standDownText")),
+  const c = current, type = c.ended.type;
+  const [title, text] = type === "expired" ? [T("expired"), c.ended.reason || ""] : type === "cancel" ? [T("cancelled"), T("cancelledText")]
+    : type === "closed" ? [T("closed"), T("closedText")] : [T("standDown"), T("standDownText")];
+  $("#app").replaceChildren(h("section", { class: "card ended", id: "ended", "data-type": type },
+    h("h1", {}, title), h("p", {}, text),
     h("button", { type: "button", class: "primary big", id: "back-btn", onclick: () => { current = null; save(); render(); } }, T("back"))));
 }
 
@@ -418,7 +422,10 @@ async function start() {
   const mine = await api("/api/v1/me/offers").catch(() => null);
   if (mine) {
     if (current && !current.ended && !mine.items.some(o => o.incident_id === current.incident_id && o.offer_id === current.offer_id)) {
-      current.ended = { type: "stand_down" }; save();
+      // Gone while the app was closed: closed at the scene, or stood down / timed out before.
+      const closed = current.state === "arrived";
+      current.ended = { type: closed ? "closed" : "stand_down" }; save();
+      if (closed) remember({ ...historyEntry(), outcome: "closedH" });
     }
     for (const o of mine.items) onMessage({ ...o, type: "offer" }, "resume");
   }

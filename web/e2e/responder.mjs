@@ -256,14 +256,35 @@ try {
   const after = await http(`/api/v1/incidents/${inc.id}`, { token: tokens.dispatcher });
   assert.equal(after.offers.find(o => o.rescuer_id === r.id).state, "arrived");
 
-  // The dispatcher closes the incident: the stand-down screen, then home with the history.
+  // The dispatcher closes the incident (no frame to a responder at the scene): the app finds
+  // it closed when it next loads, then home with the history.
   await http(`/api/v1/incidents/${inc.id}/close`, { method: "POST", token: tokens.dispatcher,
     body: { aed_applied: true, shock_delivered: false, handed_to_ems: true } });
-  await page.waitForSelector("#ended", { timeout: 10000 });
+  await page.reload();
+  await page.waitForSelector("#ended[data-type=closed]", { timeout: 10000 });
   await page.screenshot({ path: join(shots, "responder-ended-en-360.png") });
   await page.click("#back-btn");
   await page.waitForSelector(`#history li:has-text("#${inc.id}")`);
   await page.screenshot({ path: join(shots, "responder-home-en-360.png"), fullPage: true });
+
+  // A second incident while the app is open: the offer comes over the socket (confirmed, so
+  // not pushed); accepted, then the dispatcher cancels: the cancel screen.
+  const before = pushed.length;
+  const inc2 = await http("/api/v1/incidents", { method: "POST", token: tokens.dispatcher,
+    body: { lat: spot.lat, lon: spot.lon, address: "衢州市柯城区 测试路 2 号" } });
+  assert.ok(inc2.offers.some(o => o.rescuer_id === r.id), "offered again");
+  await page.waitForSelector("#alert:not([hidden]) #accept-btn", { timeout: 10000 });
+  await page.click("#accept-btn");
+  await page.waitForSelector("#way #arrived-btn");
+  if (mine.fetch_aed) await page.waitForSelector("#cabinet-code, #way-aed");
+  await http(`/api/v1/incidents/${inc2.id}/cancel`, { method: "POST", token: tokens.dispatcher, body: {} });
+  await page.waitForSelector("#ended[data-type=cancel]", { timeout: 10000 });
+  await page.click("#lang");
+  await page.screenshot({ path: join(shots, "responder-cancelled-zh-360.png") });
+  await new Promise(r => setTimeout(r, 1200)); // past the ack time-out: nothing may be pushed
+  assert.equal(pushed.filter(m => m.incident_id === inc2.id).length, 0, `the socket confirmed: ${JSON.stringify(pushed.slice(before))}`);
+  const d2 = await http(`/api/v1/incidents/${inc2.id}`, { token: tokens.dispatcher });
+  assert.ok(d2.deliveries.some(x => x.rescuer_id === r.id && x.channel === "ws" && x.state === "delivered"), JSON.stringify(d2.deliveries));
   ok = true;
 } catch (e) {
   console.error("responder e2e FAILED:", e);
