@@ -66,6 +66,9 @@ function h(tag, attrs, ...kids) {
   return e;
 }
 
+/** Text as a DOM node for Leaflet tooltips (a string would go in as HTML). */
+const textEl = s => h("span", {}, s);
+
 let token = localStorage.getItem(TOKEN);
 let me = null, ws = null, watchId = null, lastSent = 0, lastFix = null, pushState = "off", map = null, timer = null;
 let current = JSON.parse(localStorage.getItem(CURRENT) || "null");
@@ -363,7 +366,7 @@ function drawRoute() {
   routeLayer = L.layerGroup().addTo(map);
   const pts = [];
   if (lastFix) { pts.push([lastFix.lat, lastFix.lon]); L.circleMarker([lastFix.lat, lastFix.lon], { radius: 8, color: "#fff", weight: 2, fillColor: "#005fcc", fillOpacity: 1 }).addTo(routeLayer); }
-  if (c.aed) L.circleMarker([c.aed.lat, c.aed.lon], { radius: 9, color: "#fff", weight: 2, fillColor: "#00838f", fillOpacity: 1 }).addTo(routeLayer).bindTooltip("AED");
+  if (c.aed) L.circleMarker([c.aed.lat, c.aed.lon], { radius: 9, color: "#fff", weight: 2, fillColor: "#00838f", fillOpacity: 1 }).addTo(routeLayer).bindTooltip(textEl("AED"));
   L.circleMarker([c.lat, c.lon], { radius: 11, color: "#fff", weight: 3, fillColor: "#c8102e", fillOpacity: 1 }).addTo(routeLayer);
   // The walk on the street network when the server has one; straight lines otherwise.
   const line = c.route && c.route.coordinates && c.route.coordinates.length > 1 ? c.route.coordinates.map(([x, y]) => [y, x])
