@@ -52,12 +52,31 @@ async fn liechtenstein_summary_and_coverage() {
         .await
         .unwrap();
     let rows = district_rows_from(&map, districts.clone(), counts, tz);
-    println!(
-        "| municipality | population | AEDs | usable | 24/7 | per 10 000 | cells | covered now | at night |"
+    // The same map with straight-line walks (the import stored the walking network, so the
+    // default map walks on it).
+    assert_eq!(map.walk_used(), aednet_geoindex::WalkKind::Network);
+    let straight_cfg = CoverageConfig {
+        walk: aednet_geoindex::WalkKind::StraightLine,
+        ..CoverageConfig::default()
+    };
+    let (straight, _, _) = offline_map(store.as_ref(), &straight_cfg, WalkModel::default(), at)
+        .await
+        .unwrap();
+    let straight_rows = district_rows_from(
+        &straight,
+        districts.clone(),
+        district_counts(store.as_ref(), at.date_naive())
+            .await
+            .unwrap(),
+        tz,
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| municipality | population | AEDs | usable | 24/7 | per 10 000 | cells | covered now, straight line × 1.2 | covered now, walking network | at night, network |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut total_pop = 0;
-    for r in &rows {
+    for (r, s) in rows.iter().zip(&straight_rows) {
+        assert_eq!(r.id, s.id);
         let cells = map
             .grid()
             .cells
@@ -65,7 +84,7 @@ async fn liechtenstein_summary_and_coverage() {
             .filter(|c| c.district == Some(r.id))
             .count();
         println!(
-            "| {} | {} | {} | {} | {} | {:.1} | {} | {:.1} % | {:.1} % |",
+            "| {} | {} | {} | {} | {} | {:.1} | {} | {:.1} % | {:.1} % | {:.1} % |",
             r.name,
             r.population.unwrap_or(0),
             r.aeds_total,
@@ -73,6 +92,7 @@ async fn liechtenstein_summary_and_coverage() {
             r.aeds_24_7,
             r.aeds_per_10k.unwrap_or(0.0),
             cells,
+            s.coverage_share_now * 100.0,
             r.coverage_share_now * 100.0,
             r.coverage_share_night * 100.0
         );
@@ -84,16 +104,6 @@ async fn liechtenstein_summary_and_coverage() {
     assert_eq!(total_pop, 37_269);
     let all = map.summary(|_| true);
     assert!(all.share > 0.0 && all.share < 1.0, "{all:?}");
-    // The same map with straight-line walks (the import stored the walking network, so the
-    // default map walks on it).
-    assert_eq!(map.walk_used(), aednet_geoindex::WalkKind::Network);
-    let straight_cfg = CoverageConfig {
-        walk: aednet_geoindex::WalkKind::StraightLine,
-        ..CoverageConfig::default()
-    };
-    let (straight, _, _) = offline_map(store.as_ref(), &straight_cfg, WalkModel::default(), at)
-        .await
-        .unwrap();
     let s_all = straight.summary(|_| true);
     println!(
         "country, round trip 240 s, now: straight line × 1.2 {:.1} % of people ({} cells) vs walking network {:.1} % ({} cells)",

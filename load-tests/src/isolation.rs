@@ -116,6 +116,7 @@ pub async fn run(o: &Options, dir: &std::path::Path) -> anyhow::Result<Report> {
         base: base.clone(),
         open_at: chrono::Utc::now().to_rfc3339().replace('+', "%2B"),
         child,
+        network: false,
     });
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     let queries: Arc<Vec<LatLon>> = Arc::new(

@@ -36,8 +36,9 @@ enum Command {
         /// Closed-loop workers (in-flight requests).
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
-        /// Comma list of aednet, postgis, redis.
-        #[arg(long, default_value = "aednet,postgis,redis")]
+        /// Comma list of aednet, aednet-network (the same AEDs on a synthetic street grid,
+        /// answers re-ranked by walking time), postgis, redis.
+        #[arg(long, default_value = "aednet,aednet-network,postgis,redis")]
         targets: String,
         #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
         pg_url: String,
@@ -470,6 +471,9 @@ async fn main() -> anyhow::Result<()> {
             for name in which.split(',').map(str::trim) {
                 let target = match name {
                     "aednet" => targets::aednet(&dir, &network, seed, concurrency).await?,
+                    "aednet-network" => {
+                        targets::aednet_network(&dir, &network, seed, concurrency).await?
+                    }
                     "postgis" => targets::postgis(&pg_url, &network, seed, concurrency).await?,
                     "redis" => targets::redis(&redis_url, &network, seed).await?,
                     other => anyhow::bail!("unknown target {other}"),
@@ -548,7 +552,15 @@ fn print_table(rows: &[Row], n: usize, k: usize, concurrency: usize) {
             r.closed.errors + r.open.errors
         );
     }
-    if let Some(a) = rows.iter().find(|r| r.name.starts_with("aednet")) {
+    let straight = rows.iter().find(|r| r.name == "aednet (HTTP)");
+    let network = rows.iter().find(|r| r.name.contains("walking network"));
+    if let (Some(s), Some(n)) = (straight, network) {
+        println!(
+            "aednet on the walking network / straight line: {:.2}× requests per second (goal ≥ 0.7×)",
+            n.closed.rps() / s.closed.rps()
+        );
+    }
+    if let Some(a) = straight {
         for r in rows.iter().filter(|r| !r.name.starts_with("aednet")) {
             println!(
                 "aednet / {}: {:.1}× requests per second",

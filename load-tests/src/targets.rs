@@ -20,6 +20,8 @@ pub enum Target {
         base: String,
         open_at: String,
         child: tokio::process::Child,
+        /// Serving with a walking network (answers re-ranked by walking time).
+        network: bool,
     },
     /// Several aednet nodes over one database (`load-tests cluster`): queries go round-robin.
     Nodes {
@@ -40,7 +42,8 @@ pub enum Target {
 impl Target {
     pub fn name(&self) -> &'static str {
         match self {
-            Target::Aednet { .. } => "aednet (HTTP)",
+            Target::Aednet { network: false, .. } => "aednet (HTTP)",
+            Target::Aednet { network: true, .. } => "aednet, walking network (HTTP)",
             Target::Nodes { .. } => "aednet nodes (HTTP)",
             Target::Postgis { .. } => "PostGIS (SQL)",
             Target::Redis { .. } => "Redis GEOSEARCH",
@@ -200,12 +203,39 @@ pub async fn aednet(
     seed: u64,
     concurrency: usize,
 ) -> anyhow::Result<Target> {
+    aednet_with(dir, aeds, seed, concurrency, false).await
+}
+
+/// aednet with a synthetic street grid ([`workload::street_grid`], 200 m blocks) stored as
+/// the database's walking network: the same queries, answered by walking time.
+pub async fn aednet_network(
+    dir: &Path,
+    aeds: &[SynthAed],
+    seed: u64,
+    concurrency: usize,
+) -> anyhow::Result<Target> {
+    aednet_with(dir, aeds, seed, concurrency, true).await
+}
+
+async fn aednet_with(
+    dir: &Path,
+    aeds: &[SynthAed],
+    seed: u64,
+    concurrency: usize,
+    network: bool,
+) -> anyhow::Result<Target> {
     std::fs::create_dir_all(dir)?;
-    let db = dir.join(format!("aednet-{}-{seed}.db", aeds.len()));
+    let tag = if network { "-network" } else { "" };
+    let db = dir.join(format!("aednet{tag}-{}-{seed}.db", aeds.len()));
     let url = format!("sqlite://{}", db.display());
     let store = aednet_store::connect(&url).await?;
     let have = store.count_aeds().await?;
-    if have != aeds.len() as i64 {
+    let have_graph = store
+        .artifact_versions()
+        .await?
+        .iter()
+        .any(|a| a.kind == aednet_store::artifacts::kind::WALK_GRAPH);
+    if have != aeds.len() as i64 || (network && !have_graph) {
         drop(store);
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
@@ -221,6 +251,29 @@ pub async fn aednet(
             db.display(),
             t.elapsed().as_secs_f64()
         );
+        if network {
+            let t = Instant::now();
+            let g = workload::street_grid(aeds.len(), seed, 200.0);
+            let bytes = g.encode();
+            let meta = serde_json::json!({
+                "format": aednet_routing::FORMAT_VERSION,
+                "origin": "load-tests street grid",
+                "nodes": g.node_count(),
+                "edges": g.edge_count(),
+            })
+            .to_string();
+            store
+                .put_artifact(aednet_store::artifacts::kind::WALK_GRAPH, &meta, &bytes)
+                .await?;
+            eprintln!(
+                "aednet: street grid of {} nodes ({} junctions), {} edges, {} MiB, built and stored in {:.1} s",
+                g.node_count(),
+                g.junction_count(),
+                g.edge_count(),
+                bytes.len() >> 20,
+                t.elapsed().as_secs_f64()
+            );
+        }
     }
     let (base, child) = spawn_aednet(&url).await?;
     let client = reqwest::Client::builder()
@@ -231,6 +284,7 @@ pub async fn aednet(
         base,
         open_at: workload::query_time().to_rfc3339().replace('+', "%2B"),
         child,
+        network,
     })
 }
 

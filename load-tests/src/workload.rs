@@ -105,6 +105,65 @@ pub fn aeds(n: usize, seed: u64) -> Vec<SynthAed> {
         .collect()
 }
 
+/// A synthetic street grid over [`region`]: streets every `block_m` metres each way, a shape
+/// point in the middle of every block side (as OSM ways have), and a tenth of the block sides
+/// missing (courtyards, rails, water), so that walks detour as real ones do.
+pub fn street_grid(n: usize, seed: u64, block_m: f64) -> aednet_routing::Graph {
+    use aednet_routing::Edge;
+    let (lat0, lon0, dlat, dlon) = region(n);
+    let ky = 111_195.0;
+    let kx = ky * (lat0 + dlat / 2.0).to_radians().cos();
+    let rows = ((dlat * ky) / block_m).ceil() as u32 + 1;
+    let cols = ((dlon * kx) / block_m).ceil() as u32 + 1;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x57ee7);
+    let mut coords: Vec<(i32, i32)> = Vec::new();
+    let e7 = |lat: f64, lon: f64| ((lat * 1e7).round() as i32, (lon * 1e7).round() as i32);
+    let corner = |r: u32, c: u32| {
+        (
+            lat0 + f64::from(r) * block_m / ky,
+            lon0 + f64::from(c) * block_m / kx,
+        )
+    };
+    for r in 0..rows {
+        for c in 0..cols {
+            let (lat, lon) = corner(r, c);
+            coords.push(e7(lat, lon));
+        }
+    }
+    let id = |r: u32, c: u32| r * cols + c;
+    let half_cm = (block_m * 50.0).round() as u32;
+    let mut edges = Vec::new();
+    let mut side = |a: u32, b: u32, coords: &mut Vec<(i32, i32)>, rng: &mut ChaCha8Rng| {
+        if rng.gen_bool(0.1) {
+            return;
+        }
+        let (pa, pb) = (coords[a as usize], coords[b as usize]);
+        let mid = coords.len() as u32;
+        coords.push(((pa.0 + pb.0) / 2, (pa.1 + pb.1) / 2));
+        edges.push(Edge {
+            a,
+            b: mid,
+            cost_cm: half_cm,
+        });
+        edges.push(Edge {
+            a: mid,
+            b,
+            cost_cm: half_cm,
+        });
+    };
+    for r in 0..rows {
+        for c in 0..cols {
+            if c + 1 < cols {
+                side(id(r, c), id(r, c + 1), &mut coords, &mut rng);
+            }
+            if r + 1 < rows {
+                side(id(r, c), id(r + 1, c), &mut coords, &mut rng);
+            }
+        }
+    }
+    aednet_routing::Graph::from_parts(coords, edges)
+}
+
 pub fn queries(n: usize, seed: u64, count: usize) -> Vec<LatLon> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
     (0..count).map(|_| point(&mut rng, n)).collect()

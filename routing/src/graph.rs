@@ -6,13 +6,14 @@
 //! penalty (stairs are slower), so a walking time is `cost / speed` for any speed (a caller at
 //! 1.4 m/s, a rescuer at 2.3 m/s) and one graph serves both.
 
+use crate::chains::Chains;
 use aednet_core::geo_util::LatLon;
 use rstar::primitives::Line;
 use rstar::{PointDistance, RTree, RTreeObject, AABB};
 
-/// One directed half of an edge in the CSR adjacency.
+/// One directed half of an edge in the CSR adjacency used while building.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Arc {
+pub(crate) struct Arc {
     pub head: u32,
     pub cost_cm: u32,
 }
@@ -87,9 +88,8 @@ pub struct Graph {
     /// Coordinates in 1e-7 degrees (OSM's own precision), once per node.
     lat_e7: Vec<i32>,
     lon_e7: Vec<i32>,
-    /// CSR: the arcs leaving node `v` are `arcs[first_out[v]..first_out[v + 1]]`.
-    first_out: Vec<u32>,
-    arcs: Vec<Arc>,
+    /// Undirected edges (the adjacency itself is held by `chains`).
+    edge_count: usize,
     /// Connected component per node; 0 is the largest, then by decreasing size.
     component: Vec<u32>,
     component_sizes: Vec<u32>,
@@ -97,29 +97,25 @@ pub struct Graph {
     projection: Projection,
     /// Sum of the edges' plain lengths (no penalties), metres.
     length_m: f64,
+    /// The search graph over junctions (derived, not stored in the artifact).
+    chains: Chains,
 }
 
 pub(crate) fn e7(x: f64) -> i32 {
     (x * 1e7).round() as i32
 }
 
-impl Graph {
-    /// Makes the graph from nodes and undirected edges. Self-loops are dropped; of parallel
-    /// edges the cheapest is kept. `edges` may come in any order with `a` and `b` either way.
-    pub fn from_parts(coords: Vec<(i32, i32)>, mut edges: Vec<Edge>) -> Self {
-        let n = coords.len();
-        for e in &mut edges {
-            if e.a > e.b {
-                std::mem::swap(&mut e.a, &mut e.b);
-            }
-        }
-        edges.retain(|e| e.a != e.b && (e.b as usize) < n);
-        edges.sort_unstable();
-        edges.dedup_by(|later, kept| later.a == kept.a && later.b == kept.b);
-        let (lat_e7, lon_e7): (Vec<i32>, Vec<i32>) = coords.into_iter().unzip();
+/// The whole adjacency as CSR arrays: built from the edges, used to find components and
+/// chains, then dropped (the chains hold the adjacency the searches need).
+pub(crate) struct Adjacency {
+    first_out: Vec<u32>,
+    arcs: Vec<Arc>,
+}
 
+impl Adjacency {
+    fn new(n: usize, edges: &[Edge]) -> Self {
         let mut degree = vec![0u32; n + 1];
-        for e in &edges {
+        for e in edges {
             degree[e.a as usize] += 1;
             degree[e.b as usize] += 1;
         }
@@ -138,7 +134,7 @@ impl Graph {
             };
             acc as usize
         ];
-        for e in &edges {
+        for e in edges {
             for (from, to) in [(e.a, e.b), (e.b, e.a)] {
                 let slot = &mut fill[from as usize];
                 arcs[*slot as usize] = Arc {
@@ -148,20 +144,51 @@ impl Graph {
                 *slot += 1;
             }
         }
+        Adjacency { first_out, arcs }
+    }
 
+    pub(crate) fn node_count(&self) -> usize {
+        self.first_out.len() - 1
+    }
+
+    pub(crate) fn arcs_of(&self, v: u32) -> &[Arc] {
+        let (s, e) = (
+            self.first_out[v as usize] as usize,
+            self.first_out[v as usize + 1] as usize,
+        );
+        &self.arcs[s..e]
+    }
+}
+
+impl Graph {
+    /// Makes the graph from nodes and undirected edges. Self-loops are dropped; of parallel
+    /// edges the cheapest is kept. `edges` may come in any order with `a` and `b` either way.
+    pub fn from_parts(coords: Vec<(i32, i32)>, mut edges: Vec<Edge>) -> Self {
+        let n = coords.len();
+        for e in &mut edges {
+            if e.a > e.b {
+                std::mem::swap(&mut e.a, &mut e.b);
+            }
+        }
+        edges.retain(|e| e.a != e.b && (e.b as usize) < n);
+        edges.sort_unstable();
+        edges.dedup_by(|later, kept| later.a == kept.a && later.b == kept.b);
+        let (lat_e7, lon_e7): (Vec<i32>, Vec<i32>) = coords.into_iter().unzip();
+
+        let adj = Adjacency::new(n, &edges);
         let mut g = Graph {
             lat_e7,
             lon_e7,
-            first_out,
-            arcs,
+            edge_count: edges.len(),
             component: Vec::new(),
             component_sizes: Vec::new(),
             segments: RTree::new(),
             projection: Projection::new(0.0, 0.0),
             length_m: 0.0,
+            chains: Chains::default(),
         };
         g.projection = g.centre_projection();
-        g.label_components();
+        g.label_components(&adj);
         let mut length_m = 0.0;
         let segs: Vec<Segment> = edges
             .iter()
@@ -179,6 +206,7 @@ impl Graph {
             .collect();
         g.length_m = length_m;
         g.segments = RTree::bulk_load(segs);
+        g.chains = Chains::build(&adj);
         g
     }
 
@@ -199,7 +227,7 @@ impl Graph {
     }
 
     /// Components by breadth-first search, renumbered largest first.
-    fn label_components(&mut self) {
+    fn label_components(&mut self, adj: &Adjacency) {
         let n = self.node_count();
         let mut comp = vec![u32::MAX; n];
         let mut sizes: Vec<u32> = Vec::new();
@@ -215,7 +243,7 @@ impl Graph {
             let mut size = 0u32;
             while let Some(v) = queue.pop() {
                 size += 1;
-                for a in self.arcs_of(v) {
+                for a in adj.arcs_of(v) {
                     let h = a.head as usize;
                     if comp[h] == u32::MAX {
                         comp[h] = id;
@@ -244,7 +272,7 @@ impl Graph {
 
     /// Undirected edges.
     pub fn edge_count(&self) -> usize {
-        self.arcs.len() / 2
+        self.edge_count
     }
 
     pub fn component_count(&self) -> usize {
@@ -272,20 +300,18 @@ impl Graph {
         }
     }
 
-    pub fn arcs_of(&self, v: u32) -> &[Arc] {
-        let (s, e) = (
-            self.first_out[v as usize] as usize,
-            self.first_out[v as usize + 1] as usize,
-        );
-        &self.arcs[s..e]
-    }
-
     /// The cost of the edge between `a` and `b`, if they are adjacent.
     pub fn edge_cost(&self, a: u32, b: u32) -> Option<u32> {
-        self.arcs_of(a)
-            .iter()
-            .find(|x| x.head == b)
-            .map(|x| x.cost_cm)
+        self.chains.edge_cost(a, b)
+    }
+
+    /// Nodes a search decides at: degree ≠ 2 (and one node of each ring of degree-2 nodes).
+    pub fn junction_count(&self) -> usize {
+        self.chains.junction_count()
+    }
+
+    pub(crate) fn chains(&self) -> &Chains {
+        &self.chains
     }
 
     pub fn projection(&self) -> &Projection {
@@ -296,18 +322,9 @@ impl Graph {
         &self.segments
     }
 
-    /// Every undirected edge once (`a < b`).
+    /// Every undirected edge once (`a < b`), chain by chain.
     pub fn edges(&self) -> impl Iterator<Item = Edge> + '_ {
-        (0..self.node_count() as u32).flat_map(move |a| {
-            self.arcs_of(a)
-                .iter()
-                .filter(move |x| x.head > a)
-                .map(move |x| Edge {
-                    a,
-                    b: x.head,
-                    cost_cm: x.cost_cm,
-                })
-        })
+        self.chains.edges()
     }
 
     /// Bytes held on the heap (arrays at capacity, R-tree nodes estimated from their size).
@@ -315,14 +332,12 @@ impl Graph {
         use std::mem::size_of;
         let arrays = self.lat_e7.capacity() * 4
             + self.lon_e7.capacity() * 4
-            + self.first_out.capacity() * 4
-            + self.arcs.capacity() * size_of::<Arc>()
             + self.component.capacity() * 4
             + self.component_sizes.capacity() * 4;
         // Every segment is a leaf entry of the tree (an enum the size of a parent node); inner
         // nodes add about one entry per `MAX_SIZE` (6) leaves.
         let entry = size_of::<rstar::RTreeNode<Segment>>();
-        arrays + self.segments.size() * entry * 7 / 6
+        arrays + self.segments.size() * entry * 7 / 6 + self.chains.heap_bytes()
     }
 
     pub(crate) fn coords_e7(&self) -> impl Iterator<Item = (i32, i32)> + '_ {

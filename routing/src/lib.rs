@@ -44,6 +44,7 @@
 //! passes the k-th best walk, and the answer equals a search over every AED.
 
 pub mod build;
+mod chains;
 pub mod codec;
 pub mod graph;
 pub mod search;
@@ -51,7 +52,7 @@ pub mod snap;
 
 pub use build::{build, is_graph_node, is_walkable_way, BuildReport};
 pub use codec::{DecodeError, FORMAT_VERSION};
-pub use graph::{Arc, Edge, Graph, Projection};
+pub use graph::{Edge, Graph, Projection};
 pub use search::{with_scratch, Route, Scratch, Search};
 pub use snap::{Snap, SnapOptions};
 

@@ -12,6 +12,7 @@ use std::collections::BinaryHeap;
 
 use aednet_core::geo_util::LatLon;
 
+use crate::chains::{Chains, OnChain};
 use crate::graph::Graph;
 use crate::snap::Snap;
 
@@ -22,7 +23,10 @@ const SOURCE: u32 = u32::MAX;
 #[derive(Debug, Default)]
 pub struct Scratch {
     dist: Vec<u32>,
+    /// The junction a node was reached from ([`SOURCE`]: from the source's chain) …
     pred: Vec<u32>,
+    /// … along this chain.
+    pred_chain: Vec<u32>,
     /// `stamp[v] == gen`: `dist[v]` and `pred[v]` belong to the current search.
     stamp: Vec<u32>,
     /// `done[v] == gen`: `v` is settled.
@@ -39,6 +43,7 @@ impl Scratch {
             *self = Scratch {
                 dist: vec![0; n],
                 pred: vec![0; n],
+                pred_chain: vec![0; n],
                 stamp: vec![0; n],
                 done: vec![0; n],
                 gen: 0,
@@ -69,24 +74,38 @@ pub fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
     })
 }
 
-/// A search from one snapped point, grown on demand.
+/// A search from one snapped point, grown on demand. It settles junctions only
+/// ([`crate::chains`]); a point's cost comes from the two ends of its chain.
 #[derive(Debug)]
 pub struct Search<'a> {
     g: &'a Graph,
     s: &'a mut Scratch,
     source: Snap,
+    /// The source's place on its chain (`None` only for a snap not of this graph).
+    at: Option<OnChain>,
 }
 
 impl<'a> Search<'a> {
     pub fn new(g: &'a Graph, s: &'a mut Scratch, source: &Snap) -> Self {
         s.reset(g.node_count());
+        let at = g.chains().locate(source.a, source.b, source.cost_a_cm);
         let mut me = Search {
             g,
             s,
             source: *source,
+            at,
         };
-        me.offer(source.a, source.cost_a_cm, SOURCE);
-        me.offer(source.b, source.cost_b_cm, SOURCE);
+        if let Some(at) = at {
+            let chains = g.chains();
+            let (start, end) = chains.ends(at.chain);
+            me.offer(start, at.pos_cm, SOURCE, at.chain);
+            me.offer(
+                end,
+                chains.cost(at.chain).saturating_sub(at.pos_cm),
+                SOURCE,
+                at.chain,
+            );
+        }
         me
     }
 
@@ -94,18 +113,19 @@ impl<'a> Search<'a> {
         &self.source
     }
 
-    /// Nodes settled so far.
+    /// Junctions settled so far.
     pub fn settled(&self) -> usize {
         self.s.settled
     }
 
-    fn offer(&mut self, v: u32, d: u32, from: u32) {
+    fn offer(&mut self, v: u32, d: u32, from: u32, chain: u32) {
         let s = &mut *self.s;
         let i = v as usize;
         if s.stamp[i] != s.gen || d < s.dist[i] {
             s.stamp[i] = s.gen;
             s.dist[i] = d;
             s.pred[i] = from;
+            s.pred_chain[i] = chain;
             s.heap.push(Reverse((u64::from(d) << 32) | u64::from(v)));
         }
     }
@@ -124,80 +144,87 @@ impl<'a> Search<'a> {
         None
     }
 
-    /// Settles the closest unsettled node.
+    /// Settles the closest unsettled junction.
     fn settle_next(&mut self) -> Option<(u32, u32)> {
         self.top()?;
         let Reverse(k) = self.s.heap.pop()?;
         let (d, v) = ((k >> 32) as u32, (k & 0xffff_ffff) as u32);
         self.s.done[v as usize] = self.s.gen;
         self.s.settled += 1;
-        let g = self.g;
-        for a in g.arcs_of(v) {
+        let chains = self.g.chains();
+        for a in chains.arcs_of(v) {
             if self.s.done[a.head as usize] != self.s.gen {
-                self.offer(a.head, d.saturating_add(a.cost_cm), v);
+                self.offer(a.head, d.saturating_add(a.cost_cm), v, a.chain);
             }
         }
         Some((v, d))
     }
 
-    /// The final distance of `v`, if settled.
-    pub fn settled_dist(&self, v: u32) -> Option<u32> {
+    /// The final distance of junction `v`, if settled.
+    fn settled_dist(&self, v: u32) -> Option<u32> {
         (self.s.done[v as usize] == self.s.gen).then(|| self.s.dist[v as usize])
     }
 
-    /// Settles every node within `limit_cm` (the one-to-many search with a cutoff).
+    /// Settles every junction within `limit_cm` (the one-to-many search with a cutoff).
     pub fn settle_within(&mut self, limit_cm: u32) {
         while self.top().is_some_and(|d| d <= limit_cm) {
             self.settle_next();
         }
     }
 
-    /// The cost to `t` from what is settled so far: exact for targets within the distance
-    /// settled ([`Search::settle_within`]), `None` if not connected or not yet reached.
-    pub fn cost_if_settled(&self, t: &Snap) -> Option<u32> {
+    /// `t`'s chain, the cost along it from the source when both share it, and the cost from
+    /// each end of the chain to `t`.
+    fn target(&self, t: &Snap) -> Option<Target> {
         if t.component != self.source.component {
             return None;
         }
-        let mut best = if t.same_edge(&self.source) {
-            self.source.along(t)
+        let at = self.at?;
+        let chains = self.g.chains();
+        let on = chains.locate(t.a, t.b, t.cost_a_cm)?;
+        let (start, end) = chains.ends(on.chain);
+        let direct = if on.chain == at.chain {
+            on.pos_cm.abs_diff(at.pos_cm)
         } else {
             u32::MAX
         };
-        for (v, c) in [(t.a, t.cost_a_cm), (t.b, t.cost_b_cm)] {
-            if let Some(d) = self.settled_dist(v) {
-                best = best.min(d.saturating_add(c));
-            }
-        }
+        Some(Target {
+            on,
+            direct,
+            ends: [
+                (start, on.pos_cm),
+                (end, chains.cost(on.chain).saturating_sub(on.pos_cm)),
+            ],
+        })
+    }
+
+    fn best_settled(&self, t: &Target) -> u32 {
+        t.ends
+            .iter()
+            .filter_map(|&(v, c)| Some(self.settled_dist(v)?.saturating_add(c)))
+            .fold(t.direct, u32::min)
+    }
+
+    /// The cost to `t` from what is settled so far: exact for targets within the distance
+    /// settled ([`Search::settle_within`]), `None` if not connected or not yet reached.
+    pub fn cost_if_settled(&self, t: &Snap) -> Option<u32> {
+        let best = self.best_settled(&self.target(t)?);
         (best != u32::MAX).then_some(best)
     }
 
     /// Network cost from the source's snapped position to `t`'s, in centimetres, if it is at
     /// most `limit_cm` (`None`: farther, or not connected). Settles only what it must.
     pub fn cost_to(&mut self, t: &Snap, limit_cm: u32) -> Option<u32> {
-        if t.component != self.source.component {
-            return None;
-        }
-        let mut best = if t.same_edge(&self.source) {
-            self.source.along(t)
-        } else {
-            u32::MAX
-        };
+        let target = self.target(t)?;
+        let mut best;
         loop {
-            let (da, db) = (self.settled_dist(t.a), self.settled_dist(t.b));
-            if let Some(d) = da {
-                best = best.min(d.saturating_add(t.cost_a_cm));
-            }
-            if let Some(d) = db {
-                best = best.min(d.saturating_add(t.cost_b_cm));
-            }
+            best = self.best_settled(&target);
             let Some(top) = self.top() else { break };
-            // An unsettled end point ends up at `top` or farther.
-            let could =
-                |settled: Option<u32>, c: u32| settled.is_none() && top.saturating_add(c) < best;
-            if !could(da, t.cost_a_cm) && !could(db, t.cost_b_cm) {
-                break;
-            }
-            if top > limit_cm {
+            // An unsettled end ends up at `top` or farther.
+            let could = target
+                .ends
+                .iter()
+                .any(|&(v, c)| self.settled_dist(v).is_none() && top.saturating_add(c) < best);
+            if !could || top > limit_cm {
                 break;
             }
             self.settle_next();
@@ -208,22 +235,63 @@ impl<'a> Search<'a> {
     /// The nodes walked to reach `t` at `cost_cm` (from [`Search::cost_to`]; call it first),
     /// in order from the source's edge; empty when the walk stays on the source's edge.
     pub fn path_nodes(&self, t: &Snap, cost_cm: u32) -> Vec<u32> {
-        if t.same_edge(&self.source) && self.source.along(t) == cost_cm {
+        let (Some(target), Some(at)) = (self.target(t), self.at) else {
             return Vec::new();
-        }
-        let end = match (self.settled_dist(t.a), self.settled_dist(t.b)) {
-            (Some(d), _) if d.saturating_add(t.cost_a_cm) == cost_cm => t.a,
-            (_, Some(d)) if d.saturating_add(t.cost_b_cm) == cost_cm => t.b,
-            _ => return Vec::new(),
         };
-        let mut nodes = vec![end];
-        let mut v = end;
-        while self.s.pred[v as usize] != SOURCE && nodes.len() <= self.g.node_count() {
-            v = self.s.pred[v as usize];
-            nodes.push(v);
+        let chains = self.g.chains();
+        if target.direct == cost_cm {
+            // Along the shared chain, between the two points' edges.
+            return along(chains, at.lo, target.on.lo);
         }
-        nodes.reverse();
-        nodes
+        let Some(&(end, _)) = target
+            .ends
+            .iter()
+            .find(|&&(v, c)| self.settled_dist(v).map(|d| d.saturating_add(c)) == Some(cost_cm))
+        else {
+            return Vec::new();
+        };
+        // Backwards from `t`: its chain from its edge to the junction reached …
+        let (first, last) = chains.range(target.on.chain);
+        let mut rev: Vec<u32> = if chains.node_at(first) == end
+            && self
+                .settled_dist(end)
+                .map(|d| d.saturating_add(target.on.pos_cm))
+                == Some(cost_cm)
+        {
+            (first..=target.on.lo)
+                .rev()
+                .map(|i| chains.node_at(i))
+                .collect()
+        } else {
+            (target.on.lo + 1..=last)
+                .map(|i| chains.node_at(i))
+                .collect()
+        };
+        // … then junction to junction along the chains the search came by …
+        let mut v = end;
+        let mut guard = 0;
+        while self.s.pred[v as usize] != SOURCE && guard <= self.g.node_count() {
+            guard += 1;
+            let (u, c) = (self.s.pred[v as usize], self.s.pred_chain[v as usize]);
+            let (s, e) = chains.range(c);
+            // Interior nodes from `v`'s end towards `u`'s, then `u`.
+            if chains.node_at(e) == v {
+                rev.extend((s..e).rev().map(|i| chains.node_at(i)));
+            } else {
+                rev.extend((s + 1..=e).map(|i| chains.node_at(i)));
+            }
+            v = u;
+        }
+        // … and the source's chain from the first junction back to the source's edge.
+        let (s, e) = chains.range(at.chain);
+        let from_start = chains.node_at(s) == v && self.settled_dist(v) == Some(at.pos_cm);
+        if from_start {
+            rev.extend((s + 1..=at.lo).map(|i| chains.node_at(i)));
+        } else {
+            rev.extend((at.lo + 1..e).rev().map(|i| chains.node_at(i)));
+        }
+        rev.reverse();
+        rev
     }
 
     /// The walk to `t` as coordinates: the source's snapped position, the nodes walked, `t`'s
@@ -237,6 +305,27 @@ impl<'a> Search<'a> {
         );
         out.push(t.point);
         out
+    }
+}
+
+/// A target's place: its chain position, the cost along the source's chain when shared
+/// (`u32::MAX` otherwise), and its chain's ends with the cost from each.
+struct Target {
+    on: OnChain,
+    direct: u32,
+    ends: [(u32, u32); 2],
+}
+
+/// The nodes passed going along one chain from a point on the edge starting at flat index
+/// `from_lo` to a point on the edge starting at `to_lo`.
+fn along(chains: &Chains, from_lo: u32, to_lo: u32) -> Vec<u32> {
+    if to_lo >= from_lo {
+        (from_lo + 1..=to_lo).map(|i| chains.node_at(i)).collect()
+    } else {
+        (to_lo + 1..=from_lo)
+            .rev()
+            .map(|i| chains.node_at(i))
+            .collect()
     }
 }
 

@@ -17,8 +17,9 @@ struct Instance {
     points: Vec<LatLon>,
 }
 
-/// Clusters of nodes (each a random connected-ish graph), some joined by one bridge edge, some
-/// left apart; plus junk edges (self-loops, duplicates with other costs).
+/// Clusters of nodes (each a random connected-ish graph, or a path or ring with a few chords),
+/// some joined by one bridge edge, some left apart; plus junk edges (self-loops, duplicates with
+/// other costs).
 fn instance() -> impl Strategy<Value = Instance> {
     (1usize..5, any::<u64>()).prop_map(|(clusters, seed)| {
         use rand::{Rng, SeedableRng};
@@ -35,7 +36,24 @@ fn instance() -> impl Strategy<Value = Instance> {
             for _ in 0..n {
                 coords.push((oy + rng.gen_range(0..20_000), ox + rng.gen_range(0..20_000)));
             }
-            let m = rng.gen_range(0..n * 2 + 1);
+            // Chains and rings of degree-2 nodes (the search contracts them): a path through
+            // the cluster, sometimes closed, with few random edges on top.
+            if rng.gen_bool(0.5) {
+                let ring = rng.gen_bool(0.4);
+                let len = if ring { n } else { n - 1 };
+                for i in 0..len as u32 {
+                    edges.push(Edge {
+                        a: first + i,
+                        b: first + (i + 1) % n as u32,
+                        cost_cm: rng.gen_range(0..30_000),
+                    });
+                }
+            }
+            let m = if rng.gen_bool(0.5) {
+                rng.gen_range(0..3)
+            } else {
+                rng.gen_range(0..n * 2 + 1)
+            };
             for _ in 0..m {
                 let a = first + rng.gen_range(0..n as u32);
                 let b = first + rng.gen_range(0..n as u32);

@@ -1,0 +1,305 @@
+//! The search graph: chains of degree-2 nodes contracted into single arcs.
+//!
+//! Most nodes of an OSM walking network are the shape points of a way: two neighbours, no
+//! choice. A search only has to decide at *junctions* (degree ≠ 2, plus one node per ring made
+//! only of degree-2 nodes); between two junctions the walk follows a *chain* whose cost is the
+//! sum of its edges. The searches ([`crate::Search`]) settle junctions only, over arcs that each
+//! stand for one chain, and place points (snaps) by their position along their chain; paths are
+//! expanded back to the chain's nodes for drawing. On Liechtenstein this leaves about a third of
+//! the nodes to settle (see the crate docs for the measurements).
+
+use crate::graph::{Adjacency, Edge};
+
+/// Not a chain's interior node.
+const JUNCTION: u32 = u32::MAX;
+
+/// One chain as an arc of the search graph, seen from one of its end junctions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ChainArc {
+    /// The junction at the other end.
+    pub head: u32,
+    /// The chain's whole cost, centimetres.
+    pub cost_cm: u32,
+    pub chain: u32,
+}
+
+/// Where a point on the network lies along its chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OnChain {
+    pub chain: u32,
+    /// Cost from the chain's first node to the point, centimetres.
+    pub pos_cm: u32,
+    /// Flat index (in [`Chains::node_at`]) of the lower end of the edge the point lies on.
+    pub lo: u32,
+}
+
+struct Builder<'g> {
+    g: &'g Adjacency,
+    junction: Vec<bool>,
+    /// Interior nodes already in a chain.
+    walked: Vec<bool>,
+    inner: Vec<u32>,
+    first: Vec<u32>,
+    nodes: Vec<u32>,
+    cum: Vec<u32>,
+}
+
+impl Builder<'_> {
+    /// Walks every chain leaving junction `j` that no earlier walk took.
+    fn walk_from(&mut self, j: u32) {
+        let g = self.g;
+        for arc in g.arcs_of(j) {
+            let h = arc.head as usize;
+            // A chain is walked once, from the end that finds it first; a direct
+            // junction-to-junction edge from its lower end.
+            if (!self.junction[h] && self.walked[h]) || (self.junction[h] && arc.head < j) {
+                continue;
+            }
+            self.nodes.push(j);
+            self.cum.push(0);
+            let (mut prev, mut cur, mut acc) = (j, arc.head, arc.cost_cm);
+            while !self.junction[cur as usize] {
+                self.walked[cur as usize] = true;
+                self.inner[cur as usize] = self.nodes.len() as u32;
+                self.nodes.push(cur);
+                self.cum.push(acc);
+                let next = g
+                    .arcs_of(cur)
+                    .iter()
+                    .find(|a| a.head != prev)
+                    .copied()
+                    .expect("an interior node has two distinct neighbours");
+                acc = acc.saturating_add(next.cost_cm);
+                (prev, cur) = (cur, next.head);
+            }
+            self.nodes.push(cur);
+            self.cum.push(acc);
+            self.first.push(self.nodes.len() as u32);
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Chains {
+    /// Per node: its flat index when it is a chain's interior node, [`JUNCTION`] otherwise.
+    inner: Vec<u32>,
+    /// Chain `c` is `nodes[first[c]..first[c + 1]]`, junction to junction, both ends included.
+    first: Vec<u32>,
+    nodes: Vec<u32>,
+    /// Cost from the chain's first node, per flat index.
+    cum: Vec<u32>,
+    /// Per junction (indexed by node id): the chains leaving it, as a CSR. Interior nodes and
+    /// chains that come back to their own junction have no arcs.
+    first_out: Vec<u32>,
+    arcs: Vec<ChainArc>,
+}
+
+impl Chains {
+    pub(crate) fn build(g: &Adjacency) -> Chains {
+        let n = g.node_count();
+        let mut b = Builder {
+            g,
+            junction: (0..n as u32).map(|v| g.arcs_of(v).len() != 2).collect(),
+            walked: vec![false; n],
+            inner: vec![JUNCTION; n],
+            first: vec![0u32],
+            nodes: Vec::new(),
+            cum: Vec::new(),
+        };
+        for j in 0..n as u32 {
+            if b.junction[j as usize] {
+                b.walk_from(j);
+            }
+        }
+        // Rings of degree-2 nodes only: one node of each becomes a junction.
+        for v in 0..n as u32 {
+            if !b.junction[v as usize] && !b.walked[v as usize] {
+                b.junction[v as usize] = true;
+                b.walk_from(v);
+            }
+        }
+        let Builder {
+            inner,
+            first,
+            nodes,
+            cum,
+            ..
+        } = b;
+
+        let mut chains = Chains {
+            inner,
+            first,
+            nodes,
+            cum,
+            first_out: Vec::new(),
+            arcs: Vec::new(),
+        };
+        chains.index_arcs(n);
+        chains
+    }
+
+    fn index_arcs(&mut self, n: usize) {
+        let mut degree = vec![0u32; n + 1];
+        for c in 0..self.chain_count() {
+            let (s, e) = self.ends(c);
+            if s != e {
+                degree[s as usize] += 1;
+                degree[e as usize] += 1;
+            }
+        }
+        let mut first_out = Vec::with_capacity(n + 1);
+        let mut acc = 0u32;
+        for d in &degree[..n] {
+            first_out.push(acc);
+            acc += d;
+        }
+        first_out.push(acc);
+        let mut fill = first_out[..n].to_vec();
+        let mut arcs = vec![
+            ChainArc {
+                head: 0,
+                cost_cm: 0,
+                chain: 0
+            };
+            acc as usize
+        ];
+        for c in 0..self.chain_count() {
+            let (s, e) = self.ends(c);
+            if s == e {
+                continue;
+            }
+            let cost_cm = self.cost(c);
+            for (from, to) in [(s, e), (e, s)] {
+                let slot = &mut fill[from as usize];
+                arcs[*slot as usize] = ChainArc {
+                    head: to,
+                    cost_cm,
+                    chain: c,
+                };
+                *slot += 1;
+            }
+        }
+        self.first_out = first_out;
+        self.arcs = arcs;
+    }
+
+    pub(crate) fn chain_count(&self) -> u32 {
+        self.first.len() as u32 - 1
+    }
+
+    /// Junctions: the nodes a search settles.
+    pub(crate) fn junction_count(&self) -> usize {
+        self.inner.iter().filter(|&&i| i == JUNCTION).count()
+    }
+
+    /// Flat index range of chain `c`.
+    pub(crate) fn range(&self, c: u32) -> (u32, u32) {
+        (self.first[c as usize], self.first[c as usize + 1] - 1)
+    }
+
+    pub(crate) fn ends(&self, c: u32) -> (u32, u32) {
+        let (s, e) = self.range(c);
+        (self.nodes[s as usize], self.nodes[e as usize])
+    }
+
+    pub(crate) fn cost(&self, c: u32) -> u32 {
+        let (_, e) = self.range(c);
+        self.cum[e as usize]
+    }
+
+    pub(crate) fn node_at(&self, i: u32) -> u32 {
+        self.nodes[i as usize]
+    }
+
+    pub(crate) fn arcs_of(&self, v: u32) -> &[ChainArc] {
+        let (s, e) = (
+            self.first_out[v as usize] as usize,
+            self.first_out[v as usize + 1] as usize,
+        );
+        &self.arcs[s..e]
+    }
+
+    fn chain_of_flat(&self, i: u32) -> u32 {
+        // `first` is sorted; the chain is the last one starting at or before `i`.
+        (self.first.partition_point(|&f| f <= i) - 1) as u32
+    }
+
+    /// The flat indices of the edge `a`–`b` (lower first), if it is an edge.
+    fn edge_flat(&self, a: u32, b: u32) -> Option<(u32, u32)> {
+        let inside = |v: u32, other: u32| -> Option<(u32, u32)> {
+            let i = self.inner[v as usize];
+            if i == JUNCTION {
+                return None;
+            }
+            if self.nodes[i as usize - 1] == other {
+                Some((i - 1, i))
+            } else if self.nodes[i as usize + 1] == other {
+                Some((i, i + 1))
+            } else {
+                None
+            }
+        };
+        if let Some(x) = inside(a, b).or_else(|| inside(b, a)) {
+            return Some(x);
+        }
+        // Both junctions: the two-node chain between them.
+        self.arcs_of(a)
+            .iter()
+            .chain(self.arcs_of(b))
+            .map(|x| self.range(x.chain))
+            .find(|&(s, e)| {
+                e == s + 1 && {
+                    let (ns, ne) = (self.nodes[s as usize], self.nodes[e as usize]);
+                    (ns == a && ne == b) || (ns == b && ne == a)
+                }
+            })
+    }
+
+    /// Where a point `cost_a_cm` from `a` on the edge `a`–`b` lies along its chain.
+    pub(crate) fn locate(&self, a: u32, b: u32, cost_a_cm: u32) -> Option<OnChain> {
+        let (lo, hi) = self.edge_flat(a, b)?;
+        let a_is_lo = self.nodes[lo as usize] == a;
+        let pos_cm = if a_is_lo {
+            self.cum[lo as usize].saturating_add(cost_a_cm)
+        } else {
+            self.cum[hi as usize].saturating_sub(cost_a_cm)
+        };
+        Some(OnChain {
+            chain: self.chain_of_flat(lo),
+            pos_cm,
+            lo,
+        })
+    }
+
+    /// The cost of the edge `a`–`b`, if it is one.
+    pub(crate) fn edge_cost(&self, a: u32, b: u32) -> Option<u32> {
+        let (lo, hi) = self.edge_flat(a, b)?;
+        Some(self.cum[hi as usize] - self.cum[lo as usize])
+    }
+
+    /// Every edge once (`a < b`), chain by chain.
+    pub(crate) fn edges(&self) -> impl Iterator<Item = Edge> + '_ {
+        (0..self.chain_count()).flat_map(move |c| {
+            let (s, e) = self.range(c);
+            (s..e).map(move |i| {
+                let (x, y) = (self.nodes[i as usize], self.nodes[i as usize + 1]);
+                Edge {
+                    a: x.min(y),
+                    b: x.max(y),
+                    cost_cm: self.cum[i as usize + 1] - self.cum[i as usize],
+                }
+            })
+        })
+    }
+
+    /// Bytes held on the heap.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        (self.inner.capacity()
+            + self.first.capacity()
+            + self.nodes.capacity()
+            + self.cum.capacity()
+            + self.first_out.capacity())
+            * 4
+            + self.arcs.capacity() * std::mem::size_of::<ChainArc>()
+    }
+}
