@@ -61,4 +61,5 @@ if [ "$#" -eq 0 ]; then
   AEDNET_BIN="${CARGO_TARGET_DIR:-target}/debug/aednet" CHROMIUM="$(command -v chromium)" node web/e2e/run.mjs
   # The street basemap of every console over a real import (skipped without ../shared/data).
   AEDNET_BIN="${CARGO_TARGET_DIR:-target}/debug/aednet" CHROMIUM="$(command -v chromium)" node web/e2e/basemap.mjs
+  AEDNET_BIN="${CARGO_TARGET_DIR:-target}/debug/aednet" CHROMIUM="$(command -v chromium)" node web/e2e/responder.mjs
 fi

@@ -55,6 +55,19 @@ pub enum Command {
     Simulate(SimulateCommand),
     /// Where the next AEDs should go: greedy maximal covering on the 4-minute coverage map.
     Plan(crate::plan::PlanArgs),
+    /// Web Push set-up.
+    #[command(subcommand)]
+    Push(PushCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PushCommand {
+    /// Generate a VAPID key pair (RFC 8292) and print the `[notify.web_push]` configuration.
+    Keys {
+        /// The contact push services' operators see (`mailto:` or `https:`).
+        #[arg(long, default_value = "mailto:admin@example.invalid")]
+        subject: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -279,6 +292,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(cmd) => {
             let store = open_store(&config).await?;
             run_token(store.as_ref(), cmd).await
+        }
+        Command::Push(PushCommand::Keys { subject }) => {
+            let (private, public) = aednet_notify::Vapid::generate();
+            println!("# VAPID key pair for Web Push; keep the private key secret.");
+            println!("# Public key (the app subscribes with it): {public}");
+            println!("[notify.web_push]");
+            println!("vapid_private_key = \"{private}\"");
+            println!("subject = \"{subject}\"");
+            Ok(())
         }
         Command::Plan(args) => {
             let config = with_grid_beside_database(config);
@@ -640,6 +662,17 @@ pub async fn serve(config: Config, store: DynStore) -> anyhow::Result<()> {
         None => aednet_dispatch::Engine::new(state.clone(), config.dispatch.clone()),
     };
     dispatch.start().await?;
+    // Offers, stand-downs and cancels the socket did not confirm go out by push and webhook.
+    let notifier = aednet_notify::Notifier::start(
+        state.store.clone(),
+        config.notify.clone(),
+        &state.metrics.registry,
+    )
+    .context("[notify]")?;
+    if let Some(k) = notifier.vapid_public_key() {
+        tracing::info!(vapid_public_key = k, "web push on");
+    }
+    dispatch.set_notifier(notifier);
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

@@ -37,6 +37,9 @@ pub struct Config {
     pub cluster: aednet_cluster::ClusterConfig,
     /// Open sockets per kind, location reports per rescuer (`[limits]`).
     pub limits: aednet_api::limits::LimitsConfig,
+    /// Offer delivery beyond the socket (`[notify]`, `[notify.web_push]`, `[notify.webhook]`):
+    /// Web Push keys, the webhook URL and secret (both redacted in Debug).
+    pub notify: aednet_notify::NotifyConfig,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -61,6 +64,7 @@ impl Default for Config {
             coverage: aednet_api::coverage::CoverageConfig::default(),
             cluster: aednet_cluster::ClusterConfig::default(),
             limits: aednet_api::limits::LimitsConfig::default(),
+            notify: aednet_notify::NotifyConfig::default(),
         }
     }
 }
@@ -84,6 +88,7 @@ impl std::fmt::Debug for Config {
             )
             .field("cluster.prefix", &self.cluster.prefix)
             .field("limits", &self.limits)
+            .field("notify", &self.notify)
             .finish()
     }
 }

@@ -55,7 +55,9 @@ impl From<EngineError> for ApiError {
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(create, list, get_one, close, cancel, my_offers, answer),
+    paths(create, list, get_one, close, cancel, my_offers, answer,
+        crate::push_http::push_info, crate::push_http::subscribe, crate::push_http::list_subscriptions,
+        crate::push_http::unsubscribe, crate::push_http::received),
     tags((name = "dispatch", description = "Incidents for dispatchers; offers reach rescuers over /ws/rescuer")),
 )]
 pub struct ApiDoc;
@@ -75,6 +77,7 @@ pub fn router(engine: Arc<Engine>, eligibility: Arc<Eligibility>) -> Router<AppS
         )
         .route("/ws/rescuer", get(rescuer_socket))
         .route("/ws/dispatch", get(dispatch_socket))
+        .merge(crate::push_http::router())
         .layer(Extension(engine))
         .layer(Extension(eligibility))
 }
@@ -142,6 +145,8 @@ async fn get_one(
     let live = e.live_view(&inc).await;
     body["responders"] = live["responders"].clone();
     body["aeds_nearby"] = live["aeds_nearby"].clone();
+    // How each offer, stand-down and cancel reached (or failed to reach) each rescuer.
+    body["deliveries"] = json!(state.store.deliveries(id).await?);
     Ok(Json(body).into_response())
 }
 
@@ -328,9 +333,21 @@ impl Session {
                     Err(err) => Err(err),
                 }
             }
+            "received" => match aednet_api::extract::from_value::<crate::push_http::Received>(v) {
+                Ok(f) => match f.key(self.rescuer_id) {
+                    Ok(key) => self
+                        .engine
+                        .confirm_received(key, f.via.unwrap_or(aednet_store::Channel::Ws))
+                        .await
+                        .map_err(ApiError::from)
+                        .map(|()| json!({})),
+                    Err(err) => Err(err),
+                },
+                Err(err) => Err(err),
+            },
             _ => Err(ApiError::invalid(
                 "type",
-                "type must be one of location, accept, decline, arrived",
+                "type must be one of location, accept, decline, arrived, received",
             )),
         };
         match result {

@@ -7,12 +7,14 @@
 //! the state's clock (driven live by its own task, or by the outcome simulator in
 //! `aednet simulate dispatch` on a virtual clock), pushes offers, live distance/ETA and
 //! stand-downs, and resumes open incidents after a restart; [`http`] is the dispatcher and
-//! rescuer API with `/ws/rescuer` (docs/rescuer-protocol.md) and `/ws/dispatch`.
+//! rescuer API with `/ws/rescuer` (docs/rescuer-protocol.md) and `/ws/dispatch`; [`push_http`]
+//! the rescuer's push subscriptions and delivery confirmations.
 
 pub mod engine;
 pub mod http;
 pub mod incident;
 pub mod policy;
+pub mod push_http;
 pub mod travel;
 
 pub use engine::Engine;

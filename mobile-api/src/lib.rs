@@ -32,6 +32,7 @@ pub fn router(limits: &PublicLimits, eligibility: Arc<rescuer::Eligibility>) -> 
         ));
     let rescuers = Router::new()
         .route("/api/v1/me/duty", axum::routing::put(rescuer::set_duty))
+        .route("/api/v1/me/rescuer", get(rescuer::my_record))
         .route(
             "/api/v1/me/location",
             axum::routing::post(rescuer::report_location),
@@ -42,7 +43,7 @@ pub fn router(limits: &PublicLimits, eligibility: Arc<rescuer::Eligibility>) -> 
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(nearest::nearest_aeds, nearest::nearest_stations, rescuer::set_duty, rescuer::report_location),
+    paths(nearest::nearest_aeds, nearest::nearest_stations, rescuer::set_duty, rescuer::report_location, rescuer::my_record),
     tags((name = "callers", description = "Public queries for someone beside a collapsed person"))
 )]
 pub struct ApiDoc;

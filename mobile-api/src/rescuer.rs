@@ -318,3 +318,24 @@ pub async fn report_location(
     cache.accept_location(&state, id, &input).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+#[utoipa::path(get, path = "/api/v1/me/rescuer", tag = "rescuers", security(("bearer" = [])),
+    responses((status = 200, description = "The caller's own record: name, certificate, duty and consent")))]
+/// `GET /api/v1/me/rescuer`: what the responder app shows about its user (their own record
+/// only; no position: that lives in memory and is never read back).
+pub async fn my_record(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    let id = rescuer_id(&caller)?;
+    let r = state
+        .store
+        .get_rescuer(id)
+        .await?
+        .ok_or(ApiError::Forbidden)?;
+    let d = &r.data;
+    Ok(Json(
+        json!({"id": r.id, "name": d.name, "level": d.level, "team": d.team,
+        "cert_issued": d.cert_issued, "cert_expires": d.cert_expires,
+        "certified_today": d.is_certified_on(state.clock.now().date_naive()),
+        "on_duty": d.on_duty, "location_consent": d.location_consent}),
+    )
+    .into_response())
+}

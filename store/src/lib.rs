@@ -17,6 +17,7 @@ pub mod aeds;
 pub mod artifacts;
 pub mod districts;
 pub mod incidents;
+pub mod notify;
 pub mod readiness;
 pub mod rescuers;
 mod sql;
@@ -30,6 +31,9 @@ pub use aeds::{AedIndexRow, AedStore};
 pub use artifacts::{Artifact, ArtifactInfo, ArtifactStore};
 pub use districts::DistrictStore;
 pub use incidents::IncidentStore;
+pub use notify::{
+    Channel, DeliveryRecord, DeliveryState, MessageKey, MessageKind, NotifyStore, PushSubscription,
+};
 pub use readiness::{
     AttentionItem, AttentionQuery, ConsumableDates, DeviceEventRecord, DeviceSnapshot, DeviceState,
     OverrideChange, ReadinessChange, ReadinessOverride, ReadinessStore, Recorded, Written,
@@ -47,6 +51,7 @@ pub mod prelude {
     pub use crate::artifacts::ArtifactStore;
     pub use crate::districts::DistrictStore;
     pub use crate::incidents::IncidentStore;
+    pub use crate::notify::NotifyStore;
     pub use crate::readiness::ReadinessStore;
     pub use crate::rescuers::RescuerStore;
     pub use crate::stations::StationStore;
@@ -166,7 +171,7 @@ pub enum UpsertOutcome {
 }
 
 /// The whole store: one trait per concern (AEDs, readiness and devices, incidents, work orders,
-/// stations, rescuers, districts, tokens, artifacts); `use aednet_store::prelude::*` brings
+/// stations, rescuers, districts, tokens, artifacts, push subscriptions and deliveries); `use aednet_store::prelude::*` brings
 /// them all into scope.
 #[async_trait]
 pub trait Store:
@@ -179,6 +184,7 @@ pub trait Store:
     + DistrictStore
     + TokenStore
     + ArtifactStore
+    + NotifyStore
     + Send
     + Sync
     + std::fmt::Debug

@@ -47,6 +47,7 @@ mod aeds;
 mod artifacts;
 mod districts;
 mod incidents;
+mod notify;
 mod readiness;
 mod rescuers;
 mod stations;

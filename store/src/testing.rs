@@ -264,6 +264,15 @@ delegate!(ArtifactStore {
     write fn delete_artifact(&self, kind: &str) -> Result<bool>;
 });
 
+delegate!(NotifyStore {
+    write fn put_push_subscription(&self, rescuer_id: i64, endpoint: &str, p256dh: &str, auth: &str) -> Result<crate::PushSubscription>;
+    write fn delete_push_subscription(&self, rescuer_id: i64, endpoint: &str) -> Result<bool>;
+    read fn push_subscriptions(&self, rescuer_id: i64) -> Result<Vec<crate::PushSubscription>>;
+    write fn drop_push_endpoint(&self, endpoint: &str) -> Result<bool>;
+    write fn record_delivery(&self, record: &crate::DeliveryRecord) -> Result<()>;
+    read fn deliveries(&self, incident_id: i64) -> Result<Vec<crate::DeliveryRecord>>;
+});
+
 #[async_trait]
 impl Store for FaultyStore {
     fn backend(&self) -> Backend {

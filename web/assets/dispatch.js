@@ -121,9 +121,14 @@ function renderDetail(fit) {
     h("div", { class: "muted" }, r.distance_m == null ? t("etaUnknown") : t("eta", t("meters", r.distance_m), t("min", r.eta_s)),
       r.seen_at ? ` · ${clock(r.seen_at)}` : "")))) : h("p", { class: "muted", id: "responders" }, t("noResponders"));
 
-  const offerRows = h("ul", { class: "plain", id: "offers" }, offers.map(o => h("li", { dataset: { state: o.state } },
+  // How each offer reached the phone: per channel, queued / sent / on the phone / failed (why).
+  const deliveries = d.deliveries || [];
+  const reach = o => deliveries.filter(x => x.message === "offer" && x.rescuer_id === o.rescuer_id && x.offer_id === o.id)
+    .map(x => h("span", { class: `pill delivery ${x.state}`, title: x.reason || undefined, dataset: { channel: x.channel, state: x.state } },
+      `${tt("channels", x.channel)}: ${tt("deliveryStates", x.state)}`));
+  const offerRows = h("ul", { class: "plain", id: "offers" }, offers.map(o => h("li", { dataset: { state: o.state, rescuer: o.rescuer_id } },
     h("span", { class: "pill" }, tt("offerStates", o.state)), " ", t("rescuer", o.rescuer_id), " · ",
-    o.fetch_aed ? t("fetching", o.fetch_aed) : t("cpr"), " · ETA ", t("min", o.eta_s))));
+    o.fetch_aed ? t("fetching", o.fetch_aed) : t("cpr"), " · ETA ", t("min", o.eta_s), " ", reach(o))));
 
   const log = (d.audit_log || []).slice().reverse();
   const timeline = h("ol", { class: "plain timeline", id: "timeline" }, log.map(e => h("li", {
@@ -190,6 +195,16 @@ live("/ws/dispatch", {
           Object.assign(r, { lat: m.lat, lon: m.lon, distance_m: m.distance_m, eta_s: m.eta_s, route: m.route, seen_at: new Date().toISOString() });
           renderDetail(false);
         } else refreshSoon(false, selected);
+      }
+      return;
+    }
+    if (m.type === "delivery") {
+      if (m.incident_id === selected && detail) {
+        const list = detail.deliveries || (detail.deliveries = []);
+        const i = list.findIndex(x => x.rescuer_id === m.rescuer_id && x.message === m.message && x.offer_id === m.offer_id && x.channel === m.channel);
+        // A confirmed delivery is final (as in the store).
+        if (i < 0) list.push(m); else if (list[i].state !== "delivered") list[i] = m;
+        renderDetail(false);
       }
       return;
     }

@@ -70,6 +70,8 @@ const en = {
   },
   refresh: "Refresh", legendIncident: "patient", legendResponder: "responder", legendAssigned: "AED being fetched",
   legendAed: "AED (colour: readiness)", offersAll: n => `All offers (${n})`,
+  channels: { ws: "app", web_push: "push", webhook: "SMS/vendor" },
+  deliveryStates: { queued: "queued", sent: "sent", delivered: "on the phone", failed: "failed" },
 
   // maintenance
   maintTitle: "Maintenance board", filters: "Show", expiringDays: "Expiring within (days)", district: "District",
@@ -163,6 +165,8 @@ const zh = {
   },
   refresh: "刷新", legendIncident: "患者", legendResponder: "响应人员", legendAssigned: "正在取的 AED",
   legendAed: "AED（颜色表示状态）", offersAll: n => `全部呼叫（${n}）`,
+  channels: { ws: "应用", web_push: "推送", webhook: "短信/厂商" },
+  deliveryStates: { queued: "排队", sent: "已发送", delivered: "已送达手机", failed: "失败" },
 
   maintTitle: "维护看板", filters: "显示", expiringDays: "到期天数内", district: "行政区",
   allDistricts: "全部行政区", devices: n => `${n} 台设备需要处理`, noDevices: "没有需要处理的设备。",

@@ -1,6 +1,7 @@
 //! The consoles as static assets embedded in the binary: the public AED map at `/`, the
-//! dispatcher console at `/dispatch`, the maintenance board at `/maintenance` and the planner at
-//! `/planner`. Plain ES modules (no build step, no CDN) sharing `assets/common.js` (zh-CN/en
+//! dispatcher console at `/dispatch`, the maintenance board at `/maintenance`, the planner at
+//! `/planner`, and the responder app (an installable PWA with its service worker and manifest)
+//! at `/responder`. Plain ES modules (no build step, no CDN) sharing `assets/common.js` (zh-CN/en
 //! strings, login with a role token kept in `sessionStorage`, API and WebSocket helpers, the
 //! Leaflet map over the street basemap, `assets/basemap.js`) with Leaflet, MapLibre GL JS and
 //! its Leaflet binding vendored by `scripts/vendor-web.sh` and `scripts/vendor-maplibre.sh`.
@@ -35,12 +36,20 @@ macro_rules! asset {
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 const HTML: &str = "text/html; charset=utf-8";
+const MANIFEST: &str = "application/manifest+json";
 
 static ASSETS: &[Asset] = &[
     asset!("index.html", HTML),
     asset!("dispatch.html", HTML),
     asset!("maintenance.html", HTML),
     asset!("planner.html", HTML),
+    asset!("responder.html", HTML),
+    asset!("responder.js", JS),
+    asset!("responder.css", CSS),
+    asset!("responder-sw.js", JS),
+    asset!("responder.webmanifest", MANIFEST),
+    asset!("responder-192.png", "image/png"),
+    asset!("responder-512.png", "image/png"),
     asset!("app.css", CSS),
     asset!("common.js", JS),
     asset!("i18n.js", JS),
@@ -117,6 +126,20 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
             "/planner",
             get(|h: HeaderMap| async move { serve("planner.html", &h) }),
         )
+        // The responder app; its service worker and manifest sit at the root so their scope
+        // covers `/responder`.
+        .route(
+            "/responder",
+            get(|h: HeaderMap| async move { serve("responder.html", &h) }),
+        )
+        .route(
+            "/responder-sw.js",
+            get(|h: HeaderMap| async move { serve("responder-sw.js", &h) }),
+        )
+        .route(
+            "/responder.webmanifest",
+            get(|h: HeaderMap| async move { serve("responder.webmanifest", &h) }),
+        )
         .route(
             "/favicon.ico",
             get(|h: HeaderMap| async move { serve("favicon.svg", &h) }),
@@ -190,6 +213,7 @@ mod tests {
                 "css" => CSS,
                 "png" => "image/png",
                 "svg" => "image/svg+xml",
+                "webmanifest" => MANIFEST,
                 _ => "text/plain; charset=utf-8",
             };
             assert_eq!(a.content_type, want, "{}", a.path);

@@ -117,6 +117,19 @@ impl TestServer {
         reuse: Option<(String, Option<String>)>,
         tune: impl FnOnce(&mut AppState),
     ) -> TestServer {
+        Self::start_notified(db, limits, gateway, policy, reuse, tune, None).await
+    }
+
+    /// [`Self::start_tuned`] with the notifier (`[notify]`: Web Push, webhook) on the engine.
+    pub async fn start_notified(
+        db: Db,
+        limits: aednet_mobile_api::PublicLimits,
+        gateway: aednet_device_gateway::GatewayConfig,
+        policy: aednet_dispatch::Policy,
+        reuse: Option<(String, Option<String>)>,
+        tune: impl FnOnce(&mut AppState),
+        notify: Option<aednet_notify::NotifyConfig>,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let (url, pg_db) = match reuse {
             Some(r) => r,
@@ -173,6 +186,15 @@ impl TestServer {
         gw.start().await.expect("start the device gateway");
         let engine = aednet_dispatch::Engine::new(state.clone(), policy);
         engine.start().await.expect("start the dispatch engine");
+        if let Some(config) = notify {
+            let n = aednet_notify::Notifier::start(
+                state.store.clone(),
+                config,
+                &state.metrics.registry,
+            )
+            .expect("start the notifier");
+            engine.set_notifier(n);
+        }
         let app = aednet::cli::app(state.clone(), &limits, gw, engine);
         let mapp = aednet_api::metrics_router(state);
         tokio::spawn(async move {

@@ -83,9 +83,11 @@ impl Engine {
     /// their socket.
     pub(super) fn push(&self, rescuer_id: i64, msg: &Value) {
         let frame = msg.to_string();
+        let mut on_socket = false;
         if let Some(tx) = self.channels.lock().get(&rescuer_id) {
-            let _ = tx.send(frame.clone());
+            on_socket = tx.send(frame.clone()).is_ok();
         }
+        self.deliver(rescuer_id, msg, on_socket);
         if let Some(p) = &self.peers {
             p.signal(Signal::ToRescuer { rescuer_id, frame });
         }
@@ -192,10 +194,11 @@ impl Engine {
         let to_patient = to_patient.round();
         let to_aed = to_aed.map(f64::round);
         let eta = eta.round();
+        // Their own way (via the AED while fetching) when the server has a walking network.
         self.push(
             rescuer_id,
             &json!({"type": "update", "incident_id": r.incident_id, "offer_id": r.offer_id,
-                "distance_m": to_patient, "aed_distance_m": to_aed, "eta_s": eta}),
+                "distance_m": to_patient, "aed_distance_m": to_aed, "eta_s": eta, "route": route.clone()}),
         );
         self.post_board(
             json!({"type": "responder", "incident_id": r.incident_id, "offer_id": r.offer_id,

@@ -11,11 +11,12 @@
 //! This module owns the engine's state, intake ([`Engine::create`]) and reads; the rest is
 //! split by concern: [`changes`] (persisting a change, answers, close and cancel), [`waves`]
 //! (who is offered next), [`timers`] (offer deadlines), [`cluster`] (routing changes to an
-//! incident's owner, adoption of orphans) and [`live`] (rescuer and dispatcher channels, live
-//! responders).
+//! incident's owner, adoption of orphans), [`live`] (rescuer and dispatcher channels, live
+//! responders) and [`deliver`] (falling back to push when the socket did not confirm).
 
 mod changes;
 mod cluster;
+mod deliver;
 mod live;
 mod retention;
 mod timers;
@@ -105,6 +106,10 @@ pub struct Engine {
     peers: Option<Arc<dyn Peers>>,
     /// One take-over at a time on this node.
     taking: AsyncMutex<()>,
+    /// The channels beyond the socket (Web Push, webhook), when the binary set them up.
+    notifier: parking_lot::RwLock<Option<Arc<aednet_notify::Notifier>>>,
+    /// This engine, for the delayed fall-back checks its pushes spawn.
+    me: std::sync::Weak<Engine>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -156,7 +161,9 @@ impl Engine {
             .metrics
             .registry
             .register(Box::new(persist_retries.clone()));
-        Arc::new(Self {
+        Arc::new_cyclic(|me| Self {
+            notifier: parking_lot::RwLock::new(None),
+            me: me.clone(),
             offer_seconds,
             persist_retries,
             retention_erased,

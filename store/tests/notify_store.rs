@@ -1,0 +1,156 @@
+//! Push subscriptions and delivery records on both backends: a subscription belongs to one
+//! rescuer and goes with them, an endpoint the push service says is gone is dropped, and a
+//! delivery confirmed by the app stays `delivered` whatever a slower channel writes later, and
+//! a late `queued` never replaces a finished send.
+//! PostgreSQL comes from `AEDNET_TEST_PG_URL` (default 127.0.0.1:5432); never skipped.
+
+use aednet_core::rescuer::{CertLevel, RescuerData, RescuerInput};
+use aednet_store::{
+    Channel, DeliveryRecord, DeliveryState, DynStore, MessageKey, MessageKind, StoreError,
+};
+use chrono::{NaiveDate, TimeZone, Utc};
+
+#[macro_use]
+mod common;
+use common::Fresh;
+
+both!(
+    subscriptions_belong_to_a_rescuer_and_go_with_them,
+    delivered_is_final,
+);
+
+fn rescuer(cert: &str) -> RescuerData {
+    RescuerInput {
+        name: "李娜".into(),
+        phone: None,
+        certificate_no: cert.into(),
+        level: CertLevel::FirstAider,
+        cert_issued: NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
+        cert_expires: NaiveDate::from_ymd_opt(2028, 1, 1).unwrap(),
+        team: None,
+        skills: vec![],
+        on_duty: true,
+        location_consent: true,
+        district_id: None,
+    }
+    .validate()
+    .unwrap()
+}
+
+async fn subscriptions_belong_to_a_rescuer_and_go_with_them(s: &DynStore) {
+    let a = s.create_rescuer(&rescuer("C-1")).await.unwrap();
+    let b = s.create_rescuer(&rescuer("C-2")).await.unwrap();
+    let sub = s
+        .put_push_subscription(a.id, "https://push.example/1", "key-a", "auth-a")
+        .await
+        .unwrap();
+    assert_eq!((sub.rescuer_id, sub.p256dh.as_str()), (a.id, "key-a"));
+    s.put_push_subscription(a.id, "https://push.example/2", "k2", "a2")
+        .await
+        .unwrap();
+    // The same browser subscribing again replaces its keys; signed in as b it moves to b.
+    s.put_push_subscription(b.id, "https://push.example/1", "key-b", "auth-b")
+        .await
+        .unwrap();
+    let of_a = s.push_subscriptions(a.id).await.unwrap();
+    assert_eq!(of_a.len(), 1);
+    assert_eq!(of_a[0].endpoint, "https://push.example/2");
+    let of_b = s.push_subscriptions(b.id).await.unwrap();
+    assert_eq!((of_b.len(), of_b[0].p256dh.as_str()), (1, "key-b"));
+    // Only one's own subscription can be deleted.
+    assert!(!s
+        .delete_push_subscription(a.id, "https://push.example/1")
+        .await
+        .unwrap());
+    assert!(s
+        .delete_push_subscription(b.id, "https://push.example/1")
+        .await
+        .unwrap());
+    // A rescuer that does not exist cannot subscribe: 4xx material, not a database error.
+    let err = s
+        .put_push_subscription(a.id + b.id + 100, "https://push.example/9", "k", "a")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    // Gone at the push service: dropped whoever's it was.
+    s.put_push_subscription(b.id, "https://push.example/3", "k3", "a3")
+        .await
+        .unwrap();
+    assert!(s
+        .drop_push_endpoint("https://push.example/3")
+        .await
+        .unwrap());
+    assert!(s.push_subscriptions(b.id).await.unwrap().is_empty());
+    // Personal data goes with the rescuer.
+    assert!(s.delete_rescuer(a.id).await.unwrap());
+    assert!(s.push_subscriptions(a.id).await.unwrap().is_empty());
+    assert!(!s
+        .drop_push_endpoint("https://push.example/2")
+        .await
+        .unwrap());
+}
+
+async fn delivered_is_final(s: &DynStore) {
+    let key = MessageKey {
+        incident_id: 7,
+        rescuer_id: 3,
+        message: MessageKind::Offer,
+        offer_id: 1,
+    };
+    let at = Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap();
+    let rec = |channel, state, reason: Option<&str>| DeliveryRecord {
+        key,
+        channel,
+        state,
+        reason: reason.map(str::to_string),
+        attempts: 1,
+        updated_at: at,
+    };
+    s.record_delivery(&rec(Channel::WebPush, DeliveryState::Queued, None))
+        .await
+        .unwrap();
+    s.record_delivery(&rec(Channel::Ws, DeliveryState::Sent, None))
+        .await
+        .unwrap();
+    // A late "queued" does not undo a finished send.
+    s.record_delivery(&rec(Channel::Ws, DeliveryState::Queued, None))
+        .await
+        .unwrap();
+    s.record_delivery(&rec(Channel::WebPush, DeliveryState::Delivered, None))
+        .await
+        .unwrap();
+    // A slow sender's "sent" or "failed" after the app confirmed does not undo it.
+    s.record_delivery(&rec(
+        Channel::WebPush,
+        DeliveryState::Failed,
+        Some("timeout"),
+    ))
+    .await
+    .unwrap();
+    let mut stand_down = rec(Channel::Webhook, DeliveryState::Failed, Some("HTTP 500"));
+    stand_down.key.message = MessageKind::StandDown;
+    stand_down.key.offer_id = 0;
+    s.record_delivery(&stand_down).await.unwrap();
+    let all = s.deliveries(7).await.unwrap();
+    assert_eq!(all.len(), 3, "{all:?}");
+    let get = |m, c| {
+        all.iter()
+            .find(|d| d.key.message == m && d.channel == c)
+            .unwrap()
+    };
+    assert_eq!(
+        get(MessageKind::Offer, Channel::WebPush).state,
+        DeliveryState::Delivered
+    );
+    assert_eq!(
+        get(MessageKind::Offer, Channel::Ws).state,
+        DeliveryState::Sent
+    );
+    let sd = get(MessageKind::StandDown, Channel::Webhook);
+    assert_eq!(
+        (sd.state, sd.reason.as_deref()),
+        (DeliveryState::Failed, Some("HTTP 500"))
+    );
+    assert_eq!(sd.updated_at, at);
+    assert!(s.deliveries(8).await.unwrap().is_empty());
+}
