@@ -14,7 +14,6 @@ use aednet_api::coverage::{build_grid, load_network, CoverageConfig};
 use aednet_core::aed::ReadinessStatus;
 use aednet_coverage::{CellNetwork, CoverageMap};
 use aednet_geoindex::{GeoIndex, WalkKind, WalkModel};
-use aednet_store::ArtifactStore;
 use chrono::{Duration, TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, Criterion};
 
@@ -52,7 +51,7 @@ fn bench(c: &mut Criterion) {
     let config = CoverageConfig::default();
     let grid = Arc::new(build_grid(&net.districts, config.res, &[]).unwrap());
     let walk = WalkModel::default();
-    let params = config.params(walk.clone());
+    let params = config.params(walk);
     assert_eq!(params.walk_on, WalkKind::Network);
     let t = Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap();
     let started = std::time::Instant::now();
@@ -67,7 +66,7 @@ fn bench(c: &mut Criterion) {
     );
     let straight_params = aednet_coverage::Params {
         walk_on: WalkKind::StraightLine,
-        ..params.clone()
+        ..params
     };
 
     let mut g = c.benchmark_group("liechtenstein_coverage");
@@ -76,7 +75,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             black_box(CoverageMap::build_on(
                 grid.clone(),
-                params.clone(),
+                params,
                 net.entries.clone(),
                 t,
                 Some(cells.clone()),
@@ -87,7 +86,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             black_box(CoverageMap::build(
                 grid.clone(),
-                straight_params.clone(),
+                straight_params,
                 net.entries.clone(),
                 t,
             ))
@@ -95,7 +94,7 @@ fn bench(c: &mut Criterion) {
     });
     let mut map = CoverageMap::build_on(
         grid.clone(),
-        params.clone(),
+        params,
         net.entries.clone(),
         t,
         Some(cells.clone()),

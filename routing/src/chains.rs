@@ -12,6 +12,8 @@ use crate::graph::{Adjacency, Edge};
 
 /// Not a chain's interior node.
 const JUNCTION: u32 = u32::MAX;
+/// A junction of degree 1 (a footway's end): nothing lies beyond it.
+const DEAD_END: u32 = u32::MAX - 1;
 
 /// One chain as an arc of the search graph, seen from one of its end junctions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +83,8 @@ impl Builder<'_> {
 
 #[derive(Debug, Default)]
 pub(crate) struct Chains {
-    /// Per node: its flat index when it is a chain's interior node, [`JUNCTION`] otherwise.
+    /// Per node: its flat index when it is a chain's interior node, [`DEAD_END`] for a junction
+    /// of degree 1, [`JUNCTION`] for the other junctions.
     inner: Vec<u32>,
     /// Chain `c` is `nodes[first[c]..first[c + 1]]`, junction to junction, both ends included.
     first: Vec<u32>,
@@ -101,7 +104,9 @@ impl Chains {
             g,
             junction: (0..n as u32).map(|v| g.arcs_of(v).len() != 2).collect(),
             walked: vec![false; n],
-            inner: vec![JUNCTION; n],
+            inner: (0..n as u32)
+                .map(|v| if g.arcs_of(v).len() == 1 { DEAD_END } else { JUNCTION })
+                .collect(),
             first: vec![0u32],
             nodes: Vec::new(),
             cum: Vec::new(),
@@ -189,7 +194,7 @@ impl Chains {
 
     /// Junctions: the nodes a search settles.
     pub(crate) fn junction_count(&self) -> usize {
-        self.inner.iter().filter(|&&i| i == JUNCTION).count()
+        self.inner.iter().filter(|&&i| i >= DEAD_END).count()
     }
 
     /// Flat index range of chain `c`.
@@ -205,6 +210,17 @@ impl Chains {
     pub(crate) fn cost(&self, c: u32) -> u32 {
         let (_, e) = self.range(c);
         self.cum[e as usize]
+    }
+
+    /// A junction of degree 1: searches do not enter it (only a point on its own chain needs
+    /// it, and that point is reached through the chain's other end).
+    pub(crate) fn is_dead_end(&self, v: u32) -> bool {
+        self.inner[v as usize] == DEAD_END
+    }
+
+    /// Dead ends among the junctions.
+    pub(crate) fn dead_end_count(&self) -> usize {
+        self.inner.iter().filter(|&&i| i == DEAD_END).count()
     }
 
     pub(crate) fn node_at(&self, i: u32) -> u32 {
@@ -228,7 +244,7 @@ impl Chains {
     fn edge_flat(&self, a: u32, b: u32) -> Option<(u32, u32)> {
         let inside = |v: u32, other: u32| -> Option<(u32, u32)> {
             let i = self.inner[v as usize];
-            if i == JUNCTION {
+            if i >= DEAD_END {
                 return None;
             }
             if self.nodes[i as usize - 1] == other {

@@ -321,6 +321,11 @@ impl Graph {
         self.chains.junction_count()
     }
 
+    /// Junctions of degree 1, which searches skip.
+    pub fn dead_end_count(&self) -> usize {
+        self.chains.dead_end_count()
+    }
+
     pub(crate) fn chains(&self) -> &Chains {
         &self.chains
     }

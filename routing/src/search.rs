@@ -153,6 +153,11 @@ impl<'a> Search<'a> {
         self.s.settled += 1;
         let chains = self.g.chains();
         for a in chains.arcs_of(v) {
+            // A dead end leads nowhere: only a point on its own chain needs it, and that
+            // point is reached through the chain's other end (or along it from the source).
+            if chains.is_dead_end(a.head) {
+                continue;
+            }
             if self.s.done[a.head as usize] != self.s.gen {
                 self.offer(a.head, d.saturating_add(a.cost_cm), v, a.chain);
             }
@@ -187,12 +192,14 @@ impl<'a> Search<'a> {
         } else {
             u32::MAX
         };
+        // A dead end is never settled (see `settle_next`) and never on a shorter way in.
+        let via = |v: u32, c: u32| (v, if chains.is_dead_end(v) { u32::MAX } else { c });
         Some(Target {
             on,
             direct,
             ends: [
-                (start, on.pos_cm),
-                (end, chains.cost(on.chain).saturating_sub(on.pos_cm)),
+                via(start, on.pos_cm),
+                via(end, chains.cost(on.chain).saturating_sub(on.pos_cm)),
             ],
         })
     }
@@ -200,6 +207,7 @@ impl<'a> Search<'a> {
     fn best_settled(&self, t: &Target) -> u32 {
         t.ends
             .iter()
+            .filter(|&&(_, c)| c != u32::MAX)
             .filter_map(|&(v, c)| Some(self.settled_dist(v)?.saturating_add(c)))
             .fold(t.direct, u32::min)
     }
@@ -223,7 +231,9 @@ impl<'a> Search<'a> {
             let could = target
                 .ends
                 .iter()
-                .any(|&(v, c)| self.settled_dist(v).is_none() && top.saturating_add(c) < best);
+                .any(|&(v, c)| {
+                    c != u32::MAX && self.settled_dist(v).is_none() && top.saturating_add(c) < best
+                });
             if !could || top > limit_cm {
                 break;
             }

@@ -17,9 +17,11 @@ fn liechtenstein_graph() {
     let built = t.elapsed();
     let bytes = g.encode();
     println!(
-        "{} ways used, {} nodes, {} edges, {} components (largest {}), {:.0} km, built in {:?}, {:.1} B/node in memory, artifact {} KiB",
+        "{} ways used, {} nodes ({} junctions, {} of them dead ends), {} edges, {} components (largest {}), {:.0} km, built in {:?}, {:.1} B/node in memory, artifact {} KiB",
         report.ways_used,
         g.node_count(),
+        g.junction_count(),
+        g.dead_end_count(),
         g.edge_count(),
         g.component_count(),
         g.component_sizes()[0],
