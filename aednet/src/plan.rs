@@ -256,6 +256,12 @@ fn print_target(t: &aednet_coverage::TargetPlan, json: bool) -> anyhow::Result<(
             r.registered_per_1000,
             r.reach_m
         );
+        if r.registered_per_1000 > 1000.0 {
+            println!(
+                "  (more rescuers than people: at this density volunteers alone cannot bring an \
+                 AED in time to that share; see `aednet simulate sweep`)"
+            );
+        }
     }
     for (i, s) in t.sites.iter().enumerate().take(50) {
         println!(

@@ -42,6 +42,8 @@ async fn flow(db: Db) {
     let policy = aednet_dispatch::Policy {
         cpr_direct: 1,
         max_fetchers: 2,
+        fetchers_per_aed: 1,
+        fetch_confidence: 0.0,
         max_alerts: 4,
         min_rescuers: 1,
         min_aeds: 1,

@@ -57,18 +57,22 @@ impl Default for Policy {
     fn default() -> Self {
         Self {
             // Tuned with `aednet simulate dispatch` through the engine (see the README): wider
-            // first waves than AED-Alert's 500/750/1000 m, one rescuer straight to CPR and up to
-            // four fetching AEDs; offers wait 90 s, since volunteers take 20–90 s to answer and
+            // first waves than AED-Alert's 500/750/1000 m, one rescuer straight to CPR; offers
+            // wait 90 s, since volunteers take 20–90 s to answer and
             // an accept after the time-out is lost (45 s lost 3 accepts per arrest).
             waves_m: vec![1000.0, 1800.0, 3000.0],
             min_rescuers: 6,
             min_aeds: 2,
             cpr_direct: 1,
-            max_fetchers: 4,
-            max_alerts: 12,
+            // Re-tuned at the plans' 2 % rescuers (issue 19, docs/simulator.md): fetch offers,
+            // best rescuer → AED → patient first, up to 3 per AED, until at least one accept
+            // is 90 % likely at 30 % acceptance (7 offers); one fetcher per AED and 4 in all
+            // lost to HeartRunner-style mass alerting on AEDs within 8 minutes.
+            max_fetchers: 8,
+            max_alerts: 16,
             fetch_budget_s: 10.0 * 60.0,
-            fetchers_per_aed: 1,
-            fetch_confidence: 0.0,
+            fetchers_per_aed: 3,
+            fetch_confidence: 0.9,
             expected_accept: 0.3,
             rescuer_speed_mps: 2.3,
             detour_factor: 1.2,
