@@ -5,8 +5,9 @@
 //! only of degree-2 nodes); between two junctions the walk follows a *chain* whose cost is the
 //! sum of its edges. The searches ([`crate::Search`]) settle junctions only, over arcs that each
 //! stand for one chain, and place points (snaps) by their position along their chain; paths are
-//! expanded back to the chain's nodes for drawing. On Liechtenstein this leaves about a third of
-//! the nodes to settle (see the crate docs for the measurements).
+//! expanded back to the chain's nodes for drawing. Dead ends (junctions of degree 1) are never
+//! entered. On Liechtenstein 9 298 of 79 894 nodes are junctions, 2 273 of them dead ends
+//! (see the crate docs for the measurements).
 
 use crate::graph::{Adjacency, Edge};
 

@@ -15,26 +15,27 @@
 //!
 //! # Technique, and why
 //!
-//! Plain Dijkstra from the caller, grown on demand (binary heap, generation-stamped per-node
-//! arrays reused across queries). The caller's question is "which of these few candidates is
-//! nearest on foot", and the candidates are a few hundred metres away: a search that stops as
-//! soon as the candidates' costs are decided settles only that neighbourhood, and one search
-//! answers every candidate. Contraction hierarchies (the `fast_paths` crate) pay off on long
-//! point-to-point queries; here the preparation would be redone at every import and each
-//! target would still cost a query (tens of µs by the crate's own figures), and a
-//! bidirectional search helps one target, not many.
+//! Dijkstra from the caller, grown on demand (binary heap, generation-stamped per-node arrays
+//! reused across queries), over a graph whose chains of degree-2 nodes are contracted into
+//! single arcs ([`chains`]): the search settles junctions only, never enters dead ends, and
+//! places each point by its position along its chain. The caller's question is "which of these
+//! few candidates is nearest on foot", and the candidates are a few hundred metres to a couple
+//! of kilometres away: a search that stops as soon as the candidates' costs are decided settles
+//! only that neighbourhood, and one search answers every candidate. Contraction hierarchies
+//! (the `fast_paths` crate) pay off on long point-to-point queries; here the preparation would
+//! be redone at every import and each target would still cost a query (tens of µs by the
+//! crate's own figures), and a bidirectional search helps one target, not many.
 //!
-//! Measured on `liechtenstein.osm.pbf` (79 894 nodes, 82 910 edges, 2 cores shared with other
-//! builds) with `cargo bench -p aednet-routing --bench routing`: build 140 ms, decode of the
-//! artifact 82 ms, snap 2.4 µs, one-to-many within 336 m (a 4-minute round trip) to 10 targets
-//! 10.4 µs, point-to-point 50–400 m with the path 66 µs, ten targets 50–400 m away in turn
-//! without a cutoff 149 µs. The caller's k = 1 query on the network is 55 µs, k = 5 435 µs
-//! (`cargo bench -p aednet-geoindex --bench walking`): Liechtenstein's fifth usable AED is often
-//! a kilometre or more away, and every graph node is an OSM way node. The next step, if the
-//! 50 µs goal for k = 5 matters, is contracting chains of degree-2 nodes into single edges
-//! (3–5× fewer nodes to settle) before reaching for hierarchies. Memory: 81 bytes per node
-//! including the R-tree (`cargo test -p aednet-routing --test liechtenstein --release --
-//! --nocapture`).
+//! Measured on `liechtenstein.osm.pbf` (79 894 nodes, of which 9 298 junctions and 2 273 dead
+//! ends; 82 910 edges) with `cargo bench -p aednet-geoindex --bench walking` and `cargo bench
+//! -p aednet-routing --bench routing`, before → after contracting chains (the first figures on
+//! a busier machine): the caller's k = 1 query 55 → 6.2 µs median, k = 5 435 → 33 µs (goal
+//! ≤ 50 µs), k = 5 with the routes drawn 43 µs; point-to-point 50–400 m with the path 66 →
+//! 4.0 µs; one-to-many within 336 m to 10 targets 10.4 → 1.8 µs; ten targets in turn 149 →
+//! 12.9 µs; snap 0.9 µs (an AED's snap is remembered by the caller's index). Build 72 ms,
+//! decode of the artifact 48 ms. Memory: 86 bytes per node including the R-tree and the chains
+//! (the whole-graph adjacency is dropped once the chains are built; `cargo test -p
+//! aednet-routing --test liechtenstein -- --nocapture`).
 //!
 //! # Exactness
 //!
@@ -44,7 +45,7 @@
 //! passes the k-th best walk, and the answer equals a search over every AED.
 
 pub mod build;
-mod chains;
+pub mod chains;
 pub mod codec;
 pub mod graph;
 pub mod search;
