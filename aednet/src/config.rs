@@ -37,6 +37,9 @@ pub struct Config {
     pub cluster: aednet_cluster::ClusterConfig,
     /// Open sockets per kind, location reports per rescuer (`[limits]`).
     pub limits: aednet_api::limits::LimitsConfig,
+    /// The link with the dispatch centre's CAD system (`[cad]`, e.g.
+    /// `AEDNET_CAD__SECRET=…`); off until a secret is set. See docs/cad.md.
+    pub cad: aednet_api::cad_config::CadConfig,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -61,6 +64,7 @@ impl Default for Config {
             coverage: aednet_api::coverage::CoverageConfig::default(),
             cluster: aednet_cluster::ClusterConfig::default(),
             limits: aednet_api::limits::LimitsConfig::default(),
+            cad: aednet_api::cad_config::CadConfig::default(),
         }
     }
 }
@@ -84,6 +88,7 @@ impl std::fmt::Debug for Config {
             )
             .field("cluster.prefix", &self.cluster.prefix)
             .field("limits", &self.limits)
+            .field("cad", &self.cad)
             .finish()
     }
 }
@@ -137,6 +142,7 @@ impl Config {
         let config: Config = fig.extract()?;
         config.walk.validate().map_err(anyhow::Error::msg)?;
         config.coverage.validate().map_err(anyhow::Error::msg)?;
+        config.cad.validate().map_err(anyhow::Error::msg)?;
         if config.cluster.nats_url.is_some() {
             anyhow::ensure!(
                 config.database_url.starts_with("postgres://")

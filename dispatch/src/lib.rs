@@ -9,6 +9,7 @@
 //! stand-downs, and resumes open incidents after a restart; [`http`] is the dispatcher and
 //! rescuer API with `/ws/rescuer` (docs/rescuer-protocol.md) and `/ws/dispatch`.
 
+pub mod cad;
 pub mod engine;
 pub mod http;
 pub mod incident;

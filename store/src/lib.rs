@@ -29,7 +29,7 @@ pub mod work_orders;
 pub use aeds::{AedIndexRow, AedStore};
 pub use artifacts::{Artifact, ArtifactInfo, ArtifactStore};
 pub use districts::DistrictStore;
-pub use incidents::IncidentStore;
+pub use incidents::{CadClaim, IncidentStore};
 pub use readiness::{
     AttentionItem, AttentionQuery, ConsumableDates, DeviceEventRecord, DeviceSnapshot, DeviceState,
     OverrideChange, ReadinessChange, ReadinessOverride, ReadinessStore, Recorded, Written,
