@@ -277,13 +277,14 @@ impl Index {
                 let weight = match self.vocab.get(&q.text) {
                     Some(id) => self.idf[*id as usize],
                     // A CJK bigram across two words the record keeps apart ("区人" of
-                    // 柯城区 + 人民路 typed together) says nothing: it weighs nothing.
+                    // 柯城区 + 人民路 typed together) is weak evidence against a place: half
+                    // the weight of an unknown word.
                     None if vars.is_empty()
                         && !q.fuzzy
                         && !q.text.is_empty()
                         && q.text.chars().all(crate::text::is_cjk) =>
                     {
-                        0.0
+                        unknown_weight * 0.5
                     }
                     None if vars.is_empty() => unknown_weight,
                     None => {

@@ -109,9 +109,16 @@ impl Cad {
     }
 }
 
+/// The least search score (0–1) at which a CAD address is taken without a position.
+pub const MIN_GEOCODE_SCORE: f32 = 0.6;
+
+/// A call is a few hundred bytes; the signature is checked over the whole body.
+pub const MAX_BODY: usize = 64 * 1024;
+
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/cad/incidents", post(inbound))
+        .route(aednet_api::auth::CAD_INBOUND_PATH, post(inbound))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(Extension(Arc::new(Cad::default())))
 }
 
@@ -336,8 +343,9 @@ async fn inbound(
                     .and_then(|rest| rest.split('`').next())
                     .map(str::to_string);
                 let field = match (path.as_str(), named) {
-                    (".", Some(n)) => n,
-                    (".", None) => "body".to_string(),
+                    ("." | "?", Some(n)) => n,
+                    // Not JSON at all (serde_path_to_error has no path to give).
+                    ("." | "?", None) => "body".to_string(),
                     (p, _) => p.to_string(),
                 };
                 return invalid(&field, message);
@@ -378,7 +386,13 @@ async fn inbound(
         }
         (pos, "cad", p.accuracy_m, None)
     } else if let Some(a) = &address {
-        match state.geocode.search(a, None, 1).into_iter().next() {
+        // Nobody checks this answer before rescuers are sent: only a close match will do.
+        match state
+            .geocode
+            .search(a, None, 1)
+            .into_iter()
+            .find(|r| r.score >= MIN_GEOCODE_SCORE)
+        {
             Some(r) => (
                 LatLon {
                     lat: r.lat,
