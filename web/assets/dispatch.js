@@ -54,7 +54,7 @@ function geoChoose(i) {
   geoClose();
   $("#geo-status").textContent = t("geoPlaced", r.label);
   place(r.lat, r.lon, "#notes");
-  map.setView([r.lat, r.lon], Math.max(map.getZoom(), 17), { animate: false });
+  map.setView([r.lat, r.lon], Math.max(map.getZoom(), 15), { animate: false });
 }
 
 async function geoSearch() {
@@ -219,7 +219,7 @@ function renderDetail(fit) {
   $("#detail").replaceChildren(
     h("h2", { id: "detail-title" }, t("incident", d.id), " · ", h("span", { id: "detail-state" }, tt("states", d.state))),
     h("p", { class: "muted" }, d.address || "", " ", `${d.lat.toFixed(5)}, ${d.lon.toFixed(5)}`, d.notes ? ` · ${d.notes}` : ""),
-    d.intake ? h("p", { class: "muted", id: "detail-intake" }, t("cadIntake", d.intake.call_id, d.intake.nature, tt("positionSources", d.intake.position_source), d.intake.accuracy_m)) : null,
+    ...(d.intake ? [h("p", { class: "muted", id: "detail-intake" }, t("cadIntake", d.intake.call_id, d.intake.nature, tt("positionSources", d.intake.position_source), d.intake.accuracy_m))] : []),
     h("h3", {}, t("responders")), respList,
     h("h3", {}, t("aedsAssigned")), h("p", { id: "assigned" }, assigned.size ? [...assigned].map(id => {
       const a = nearby.find(x => x.id === id);

@@ -275,7 +275,12 @@ try {
     // the answer with the keyboard, and creates the incident there.
     const page = await newPage("zh-CN");
     await signIn(page, "/dispatch", tokens.dispatcher);
-    const probe = await http(`/api/v1/geocode?q=${encodeURIComponent("大道 12号")}&limit=1`, { token: tokens.dispatcher });
+    // The address index loads in the background after start-up.
+    let probe;
+    for (const deadline = Date.now() + 60_000; Date.now() < deadline; await new Promise(r => setTimeout(r, 500))) {
+      probe = await http(`/api/v1/geocode?q=${encodeURIComponent("大道 12号")}&limit=1`, { token: tokens.dispatcher });
+      if (probe.indexed > 0) break;
+    }
     const target = probe.results[0];
     assert.ok(target && target.kind === "address" && target.label.endsWith("大道12号"), `a demo house number: ${JSON.stringify(probe)}`);
     // "…大道 12号": the label without the town's first two characters and with a space before
@@ -283,6 +288,11 @@ try {
     const typed = `${target.label.slice(2, -3)} 12号`;
     await page.evaluate(([lat, lon]) => document.querySelector("#map").leafletMap.setView([lat, lon], 14, { animate: false }), [target.lat, target.lon]);
     await page.click("#address");
+    // Nonsense finds nothing rather than something wrong, and says so.
+    await page.keyboard.type("qqqq zzzz");
+    await page.waitForFunction(() => document.querySelector("#geo-status").textContent.includes("没有匹配结果"));
+    assert.equal(await page.locator("#geo-results li").count(), 0);
+    await page.fill("#address", "");
     await page.keyboard.type(typed, { delay: 20 });
     await page.waitForSelector("#geo-results li[role=option]");
     const labels = await page.locator("#geo-results li[role=option] > span:first-child").allTextContents();
@@ -301,14 +311,11 @@ try {
     await page.keyboard.type("e2e geocode");
     await page.keyboard.press("Enter");
     await page.waitForSelector("#detail-state");
+    assert.doesNotMatch(await page.locator("#detail").textContent(), /null|undefined/);
     const open = await http("/api/v1/incidents", { token: tokens.dispatcher });
     const inc = open.items.find(x => x.address === target.label);
     assert.ok(inc, `an incident at ${target.label}: ${JSON.stringify(open.items.map(x => x.address))}`);
     assert.ok(Math.abs(inc.lat - target.lat) < 1e-5 && Math.abs(inc.lon - target.lon) < 1e-5);
-    // A misspelling finds nothing rather than something wrong, and says so.
-    await page.fill("#address", "");
-    await page.keyboard.type("qqqq zzzz");
-    await page.waitForFunction(() => document.querySelector("#geo-status").textContent.includes("没有匹配结果"));
     await page.screenshot({ path: join(shots, "dispatch-geocode-zh-1280.png") });
     await http(`/api/v1/incidents/${inc.id}/cancel`, { method: "POST", token: tokens.dispatcher, body: {} });
     await page.context().close();
