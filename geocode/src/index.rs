@@ -272,8 +272,18 @@ impl Index {
             let mut candidates: Vec<u32> = Vec::new();
             let mut total = 0.0f32;
             let mut touched: Vec<u32> = Vec::new();
+            // (Only where it matters: small indexes are cheap to walk whole.)
+            let many = (self.places.len() * 3 / 10).max(10_000);
             for q in &tokens {
                 let vars = self.variants(q);
+                // A word on most places ("号", "strasse") tells nothing apart and costs a walk
+                // over most of the index: with other words in the query, it is left out.
+                if tokens.len() > 1
+                    && vars.len() == 1
+                    && self.postings[vars[0].0 as usize].len() > many
+                {
+                    continue;
+                }
                 let weight = match self.vocab.get(&q.text) {
                     Some(id) => self.idf[*id as usize],
                     // A CJK bigram across two words the record keeps apart ("区人" of
