@@ -219,6 +219,27 @@ pub enum ImportCommand {
         #[command(flatten)]
         common: CommonImportArgs,
     },
+    /// A city's address register in CSV (address text or its parts, lat, lon) for the
+    /// dispatcher's address search; replaces the previous register.
+    Addresses {
+        /// The CSV file (columns, separator and encoding detected).
+        file: PathBuf,
+        /// Store nothing if any row is rejected.
+        #[arg(long)]
+        strict: bool,
+        #[arg(long)]
+        address_col: Option<String>,
+        #[arg(long)]
+        lat_col: Option<String>,
+        #[arg(long)]
+        lon_col: Option<String>,
+        /// Field separator (detected from , ; and tab if not given).
+        #[arg(long)]
+        delimiter: Option<char>,
+        /// Text encoding, e.g. utf-8, gbk, gb18030 (detected if not given).
+        #[arg(long)]
+        encoding: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -635,6 +656,9 @@ pub async fn serve(config: Config, store: DynStore) -> anyhow::Result<()> {
         state.walk_graph.clone(),
         aednet_api::state::decode_walk_graph,
     );
+    // Address search: the map's index and the address register, loaded in the background.
+    state.geocode.start(&state);
+    state.cad = Arc::new(config.cad.clone());
     state.coverage = config.coverage.clone();
     if let Some(path) = &config.coverage.population_grid {
         let text = std::fs::read_to_string(path)
@@ -811,6 +835,39 @@ fn progress_bar() -> ProgressBar {
 
 async fn run_import(store: &dyn aednet_store::Store, cmd: ImportCommand) -> anyhow::Result<()> {
     use aednet_import::CsvOptions;
+    if let ImportCommand::Addresses {
+        file,
+        strict,
+        address_col,
+        lat_col,
+        lon_col,
+        delimiter,
+        encoding,
+    } = cmd
+    {
+        let opts = CsvOptions {
+            lat_col,
+            lon_col,
+            address_col,
+            delimiter,
+            encoding,
+            ..Default::default()
+        };
+        let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+        let report = aednet_import::address_register::import_addresses(
+            store,
+            &bytes,
+            &file_stem(&file),
+            &opts,
+            strict,
+        )
+        .await?;
+        println!("{report}");
+        if report.version.is_none() {
+            anyhow::bail!("nothing stored: the address register in use (if any) stays");
+        }
+        return Ok(());
+    }
     let pb = progress_bar();
     let (common, report) = match cmd {
         ImportCommand::Osm {
@@ -855,6 +912,7 @@ async fn run_import(store: &dyn aednet_store::Store, cmd: ImportCommand) -> anyh
             let r = aednet_import::import_geojson(store, &bytes, &name, &opts, &pb).await?;
             (common, r)
         }
+        ImportCommand::Addresses { .. } => unreachable!("handled above"),
     };
     pb.finish_and_clear();
     println!("{report}");

@@ -40,6 +40,9 @@ pub struct Config {
     /// Offer delivery beyond the socket (`[notify]`, `[notify.web_push]`, `[notify.webhook]`):
     /// Web Push keys, the webhook URL and secret (both redacted in Debug).
     pub notify: aednet_notify::NotifyConfig,
+    /// The link with the dispatch centre's CAD system (`[cad]`, e.g.
+    /// `AEDNET_CAD__SECRET=…`); off until a secret is set. See docs/cad.md.
+    pub cad: aednet_api::cad_config::CadConfig,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -65,6 +68,7 @@ impl Default for Config {
             cluster: aednet_cluster::ClusterConfig::default(),
             limits: aednet_api::limits::LimitsConfig::default(),
             notify: aednet_notify::NotifyConfig::default(),
+            cad: aednet_api::cad_config::CadConfig::default(),
         }
     }
 }
@@ -89,6 +93,7 @@ impl std::fmt::Debug for Config {
             .field("cluster.prefix", &self.cluster.prefix)
             .field("limits", &self.limits)
             .field("notify", &self.notify)
+            .field("cad", &self.cad)
             .finish()
     }
 }
@@ -142,6 +147,7 @@ impl Config {
         let config: Config = fig.extract()?;
         config.walk.validate().map_err(anyhow::Error::msg)?;
         config.coverage.validate().map_err(anyhow::Error::msg)?;
+        config.cad.validate().map_err(anyhow::Error::msg)?;
         if config.cluster.nats_url.is_some() {
             anyhow::ensure!(
                 config.database_url.starts_with("postgres://")

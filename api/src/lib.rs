@@ -8,11 +8,13 @@ pub mod aeds;
 pub mod artifacts;
 pub mod auth;
 pub mod background;
+pub mod cad_config;
 pub mod coverage;
 pub mod districts;
 pub mod error;
 pub mod extract;
 pub mod geo_sync;
+pub mod geocode;
 pub mod import;
 pub mod limits;
 pub mod metrics;
@@ -51,6 +53,7 @@ pub fn routes() -> Router<AppState> {
         .merge(districts::router())
         .merge(tokens::router())
         .merge(import::router())
+        .merge(geocode::router())
         .merge(ops::router())
 }
 

@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{aeds, districts, error, import, rescuers, stations, tokens};
+use crate::{aeds, districts, error, geocode, import, rescuers, stations, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,10 +19,11 @@ use crate::{aeds, districts, error, import, rescuers, stations, tokens};
         districts::delete_district,
         tokens::create_token, tokens::list_tokens, tokens::revoke_token, tokens::change_token, tokens::whoami,
         import::import,
+        geocode::geocode,
     ),
-    components(schemas(error::ErrorBody, aednet_core::LatLon)),
+    components(schemas(error::ErrorBody, aednet_core::LatLon, geocode::GeocodeResult)),
     modifiers(&BearerAuth),
-    tags((name = "aeds"), (name = "stations"), (name = "rescuers"), (name = "districts"), (name = "tokens"), (name = "import"))
+    tags((name = "aeds"), (name = "stations"), (name = "rescuers"), (name = "districts"), (name = "tokens"), (name = "import"), (name = "geocode"))
 )]
 pub struct ApiDoc;
 

@@ -35,6 +35,11 @@ pub struct AppState {
     /// The walking network (`walk_graph` artifact), empty until one is loaded: without it
     /// walks keep the straight-line model. [`crate::artifacts::follow_into`] keeps it current.
     pub walk_graph: Arc<ArtifactSlot<Arc<aednet_routing::Graph>>>,
+    /// Address and place search (`geocode` and `address_register` artifacts), empty until
+    /// loaded; `serve` starts following them ([`crate::geocode::Geocoder::start`]).
+    pub geocode: Arc<crate::geocode::Geocoder>,
+    /// `[cad]`: the CAD link's secret, replay window and outbound URL.
+    pub cad: Arc<crate::cad_config::CadConfig>,
 }
 
 impl AppState {
@@ -54,6 +59,8 @@ impl AppState {
             limits: Arc::new(crate::limits::Limits::default()),
             background: Arc::new(crate::background::Background::default()),
             walk_graph: Arc::new(ArtifactSlot::new(aednet_store::artifacts::kind::WALK_GRAPH)),
+            geocode: Arc::new(crate::geocode::Geocoder::default()),
+            cad: Arc::new(crate::cad_config::CadConfig::default()),
         }
     }
 }

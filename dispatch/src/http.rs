@@ -78,6 +78,7 @@ pub fn router(engine: Arc<Engine>, eligibility: Arc<Eligibility>) -> Router<AppS
         .route("/ws/rescuer", get(rescuer_socket))
         .route("/ws/dispatch", get(dispatch_socket))
         .merge(crate::push_http::router())
+        .merge(crate::cad::router())
         .layer(Extension(engine))
         .layer(Extension(eligibility))
 }

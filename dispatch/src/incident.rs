@@ -180,6 +180,29 @@ pub struct Incident {
     pub wanted: usize,
     pub offers: Vec<OfferRecord>,
     pub audit: Vec<AuditEntry>,
+    /// Where the call came from when not typed in the console: a CAD hand-over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intake: Option<Intake>,
+}
+
+/// A call handed over by the dispatch centre's CAD system ([`crate::cad`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Intake {
+    /// The CAD's own call id (the key of idempotency).
+    pub call_id: String,
+    /// The CAD's nature/determinant code (e.g. an MPDS code `09E01`).
+    pub nature: String,
+    /// When the call was received, as the CAD says.
+    pub received_at: DateTime<Utc>,
+    /// Where the position came from: `cad` (sent as coordinates), `aml` (the caller's handset,
+    /// Advanced Mobile Location) or `geocoded` (from the address text).
+    pub position_source: String,
+    /// Radius of the position's uncertainty, metres (AML `rd`, or the CAD's), drawn on the board.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy_m: Option<f64>,
+    /// The address label the position was geocoded to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geocoded_label: Option<String>,
 }
 
 impl Incident {
@@ -197,6 +220,7 @@ impl Incident {
             wanted: wanted.max(1),
             offers: Vec::new(),
             audit: Vec::new(),
+            intake: None,
         };
         i.log(
             now,

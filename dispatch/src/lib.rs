@@ -10,6 +10,7 @@
 //! rescuer API with `/ws/rescuer` (docs/rescuer-protocol.md) and `/ws/dispatch`; [`push_http`]
 //! the rescuer's push subscriptions and delivery confirmations.
 
+pub mod cad;
 pub mod engine;
 pub mod http;
 pub mod incident;

@@ -14,7 +14,7 @@ use crate::tags::aed_from_tags;
 use crate::{CsvOptions, ImportError, Parsed, Rejection};
 
 /// Column-name aliases per canonical OSM key, compared after lower-casing and trimming.
-const ALIASES: &[(&str, &[&str])] = &[
+pub(crate) const ALIASES: &[(&str, &[&str])] = &[
     (
         "lat",
         &[
@@ -165,7 +165,7 @@ pub fn detect_delimiter(text: &str) -> u8 {
         .unwrap_or(b',')
 }
 
-fn decode(bytes: &[u8], label: Option<&str>) -> Result<String, ImportError> {
+pub(crate) fn decode(bytes: &[u8], label: Option<&str>) -> Result<String, ImportError> {
     if let Some(label) = label {
         let enc = Encoding::for_label(label.trim().as_bytes())
             .ok_or_else(|| ImportError::Csv(format!("unknown encoding '{label}'")))?;
@@ -252,7 +252,7 @@ pub fn parse_coordinate(raw: &str) -> Option<f64> {
     value.is_finite().then_some(value)
 }
 
-fn normalise(h: &str) -> String {
+pub(crate) fn normalise(h: &str) -> String {
     h.trim().trim_start_matches('\u{feff}').to_lowercase()
 }
 

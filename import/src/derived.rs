@@ -31,7 +31,11 @@ pub struct DerivedLine {
 
 /// What every builder wants from an extract.
 pub fn feature_filters() -> Vec<FeatureFilter> {
-    vec![crate::walk_graph::filter(), crate::basemap_step::filter()]
+    vec![
+        crate::walk_graph::filter(),
+        crate::basemap_step::filter(),
+        crate::geocode_step::filter(),
+    ]
 }
 
 /// Builds every derived artifact from `extract` (off the async workers: the builders are CPU
@@ -49,5 +53,6 @@ pub async fn build_and_store(
     let mut lines = Vec::new();
     lines.push(crate::walk_graph::build_and_store(store, extract.clone(), pb).await);
     lines.push(crate::basemap_step::build_and_store(store, extract.clone(), pb).await);
+    lines.push(crate::geocode_step::build_and_store(store, extract.clone(), pb).await);
     Ok(lines)
 }

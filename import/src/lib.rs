@@ -7,9 +7,11 @@
 //! [`ImportReport`] lists every rejection with its reason, the malformed `opening_hours` values
 //! and the AEDs without a usable `access` tag.
 
+pub mod address_register;
 mod basemap_step;
 mod csv_import;
 pub mod derived;
+mod geocode_step;
 mod geojson_import;
 mod osm;
 pub mod osm_extract;

@@ -18,6 +18,8 @@ pub mod kind {
     pub const BASEMAP: &str = "basemap";
     /// The address and place search records.
     pub const GEOCODE: &str = "geocode";
+    /// A city's address register (`aednet import addresses`), searched beside `geocode`.
+    pub const ADDRESS_REGISTER: &str = "address_register";
 }
 
 /// What is known of a stored artifact without reading its bytes.

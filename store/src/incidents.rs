@@ -32,6 +32,30 @@ pub trait IncidentStore: Send + Sync {
     /// who no longer exists (`None`), in every incident, open or not. Returns how many audit
     /// entries lost a position.
     async fn erase_rescuer_positions(&self, rescuer_id: Option<i64>) -> Result<u64>;
+    /// Claims a CAD call id before its incident is made (`cad_calls`): [`CadClaim::Claimed`]
+    /// for the first request with this id, else what the first one stored.
+    async fn claim_cad_call(
+        &self,
+        call_id: &str,
+        body_sha256: &str,
+        at: DateTime<Utc>,
+    ) -> Result<CadClaim>;
+    /// Records the incident made for a claimed call.
+    async fn bind_cad_call(&self, call_id: &str, incident_id: i64) -> Result<()>;
+    /// Drops a claim whose incident could not be made, so the CAD's retry can succeed.
+    async fn release_cad_call(&self, call_id: &str) -> Result<()>;
+}
+
+/// What [`IncidentStore::claim_cad_call`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CadClaim {
+    /// This request is the first with the call id: make the incident.
+    Claimed,
+    /// An earlier request had it; `incident_id` is `None` while that one is still being made.
+    Existing {
+        incident_id: Option<i64>,
+        body_sha256: String,
+    },
 }
 
 /// Whose positions an erasure takes.

@@ -30,7 +30,7 @@ pub mod work_orders;
 pub use aeds::{AedIndexRow, AedStore};
 pub use artifacts::{Artifact, ArtifactInfo, ArtifactStore};
 pub use districts::DistrictStore;
-pub use incidents::IncidentStore;
+pub use incidents::{CadClaim, IncidentStore};
 pub use notify::{
     Channel, DeliveryRecord, DeliveryState, MessageKey, MessageKind, NotifyStore, PushSubscription,
 };

@@ -211,6 +211,9 @@ delegate!(IncidentStore {
     read fn incident_audit(&self, id: i64) -> Result<Vec<String>>;
     write fn erase_incident_positions(&self, closed_before: DateTime<Utc>) -> Result<u64>;
     write fn erase_rescuer_positions(&self, rescuer_id: Option<i64>) -> Result<u64>;
+    write fn claim_cad_call(&self, call_id: &str, body_sha256: &str, at: DateTime<Utc>) -> Result<crate::CadClaim>;
+    write fn bind_cad_call(&self, call_id: &str, incident_id: i64) -> Result<()>;
+    write fn release_cad_call(&self, call_id: &str) -> Result<()>;
 });
 
 delegate!(WorkOrderStore {

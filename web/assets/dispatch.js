@@ -14,13 +14,83 @@ let selected = null;    // id
 let detail = null;      // the selected incident with audit_log, responders, aeds_nearby
 const fresh = new Set(); // audit entries that arrived live, highlighted once
 
-function place(lat, lon) {
+function place(lat, lon, focus = "#address") {
   $("#lat").value = lat.toFixed(5); $("#lon").value = lon.toFixed(5);
   if (draft) draft.remove();
   draft = L.marker([lat, lon], { icon: L.divIcon({ className: "", html: '<div class="patient-icon"></div>', iconSize: [22, 22] }) }).addTo(map);
   $("#new").open = true;
-  $("#address").focus();
+  $(focus).focus();
 }
+
+// Address search as you type (GET /api/v1/geocode, ranked near the map view): a combobox the
+// keyboard drives — ↑/↓ choose, Enter places the patient and moves on to the notes, Esc closes.
+const geo = { results: [], active: -1, seq: 0, timer: null };
+const addressBox = $("#address"), geoList = $("#geo-results");
+
+function geoClose() {
+  geoList.hidden = true; geoList.replaceChildren();
+  addressBox.setAttribute("aria-expanded", "false"); addressBox.removeAttribute("aria-activedescendant");
+  geo.results = []; geo.active = -1;
+}
+
+function geoRender() {
+  geoList.replaceChildren(...geo.results.map((r, i) => h("li", {
+    id: `geo-${i}`, role: "option", class: "geo-option", "aria-selected": i === geo.active ? "true" : "false",
+    onmousedown: e => { e.preventDefault(); geoChoose(i); },
+  }, h("span", {}, r.label), " ", h("span", { class: "muted" }, tt("geoKinds", r.kind),
+    r.distance_m != null ? ` · ${r.distance_m < 1000 ? Math.round(r.distance_m) + " m" : (r.distance_m / 1000).toFixed(1) + " km"}` : ""))));
+  geoList.hidden = geo.results.length === 0;
+  addressBox.setAttribute("aria-expanded", geo.results.length ? "true" : "false");
+  if (geo.active >= 0) {
+    addressBox.setAttribute("aria-activedescendant", `geo-${geo.active}`);
+    $(`#geo-${geo.active}`).scrollIntoView({ block: "nearest" });
+  } else addressBox.removeAttribute("aria-activedescendant");
+}
+
+function geoChoose(i) {
+  const r = geo.results[i];
+  if (!r) return;
+  addressBox.value = r.label;
+  geoClose();
+  $("#geo-status").textContent = t("geoPlaced", r.label);
+  place(r.lat, r.lon, "#notes");
+  map.setView([r.lat, r.lon], Math.max(map.getZoom(), 15), { animate: false });
+}
+
+async function geoSearch() {
+  const q = addressBox.value.trim();
+  const seq = ++geo.seq;
+  if (q.length < 2) { geoClose(); $("#geo-status").textContent = ""; return; }
+  const c = map.getCenter();
+  try {
+    const r = await api(`/api/v1/geocode?q=${encodeURIComponent(q)}&near=${c.lat.toFixed(5)},${c.lng.toFixed(5)}&limit=8`);
+    if (seq !== geo.seq) return; // an answer to an older keystroke
+    geo.results = r.results; geo.active = r.results.length ? 0 : -1;
+    geoRender();
+    $("#geo-status").textContent = r.results.length ? t("geoCount", r.results.length) : r.indexed ? t("geoNone") : t("geoNoIndex");
+  } catch (err) {
+    if (seq === geo.seq) $("#geo-status").textContent = t("error", err.message);
+  }
+}
+
+addressBox.addEventListener("input", () => { clearTimeout(geo.timer); geo.timer = setTimeout(geoSearch, 120); });
+addressBox.addEventListener("blur", () => setTimeout(geoClose, 150));
+addressBox.addEventListener("keydown", e => {
+  if (geoList.hidden) return;
+  if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+    e.preventDefault();
+    const n = geo.results.length;
+    geo.active = (geo.active + (e.key === "ArrowDown" ? 1 : n - 1)) % n;
+    geoRender();
+  } else if (e.key === "Enter") {
+    // Enter takes the highlighted answer instead of submitting the form.
+    e.preventDefault();
+    geoChoose(Math.max(geo.active, 0));
+  } else if (e.key === "Escape") {
+    e.preventDefault();
+    geoClose();
+  }
+});
 
 $("#create").addEventListener("submit", async e => {
   e.preventDefault();
@@ -33,6 +103,7 @@ $("#create").addEventListener("submit", async e => {
     const inc = await api("/api/v1/incidents", { method: "POST", body });
     if (draft) { draft.remove(); draft = null; }
     $("#create").reset();
+    $("#geo-status").textContent = "";
     await loadList();
     await select(inc.id);
   } catch (err) {
@@ -94,6 +165,8 @@ function renderDetail(fit) {
   const assigned = new Set(accepted.filter(o => o.fetch_aed).map(o => o.fetch_aed));
 
   // Map: the patient, AEDs within 1 km (assigned ones large, with a line to the patient).
+  // A handset (AML) or CAD position's uncertainty, in metres on the ground.
+  if (d.intake && d.intake.accuracy_m) L.circle([d.lat, d.lon], { radius: d.intake.accuracy_m, color: "#c8102e", weight: 1, dashArray: "4 4", fillOpacity: 0.08, className: "accuracy-circle" }).addTo(detailLayer);
   L.circleMarker([d.lat, d.lon], { radius: 12, color: "#fff", weight: 3, fillColor: "#c8102e", fillOpacity: 1 }).addTo(detailLayer);
   for (const a of nearby) {
     const isAssigned = assigned.has(a.id);
@@ -151,6 +224,7 @@ function renderDetail(fit) {
   $("#detail").replaceChildren(
     h("h2", { id: "detail-title" }, t("incident", d.id), " · ", h("span", { id: "detail-state" }, tt("states", d.state))),
     h("p", { class: "muted" }, d.address || "", " ", `${d.lat.toFixed(5)}, ${d.lon.toFixed(5)}`, d.notes ? ` · ${d.notes}` : ""),
+    ...(d.intake ? [h("p", { class: "muted", id: "detail-intake" }, t("cadIntake", d.intake.call_id, d.intake.nature, tt("positionSources", d.intake.position_source), d.intake.accuracy_m))] : []),
     h("h3", {}, t("responders")), respList,
     h("h3", {}, t("aedsAssigned")), h("p", { id: "assigned" }, assigned.size ? [...assigned].map(id => {
       const a = nearby.find(x => x.id === id);

@@ -1,6 +1,8 @@
 // The four consoles in a real browser (Debian's chromium, headless, driven by playwright-core)
 // against the real aednet binary serving the demo city — one server for the whole run:
 //   public map   finds the nearest AED for a tapped point (first result = the API's first);
+//   geocode      the dispatcher types part of an address, picks it with the keyboard, creates
+//                the incident there;
 //   dispatcher   signs in, creates an incident by clicking the map, a simulated rescuer (HTTP:
 //                duty, location, accept) accepts, and the timeline shows it live;
 //   maintenance  a simulated device (WebSocket, /ws/device) sends heartbeats then goes silent,
@@ -265,6 +267,57 @@ try {
     const closed = await http(`/api/v1/incidents/${o.incident_id}`, { token: tokens.dispatcher });
     assert.equal(closed.state, "closed");
     assert.equal(closed.outcome.aed_applied, true);
+    await page.context().close();
+  });
+
+  await step("geocode", async () => {
+    // The dispatcher types an address heard on the call — part of it, without the city — picks
+    // the answer with the keyboard, and creates the incident there.
+    const page = await newPage("zh-CN");
+    await signIn(page, "/dispatch", tokens.dispatcher);
+    // The address index loads in the background after start-up.
+    let probe;
+    for (const deadline = Date.now() + 60_000; Date.now() < deadline; await new Promise(r => setTimeout(r, 500))) {
+      probe = await http(`/api/v1/geocode?q=${encodeURIComponent("大道 12号")}&limit=1`, { token: tokens.dispatcher });
+      if (probe.indexed > 0) break;
+    }
+    const target = probe.results[0];
+    assert.ok(target && target.kind === "address" && target.label.endsWith("大道12号"), `a demo house number: ${JSON.stringify(probe)}`);
+    // "…大道 12号": the label without the town's first two characters and with a space before
+    // the number, as typed while the caller speaks.
+    const typed = `${target.label.slice(2, -3)} 12号`;
+    await page.evaluate(([lat, lon]) => document.querySelector("#map").leafletMap.setView([lat, lon], 14, { animate: false }), [target.lat, target.lon]);
+    await page.click("#address");
+    // Nonsense finds nothing rather than something wrong, and says so.
+    await page.keyboard.type("qqqq zzzz");
+    await page.waitForFunction(() => document.querySelector("#geo-status").textContent.includes("没有匹配结果"));
+    assert.equal(await page.locator("#geo-results li").count(), 0);
+    await page.fill("#address", "");
+    await page.keyboard.type(typed, { delay: 20 });
+    await page.waitForSelector("#geo-results li[role=option]");
+    const labels = await page.locator("#geo-results li[role=option] > span:first-child").allTextContents();
+    const i = labels.indexOf(target.label);
+    assert.ok(i >= 0, `${typed} lists ${target.label}: ${labels}`);
+    assert.equal(await page.getAttribute("#address", "aria-expanded"), "true");
+    for (let k = 0; k < i; k++) await page.keyboard.press("ArrowDown");
+    assert.equal(await page.getAttribute(`#geo-${i}`, "aria-selected"), "true");
+    await page.keyboard.press("Enter");
+    // The marker and the coordinates are the answer's; focus moved on to the notes.
+    assert.equal(await page.inputValue("#address"), target.label);
+    assert.equal(await page.inputValue("#lat"), target.lat.toFixed(5));
+    assert.equal(await page.inputValue("#lon"), target.lon.toFixed(5));
+    assert.equal(await page.evaluate(() => document.activeElement.id), "notes");
+    assert.equal(await page.locator(".leaflet-marker-icon .patient-icon").count(), 1);
+    await page.keyboard.type("e2e geocode");
+    await page.keyboard.press("Enter");
+    await page.waitForSelector("#detail-state");
+    assert.doesNotMatch(await page.locator("#detail").textContent(), /null|undefined/);
+    const open = await http("/api/v1/incidents", { token: tokens.dispatcher });
+    const inc = open.items.find(x => x.address === target.label);
+    assert.ok(inc, `an incident at ${target.label}: ${JSON.stringify(open.items.map(x => x.address))}`);
+    assert.ok(Math.abs(inc.lat - target.lat) < 1e-5 && Math.abs(inc.lon - target.lon) < 1e-5);
+    await page.screenshot({ path: join(shots, "dispatch-geocode-zh-1280.png") });
+    await http(`/api/v1/incidents/${inc.id}/cancel`, { method: "POST", token: tokens.dispatcher, body: {} });
     await page.context().close();
   });
 

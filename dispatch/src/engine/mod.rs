@@ -198,6 +198,7 @@ impl Engine {
         let engine = self.clone();
         tokio::spawn(async move { engine.timers().await });
         self.spawn_retention();
+        crate::cad::start_outbound(self, &self.state.cad);
         Ok(())
     }
 
@@ -253,6 +254,17 @@ impl Engine {
         address: Option<String>,
         notes: Option<String>,
     ) -> Result<Incident, EngineError> {
+        self.create_from(at, address, notes, None).await
+    }
+
+    /// [`Engine::create`] for a call handed over by a CAD system ([`crate::cad`]).
+    pub async fn create_from(
+        &self,
+        at: LatLon,
+        address: Option<String>,
+        notes: Option<String>,
+        intake: Option<crate::incident::Intake>,
+    ) -> Result<Incident, EngineError> {
         let started = std::time::Instant::now();
         let now = self.state.clock.now();
         let id = self.state.store.create_incident("created", now).await?;
@@ -266,6 +278,7 @@ impl Engine {
         let mut inc = Incident::new(id, at, wanted, now);
         inc.address = address;
         inc.notes = notes;
+        inc.intake = intake;
         // In the open set (locked) before its first save, so this node's adopter never mistakes
         // it for an orphan.
         let cell = Arc::new(AsyncMutex::new(Slot {

@@ -4,13 +4,57 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{db_err, plain, PgStore, SqliteStore};
-use crate::incidents::{erase_in_doc, erase_in_entry, IncidentStore, Whose};
+use crate::incidents::{erase_in_doc, erase_in_entry, CadClaim, IncidentStore, Whose};
 use crate::{Result, StoreError};
 
 macro_rules! impl_incident_store {
     ($store:ident, $db:ty, $max_params:expr) => {
         #[async_trait]
         impl IncidentStore for $store {
+            async fn claim_cad_call(&self, call_id: &str, body_sha256: &str, at: DateTime<Utc>) -> Result<CadClaim> {
+                let n = sqlx::query(
+                    "INSERT INTO cad_calls (call_id, body_sha256, incident_id, received_at) VALUES ($1, $2, NULL, $3) \
+                     ON CONFLICT (call_id) DO NOTHING",
+                )
+                .bind(call_id)
+                .bind(body_sha256)
+                .bind(at)
+                .execute(&self.pool)
+                .await
+                .map_err(plain)?
+                .rows_affected();
+                if n == 1 {
+                    return Ok(CadClaim::Claimed);
+                }
+                let (incident_id, body_sha256): (Option<i64>, String) = sqlx::query_as(
+                    "SELECT incident_id, body_sha256 FROM cad_calls WHERE call_id = $1",
+                )
+                .bind(call_id)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(plain)?;
+                Ok(CadClaim::Existing { incident_id, body_sha256 })
+            }
+
+            async fn bind_cad_call(&self, call_id: &str, incident_id: i64) -> Result<()> {
+                sqlx::query("UPDATE cad_calls SET incident_id = $1 WHERE call_id = $2")
+                    .bind(incident_id)
+                    .bind(call_id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(plain)?;
+                Ok(())
+            }
+
+            async fn release_cad_call(&self, call_id: &str) -> Result<()> {
+                sqlx::query("DELETE FROM cad_calls WHERE call_id = $1 AND incident_id IS NULL")
+                    .bind(call_id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(plain)?;
+                Ok(())
+            }
+
             async fn create_incident(&self, state: &str, at: DateTime<Utc>) -> Result<i64> {
                 let (id,): (i64,) = sqlx::query_as(
                     "INSERT INTO incidents (state, doc, created_at, updated_at) VALUES ($1, '{}', $2, $2) RETURNING id",
