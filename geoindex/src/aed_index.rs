@@ -190,11 +190,12 @@ impl Filters {
     /// Whether the hours could admit `e` at all: open now (still open on arrival is checked
     /// once the walk is known), or unknown hours where those count.
     fn may_be_open(&self, e: &AedEntry) -> bool {
-        match (self.hours, e.schedule.at(self.open_at).state) {
-            (HoursPolicy::Any, _) | (_, HoursState::Open) => true,
-            (HoursPolicy::OpenOrUnknown, HoursState::Unknown) => true,
-            _ => false,
-        }
+        matches!(
+            (self.hours, e.schedule.at(self.open_at).state),
+            (HoursPolicy::Any, _)
+                | (_, HoursState::Open)
+                | (HoursPolicy::OpenOrUnknown, HoursState::Unknown)
+        )
     }
 
     fn admits_static(&self, e: &AedEntry) -> bool {

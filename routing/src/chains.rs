@@ -106,7 +106,13 @@ impl Chains {
             junction: (0..n as u32).map(|v| g.arcs_of(v).len() != 2).collect(),
             walked: vec![false; n],
             inner: (0..n as u32)
-                .map(|v| if g.arcs_of(v).len() == 1 { DEAD_END } else { JUNCTION })
+                .map(|v| {
+                    if g.arcs_of(v).len() == 1 {
+                        DEAD_END
+                    } else {
+                        JUNCTION
+                    }
+                })
                 .collect(),
             first: vec![0u32],
             nodes: Vec::new(),

@@ -228,12 +228,9 @@ impl<'a> Search<'a> {
             best = self.best_settled(&target);
             let Some(top) = self.top() else { break };
             // An unsettled end ends up at `top` or farther.
-            let could = target
-                .ends
-                .iter()
-                .any(|&(v, c)| {
-                    c != u32::MAX && self.settled_dist(v).is_none() && top.saturating_add(c) < best
-                });
+            let could = target.ends.iter().any(|&(v, c)| {
+                c != u32::MAX && self.settled_dist(v).is_none() && top.saturating_add(c) < best
+            });
             if !could || top > limit_cm {
                 break;
             }
