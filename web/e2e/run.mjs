@@ -79,12 +79,14 @@ async function newPage(locale, width = 1280, height = 800, extra = {}) {
   });
   return page;
 }
-async function signIn(page, path, token) {
+// The planner is ready once its first coverage answer is in: on a machine still busy with other
+// work (a build beside the tests) that took longer than the default 30 s once.
+async function signIn(page, path, token, timeout = 60_000) {
   await page.goto(base + path);
   await page.waitForSelector("dialog#login[open]");
   await page.fill("#token", token);
   await page.click("#login-submit");
-  await page.waitForSelector("body[data-ready]");
+  await page.waitForSelector("body[data-ready]", { timeout });
 }
 async function switchLanguage(page, heading) {
   const before = await page.locator(heading).textContent();
