@@ -138,15 +138,17 @@ pub fn street_grid(n: usize, seed: u64, block_m: f64) -> aednet_routing::Graph {
             return;
         }
         let (pa, pb) = (coords[a as usize], coords[b as usize]);
-        let mid = coords.len() as u32;
-        coords.push(((pa.0 + pb.0) / 2, (pa.1 + pb.1) / 2));
+        let m = coords.len() as u32;
+        // In i64: two longitudes of 118° in 1e-7 degrees overflow an i32 sum.
+        let mid = |x: i32, y: i32| ((i64::from(x) + i64::from(y)) / 2) as i32;
+        coords.push((mid(pa.0, pb.0), mid(pa.1, pb.1)));
         edges.push(Edge {
             a,
-            b: mid,
+            b: m,
             cost_cm: half_cm,
         });
         edges.push(Edge {
-            a: mid,
+            a: m,
             b,
             cost_cm: half_cm,
         });

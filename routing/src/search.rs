@@ -19,18 +19,26 @@ use crate::snap::Snap;
 /// No predecessor: the node was reached from the source's own edge.
 const SOURCE: u32 = u32::MAX;
 
+/// One node's state in a search: kept together so that a node touched costs one cache line,
+/// not one per array (the arrays span the whole graph; on a city of millions of nodes every
+/// access is a miss).
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    dist: u32,
+    /// The junction the node was reached from ([`SOURCE`]: from the source's chain) …
+    pred: u32,
+    /// … along this chain.
+    pred_chain: u32,
+    /// `stamp == gen`: `dist` and `pred` belong to the current search.
+    stamp: u32,
+    /// `done == gen`: the node is settled.
+    done: u32,
+}
+
 /// Reusable per-node state of a search.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    dist: Vec<u32>,
-    /// The junction a node was reached from ([`SOURCE`]: from the source's chain) …
-    pred: Vec<u32>,
-    /// … along this chain.
-    pred_chain: Vec<u32>,
-    /// `stamp[v] == gen`: `dist[v]` and `pred[v]` belong to the current search.
-    stamp: Vec<u32>,
-    /// `done[v] == gen`: `v` is settled.
-    done: Vec<u32>,
+    slots: Vec<Slot>,
     gen: u32,
     /// (distance << 32 | node), smallest first.
     heap: BinaryHeap<Reverse<u64>>,
@@ -39,13 +47,9 @@ pub struct Scratch {
 
 impl Scratch {
     fn reset(&mut self, n: usize) {
-        if self.dist.len() != n {
+        if self.slots.len() != n {
             *self = Scratch {
-                dist: vec![0; n],
-                pred: vec![0; n],
-                pred_chain: vec![0; n],
-                stamp: vec![0; n],
-                done: vec![0; n],
+                slots: vec![Slot::default(); n],
                 gen: 0,
                 heap: BinaryHeap::new(),
                 settled: 0,
@@ -53,8 +57,10 @@ impl Scratch {
         }
         self.gen = self.gen.wrapping_add(1);
         if self.gen == 0 {
-            self.stamp.fill(0);
-            self.done.fill(0);
+            for x in &mut self.slots {
+                x.stamp = 0;
+                x.done = 0;
+            }
             self.gen = 1;
         }
         self.heap.clear();
@@ -121,11 +127,16 @@ impl<'a> Search<'a> {
     fn offer(&mut self, v: u32, d: u32, from: u32, chain: u32) {
         let s = &mut *self.s;
         let i = v as usize;
-        if s.stamp[i] != s.gen || d < s.dist[i] {
-            s.stamp[i] = s.gen;
-            s.dist[i] = d;
-            s.pred[i] = from;
-            s.pred_chain[i] = chain;
+        let gen = s.gen;
+        let x = &mut s.slots[i];
+        if x.stamp != gen || d < x.dist {
+            *x = Slot {
+                dist: d,
+                pred: from,
+                pred_chain: chain,
+                stamp: gen,
+                done: x.done,
+            };
             s.heap.push(Reverse((u64::from(d) << 32) | u64::from(v)));
         }
     }
@@ -135,7 +146,7 @@ impl<'a> Search<'a> {
         let s = &mut *self.s;
         while let Some(&Reverse(k)) = s.heap.peek() {
             let (d, v) = ((k >> 32) as u32, (k & 0xffff_ffff) as usize);
-            if s.done[v] == s.gen || d > s.dist[v] {
+            if s.slots[v].done == s.gen || d > s.slots[v].dist {
                 s.heap.pop();
                 continue;
             }
@@ -149,7 +160,7 @@ impl<'a> Search<'a> {
         self.top()?;
         let Reverse(k) = self.s.heap.pop()?;
         let (d, v) = ((k >> 32) as u32, (k & 0xffff_ffff) as u32);
-        self.s.done[v as usize] = self.s.gen;
+        self.s.slots[v as usize].done = self.s.gen;
         self.s.settled += 1;
         let chains = self.g.chains();
         for a in chains.arcs_of(v) {
@@ -158,7 +169,7 @@ impl<'a> Search<'a> {
             if chains.is_dead_end(a.head) {
                 continue;
             }
-            if self.s.done[a.head as usize] != self.s.gen {
+            if self.s.slots[a.head as usize].done != self.s.gen {
                 self.offer(a.head, d.saturating_add(a.cost_cm), v, a.chain);
             }
         }
@@ -167,7 +178,8 @@ impl<'a> Search<'a> {
 
     /// The final distance of junction `v`, if settled.
     fn settled_dist(&self, v: u32) -> Option<u32> {
-        (self.s.done[v as usize] == self.s.gen).then(|| self.s.dist[v as usize])
+        let x = &self.s.slots[v as usize];
+        (x.done == self.s.gen).then_some(x.dist)
     }
 
     /// Settles every junction within `limit_cm` (the one-to-many search with a cutoff).
@@ -277,9 +289,10 @@ impl<'a> Search<'a> {
         // … then junction to junction along the chains the search came by …
         let mut v = end;
         let mut guard = 0;
-        while self.s.pred[v as usize] != SOURCE && guard <= self.g.node_count() {
+        while self.s.slots[v as usize].pred != SOURCE && guard <= self.g.node_count() {
             guard += 1;
-            let (u, c) = (self.s.pred[v as usize], self.s.pred_chain[v as usize]);
+            let x = &self.s.slots[v as usize];
+            let (u, c) = (x.pred, x.pred_chain);
             let (s, e) = chains.range(c);
             // Interior nodes from `v`'s end towards `u`'s, then `u`.
             if chains.node_at(e) == v {
