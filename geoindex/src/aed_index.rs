@@ -186,7 +186,6 @@ impl Filters {
         }
     }
 
-    /// Everything but opening hours: cheap checks first.
     /// Whether the hours could admit `e` at all: open now (still open on arrival is checked
     /// once the walk is known), or unknown hours where those count.
     fn may_be_open(&self, e: &AedEntry) -> bool {
@@ -198,6 +197,7 @@ impl Filters {
         )
     }
 
+    /// Everything but opening hours: cheap checks first.
     fn admits_static(&self, e: &AedEntry) -> bool {
         if !self.readiness.admits(e.status) {
             return false;

@@ -9,7 +9,7 @@
 //! entered. On Liechtenstein 9 298 of 79 894 nodes are junctions, 2 273 of them dead ends
 //! (see the crate docs for the measurements).
 
-use crate::graph::{Adjacency, Edge};
+use crate::graph::{csr, Adjacency, Edge};
 
 /// Not a chain's interior node.
 const JUNCTION: u32 = u32::MAX;
@@ -17,7 +17,7 @@ const JUNCTION: u32 = u32::MAX;
 const DEAD_END: u32 = u32::MAX - 1;
 
 /// One chain as an arc of the search graph, seen from one of its end junctions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct ChainArc {
     /// The junction at the other end.
     pub head: u32,
@@ -151,46 +151,24 @@ impl Chains {
     }
 
     fn index_arcs(&mut self, n: usize) {
-        let mut degree = vec![0u32; n + 1];
-        for c in 0..self.chain_count() {
-            let (s, e) = self.ends(c);
-            if s != e {
-                degree[s as usize] += 1;
-                degree[e as usize] += 1;
-            }
-        }
-        let mut first_out = Vec::with_capacity(n + 1);
-        let mut acc = 0u32;
-        for d in &degree[..n] {
-            first_out.push(acc);
-            acc += d;
-        }
-        first_out.push(acc);
-        let mut fill = first_out[..n].to_vec();
-        let mut arcs = vec![
-            ChainArc {
-                head: 0,
-                cost_cm: 0,
-                chain: 0
-            };
-            acc as usize
-        ];
-        for c in 0..self.chain_count() {
-            let (s, e) = self.ends(c);
-            if s == e {
-                continue;
-            }
-            let cost_cm = self.cost(c);
-            for (from, to) in [(s, e), (e, s)] {
-                let slot = &mut fill[from as usize];
-                arcs[*slot as usize] = ChainArc {
-                    head: to,
-                    cost_cm,
-                    chain: c,
-                };
-                *slot += 1;
-            }
-        }
+        let (first_out, arcs) = csr(n, || {
+            (0..self.chain_count()).flat_map(|c| {
+                let (s, e) = self.ends(c);
+                let cost_cm = self.cost(c);
+                // A chain back to its own junction is no way anywhere.
+                let both = (s != e).then_some([(s, e), (e, s)]);
+                both.into_iter().flatten().map(move |(from, head)| {
+                    (
+                        from,
+                        ChainArc {
+                            head,
+                            cost_cm,
+                            chain: c,
+                        },
+                    )
+                })
+            })
+        });
         self.first_out = first_out;
         self.arcs = arcs;
     }
@@ -212,6 +190,15 @@ impl Chains {
     pub(crate) fn ends(&self, c: u32) -> (u32, u32) {
         let (s, e) = self.range(c);
         (self.nodes[s as usize], self.nodes[e as usize])
+    }
+
+    /// The ends of `on`'s chain, each with the cost from it to the point.
+    pub(crate) fn end_costs(&self, on: &OnChain) -> [(u32, u32); 2] {
+        let (start, end) = self.ends(on.chain);
+        [
+            (start, on.pos_cm),
+            (end, self.cost(on.chain).saturating_sub(on.pos_cm)),
+        ]
     }
 
     pub(crate) fn cost(&self, c: u32) -> u32 {

@@ -12,7 +12,7 @@ use rstar::primitives::Line;
 use rstar::{PointDistance, RTree, RTreeObject, AABB};
 
 /// One directed half of an edge in the CSR adjacency used while building.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Arc {
     pub head: u32,
     pub cost_cm: u32,
@@ -116,38 +116,45 @@ pub(crate) struct Adjacency {
     arcs: Vec<Arc>,
 }
 
+/// CSR arrays over `n` nodes: the items of node `v` are `items[first_out[v]..first_out[v + 1]]`,
+/// in the order `pairs` yields them. `pairs` is walked twice (count, then fill).
+pub(crate) fn csr<T, I>(n: usize, pairs: impl Fn() -> I) -> (Vec<u32>, Vec<T>)
+where
+    T: Copy + Default,
+    I: Iterator<Item = (u32, T)>,
+{
+    let mut first_out = vec![0u32; n + 1];
+    for (from, _) in pairs() {
+        first_out[from as usize + 1] += 1;
+    }
+    for v in 0..n {
+        first_out[v + 1] += first_out[v];
+    }
+    let mut fill = first_out[..n].to_vec();
+    let mut items = vec![T::default(); first_out[n] as usize];
+    for (from, item) in pairs() {
+        let slot = &mut fill[from as usize];
+        items[*slot as usize] = item;
+        *slot += 1;
+    }
+    (first_out, items)
+}
+
 impl Adjacency {
     fn new(n: usize, edges: &[Edge]) -> Self {
-        let mut degree = vec![0u32; n + 1];
-        for e in edges {
-            degree[e.a as usize] += 1;
-            degree[e.b as usize] += 1;
-        }
-        let mut first_out = Vec::with_capacity(n + 1);
-        let mut acc = 0u32;
-        for d in &degree[..n] {
-            first_out.push(acc);
-            acc += d;
-        }
-        first_out.push(acc);
-        let mut fill: Vec<u32> = first_out[..n].to_vec();
-        let mut arcs = vec![
-            Arc {
-                head: 0,
-                cost_cm: 0
-            };
-            acc as usize
-        ];
-        for e in edges {
-            for (from, to) in [(e.a, e.b), (e.b, e.a)] {
-                let slot = &mut fill[from as usize];
-                arcs[*slot as usize] = Arc {
-                    head: to,
-                    cost_cm: e.cost_cm,
-                };
-                *slot += 1;
-            }
-        }
+        let (first_out, arcs) = csr(n, || {
+            edges.iter().flat_map(|e| {
+                [(e.a, e.b), (e.b, e.a)].map(|(from, head)| {
+                    (
+                        from,
+                        Arc {
+                            head,
+                            cost_cm: e.cost_cm,
+                        },
+                    )
+                })
+            })
+        });
         Adjacency { first_out, arcs }
     }
 

@@ -102,15 +102,9 @@ impl<'a> Search<'a> {
             at,
         };
         if let Some(at) = at {
-            let chains = g.chains();
-            let (start, end) = chains.ends(at.chain);
-            me.offer(start, at.pos_cm, SOURCE, at.chain);
-            me.offer(
-                end,
-                chains.cost(at.chain).saturating_sub(at.pos_cm),
-                SOURCE,
-                at.chain,
-            );
+            for (v, c) in g.chains().end_costs(&at) {
+                me.offer(v, c, SOURCE, at.chain);
+            }
         }
         me
     }
@@ -198,22 +192,16 @@ impl<'a> Search<'a> {
         let at = self.at?;
         let chains = self.g.chains();
         let on = chains.locate(t.a, t.b, t.cost_a_cm)?;
-        let (start, end) = chains.ends(on.chain);
         let direct = if on.chain == at.chain {
             on.pos_cm.abs_diff(at.pos_cm)
         } else {
             u32::MAX
         };
         // A dead end is never settled (see `settle_next`) and never on a shorter way in.
-        let via = |v: u32, c: u32| (v, if chains.is_dead_end(v) { u32::MAX } else { c });
-        Some(Target {
-            on,
-            direct,
-            ends: [
-                via(start, on.pos_cm),
-                via(end, chains.cost(on.chain).saturating_sub(on.pos_cm)),
-            ],
-        })
+        let ends = chains
+            .end_costs(&on)
+            .map(|(v, c)| (v, if chains.is_dead_end(v) { u32::MAX } else { c }));
+        Some(Target { on, direct, ends })
     }
 
     fn best_settled(&self, t: &Target) -> u32 {
