@@ -10,7 +10,7 @@ use aednet_store::{artifacts::kind, Store};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::csv_import::{decode, detect_delimiter, normalise, parse_coordinate, ALIASES};
+use crate::csv_import::{normalise, open_csv, parse_coordinate, ALIASES};
 use crate::{CsvOptions, ImportError, Rejection};
 
 /// Address columns by their usual names (compared lower-cased and trimmed).
@@ -184,27 +184,7 @@ fn compose(get: &dyn Fn(&str) -> Option<String>) -> Option<String> {
 /// Reads a register into places; rows without an address or a readable position are
 /// rejected with the reason.
 pub fn parse(bytes: &[u8], opts: &CsvOptions) -> Result<(Vec<Place>, Vec<Rejection>), ImportError> {
-    let text = decode(bytes, opts.encoding.as_deref())?;
-    let delimiter = match opts.delimiter {
-        Some(c) if c.is_ascii() => c as u8,
-        Some(c) => {
-            return Err(ImportError::Csv(format!(
-                "delimiter '{c}' is not a single-byte character"
-            )))
-        }
-        None => detect_delimiter(&text),
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    let headers: Vec<String> = reader
-        .headers()
-        .map_err(|e| ImportError::Csv(e.to_string()))?
-        .iter()
-        .map(str::to_string)
-        .collect();
+    let (mut reader, headers) = open_csv(bytes, opts)?;
     let explicit =
         |col: &Option<String>, h: &str| col.as_ref().is_some_and(|c| normalise(c) == normalise(h));
     let keys: Vec<Option<&'static str>> = headers

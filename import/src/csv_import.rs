@@ -317,7 +317,13 @@ fn stable_ref(name: Option<&str>, lat: f64, lon: f64) -> String {
     )
 }
 
-pub(crate) fn parse(bytes: &[u8], opts: &CsvOptions) -> Result<Parsed, ImportError> {
+/// A CSV file opened as the options say: decoded (the encoding given or detected), split on the
+/// delimiter given or detected, cells trimmed, rows of any length; the reader stands after
+/// the header row, whose names come with it.
+pub(crate) fn open_csv(
+    bytes: &[u8],
+    opts: &CsvOptions,
+) -> Result<(csv::Reader<std::io::Cursor<String>>, Vec<String>), ImportError> {
     let text = decode(bytes, opts.encoding.as_deref())?;
     let delimiter = match opts.delimiter {
         Some(c) if c.is_ascii() => c as u8,
@@ -332,13 +338,18 @@ pub(crate) fn parse(bytes: &[u8], opts: &CsvOptions) -> Result<Parsed, ImportErr
         .delimiter(delimiter)
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
+        .from_reader(std::io::Cursor::new(text));
     let headers: Vec<String> = reader
         .headers()
         .map_err(|e| ImportError::Csv(e.to_string()))?
         .iter()
         .map(str::to_string)
         .collect();
+    Ok((reader, headers))
+}
+
+pub(crate) fn parse(bytes: &[u8], opts: &CsvOptions) -> Result<Parsed, ImportError> {
+    let (mut reader, headers) = open_csv(bytes, opts)?;
     let map = map_columns(&headers, opts)?;
     let mut parsed = Parsed::default();
     for (i, row) in reader.records().enumerate() {
