@@ -24,6 +24,9 @@ pub(crate) struct ChainArc {
     /// The chain's whole cost, centimetres.
     pub cost_cm: u32,
     pub chain: u32,
+    /// The head is a dead end ([`Chains::is_dead_end`]), kept here so that a search need not
+    /// read the head's entry of the per-node array (one cache miss per arc on a big city).
+    pub head_dead_end: bool,
 }
 
 /// Where a point on the network lies along its chain.
@@ -157,6 +160,7 @@ impl Chains {
                 let cost_cm = self.cost(c);
                 // A chain back to its own junction is no way anywhere.
                 let both = (s != e).then_some([(s, e), (e, s)]);
+                let inner = &self.inner;
                 both.into_iter().flatten().map(move |(from, head)| {
                     (
                         from,
@@ -164,6 +168,7 @@ impl Chains {
                             head,
                             cost_cm,
                             chain: c,
+                            head_dead_end: inner[head as usize] == DEAD_END,
                         },
                     )
                 })
@@ -265,20 +270,30 @@ impl Chains {
             })
     }
 
-    /// Where a point `cost_a_cm` from `a` on the edge `a`–`b` lies along its chain.
-    pub(crate) fn locate(&self, a: u32, b: u32, cost_a_cm: u32) -> Option<OnChain> {
+    /// The edge `a`–`b`'s cost and where on its chain the point `at(cost)` centimetres from
+    /// `a` lies: one lookup for a snap (which keeps the answer, so a search never looks it up
+    /// again per query).
+    pub(crate) fn place(
+        &self,
+        a: u32,
+        b: u32,
+        at: impl FnOnce(u32) -> u32,
+    ) -> Option<(OnChain, u32)> {
         let (lo, hi) = self.edge_flat(a, b)?;
+        let cost = self.cum[hi as usize] - self.cum[lo as usize];
+        let cost_a_cm = at(cost);
         let a_is_lo = self.nodes[lo as usize] == a;
         let pos_cm = if a_is_lo {
             self.cum[lo as usize].saturating_add(cost_a_cm)
         } else {
             self.cum[hi as usize].saturating_sub(cost_a_cm)
         };
-        Some(OnChain {
+        let on = OnChain {
             chain: self.chain_of_flat(lo),
             pos_cm,
             lo,
-        })
+        };
+        Some((on, cost))
     }
 
     /// The cost of the edge `a`–`b`, if it is one.

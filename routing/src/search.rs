@@ -94,7 +94,7 @@ pub struct Search<'a> {
 impl<'a> Search<'a> {
     pub fn new(g: &'a Graph, s: &'a mut Scratch, source: &Snap) -> Self {
         s.reset(g.node_count());
-        let at = g.chains().locate(source.a, source.b, source.cost_a_cm);
+        let at = source.on;
         let mut me = Search {
             g,
             s,
@@ -160,7 +160,7 @@ impl<'a> Search<'a> {
         for a in chains.arcs_of(v) {
             // A dead end leads nowhere: only a point on its own chain needs it, and that
             // point is reached through the chain's other end (or along it from the source).
-            if chains.is_dead_end(a.head) {
+            if a.head_dead_end {
                 continue;
             }
             if self.s.slots[a.head as usize].done != self.s.gen {
@@ -191,7 +191,7 @@ impl<'a> Search<'a> {
         }
         let at = self.at?;
         let chains = self.g.chains();
-        let on = chains.locate(t.a, t.b, t.cost_a_cm)?;
+        let on = t.on?;
         let direct = if on.chain == at.chain {
             on.pos_cm.abs_diff(at.pos_cm)
         } else {

@@ -4,6 +4,7 @@
 
 use aednet_core::geo_util::LatLon;
 
+use crate::chains::OnChain;
 use crate::graph::Graph;
 
 /// How points are put on the network.
@@ -42,6 +43,9 @@ pub struct Snap {
     pub cost_a_cm: u32,
     pub cost_b_cm: u32,
     pub component: u32,
+    /// Where the point lies on its chain ([`crate::chains`]), found once here so that the
+    /// searches that use this snap (a cached AED snap serves every caller) never look it up.
+    pub(crate) on: Option<OnChain>,
 }
 
 impl Snap {
@@ -97,8 +101,12 @@ impl Graph {
             if off_m > opts.max_m {
                 continue;
             }
-            let cost = self.edge_cost(seg.a, seg.b).unwrap_or(0);
-            let cost_a_cm = (f64::from(cost) * t).round() as u32;
+            let share = |cost: u32| (f64::from(cost) * t).round() as u32;
+            let (on, cost) = match self.chains().place(seg.a, seg.b, share) {
+                Some((on, cost)) => (Some(on), cost),
+                None => (None, 0),
+            };
+            let cost_a_cm = share(cost);
             let s = Snap {
                 a: seg.a,
                 b: seg.b,
@@ -108,6 +116,7 @@ impl Graph {
                 cost_a_cm,
                 cost_b_cm: cost - cost_a_cm.min(cost),
                 component: comp,
+                on,
             };
             if big {
                 return Some(s);
