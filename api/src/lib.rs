@@ -11,6 +11,7 @@ pub mod background;
 pub mod cad_config;
 pub mod coverage;
 pub mod districts;
+pub mod enrolment;
 pub mod error;
 pub mod extract;
 pub mod geo_sync;
@@ -50,6 +51,7 @@ pub fn routes() -> Router<AppState> {
         .merge(aeds::router())
         .merge(stations::router())
         .merge(rescuers::router())
+        .merge(enrolment::router())
         .merge(districts::router())
         .merge(tokens::router())
         .merge(import::router())

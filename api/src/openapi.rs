@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{aeds, districts, error, geocode, import, rescuers, stations, tokens};
+use crate::{aeds, districts, enrolment, error, geocode, import, rescuers, stations, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,7 +14,7 @@ use crate::{aeds, districts, error, geocode, import, rescuers, stations, tokens}
         stations::list_stations, stations::get_station, stations::create_station, stations::replace_station,
         stations::delete_station,
         rescuers::list_rescuers, rescuers::get_rescuer, rescuers::create_rescuer, rescuers::replace_rescuer,
-        rescuers::delete_rescuer,
+        rescuers::delete_rescuer, enrolment::enrol,
         districts::list_districts, districts::get_district, districts::create_district, districts::replace_district,
         districts::delete_district,
         tokens::create_token, tokens::list_tokens, tokens::revoke_token, tokens::change_token, tokens::whoami,

@@ -57,7 +57,8 @@ impl From<EngineError> for ApiError {
 #[openapi(
     paths(create, list, get_one, close, cancel, my_offers, answer,
         crate::push_http::push_info, crate::push_http::subscribe, crate::push_http::list_subscriptions,
-        crate::push_http::unsubscribe, crate::push_http::received),
+        crate::push_http::unsubscribe, crate::push_http::received, crate::history::my_incidents),
+    components(schemas(crate::history::MyIncidents, crate::history::MyIncident, crate::history::MyOffer)),
     tags((name = "dispatch", description = "Incidents for dispatchers; offers reach rescuers over /ws/rescuer")),
 )]
 pub struct ApiDoc;
@@ -78,6 +79,7 @@ pub fn router(engine: Arc<Engine>, eligibility: Arc<Eligibility>) -> Router<AppS
         .route("/ws/rescuer", get(rescuer_socket))
         .route("/ws/dispatch", get(dispatch_socket))
         .merge(crate::push_http::router())
+        .merge(crate::history::router())
         .merge(crate::cad::router())
         .layer(Extension(engine))
         .layer(Extension(eligibility))

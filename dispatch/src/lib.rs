@@ -8,10 +8,12 @@
 //! `aednet simulate dispatch` on a virtual clock), pushes offers, live distance/ETA and
 //! stand-downs, and resumes open incidents after a restart; [`http`] is the dispatcher and
 //! rescuer API with `/ws/rescuer` (docs/rescuer-protocol.md) and `/ws/dispatch`; [`push_http`]
-//! the rescuer's push subscriptions and delivery confirmations.
+//! the rescuer's push subscriptions and delivery confirmations; [`history`] the rescuer's own
+//! call-outs (`GET /api/v1/me/incidents`).
 
 pub mod cad;
 pub mod engine;
+pub mod history;
 pub mod http;
 pub mod incident;
 pub mod policy;

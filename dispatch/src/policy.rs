@@ -51,6 +51,9 @@ pub struct Policy {
     /// Rescuer positions recorded at accept and arrival are erased from an incident's record
     /// this many days after it closes (personal data; the engine's hourly retention job).
     pub position_retention_days: u32,
+    /// Delivery records (which channel reached a rescuer when) of an incident are deleted this
+    /// many days after it closes (personal data; the same job).
+    pub delivery_retention_days: u32,
 }
 
 impl Default for Policy {
@@ -78,6 +81,7 @@ impl Default for Policy {
             detour_factor: 1.2,
             offer_timeout_s: 90.0,
             position_retention_days: 30,
+            delivery_retention_days: 30,
         }
     }
 }

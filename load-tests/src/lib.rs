@@ -8,7 +8,8 @@
 //! [`cluster`] runs the nearest and telemetry loads against one or several nodes over
 //! PostgreSQL + NATS JetStream; [`isolation`] measures the caller's query beside coverage
 //! clients, an import, location reports and telemetry; [`tiles`] the street basemap's
-//! build and tile serving.
+//! build and tile serving; [`push`] an incident's first wave of Web Push requests against a
+//! slow push service.
 
 pub mod cluster;
 pub mod devices;
@@ -16,6 +17,7 @@ pub mod dispatch;
 pub mod drive;
 pub mod isolation;
 pub mod locations;
+pub mod push;
 pub mod targets;
 pub mod tiles;
 pub mod workload;

@@ -94,6 +94,29 @@ enum Command {
         #[arg(long, default_value = "target/load-tests")]
         dir: PathBuf,
     },
+    /// Web Push: `--rescuers` live in the index, `--subscriptions` of them subscribed, a push
+    /// service here answering after `--delay-ms`; incidents one after another; POST → the last
+    /// of the first wave's push requests at the push service.
+    Push {
+        #[arg(long, default_value_t = 100_000)]
+        rescuers: usize,
+        #[arg(long, default_value_t = 10_000)]
+        subscriptions: usize,
+        #[arg(long, default_value_t = 1000)]
+        incidents: usize,
+        #[arg(long, default_value_t = 10_000)]
+        aeds: usize,
+        #[arg(long, default_value_t = 200)]
+        delay_ms: u64,
+        /// `[notify.web_push] concurrency` of the server (default: the server's).
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// Pause after each incident's cancel, ms.
+        #[arg(long, default_value_t = 0)]
+        gap_ms: u64,
+        #[arg(long, default_value = "target/load-tests")]
+        dir: PathBuf,
+    },
     /// Several aednet nodes over one PostgreSQL + NATS JetStream (started here): nearest-AED
     /// throughput with requests round-robin over the nodes, then telemetry throughput with
     /// device sockets spread over them. Compare `--nodes 1` with `--nodes 2`.
@@ -232,6 +255,31 @@ async fn main() -> anyhow::Result<()> {
             let r = tiles::run(&o, &dir).await?;
             println!();
             print!("{}", tiles::table(&o, &r));
+            Ok(())
+        }
+        Command::Push {
+            rescuers,
+            subscriptions,
+            incidents,
+            aeds,
+            delay_ms,
+            concurrency,
+            gap_ms,
+            dir,
+        } => {
+            use aednet_load_tests::push;
+            let o = push::Options {
+                rescuers,
+                subscriptions,
+                incidents,
+                aeds,
+                delay_ms,
+                concurrency,
+                gap_ms,
+            };
+            let r = push::run(&o, &dir).await?;
+            println!();
+            print!("{}", push::table(&o, &r));
             Ok(())
         }
         Command::Cluster { options: o, dir } => {

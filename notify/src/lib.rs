@@ -9,9 +9,12 @@
 //! - [`webhook`]: a signed JSON POST to the deployment's adapter (SMS gateway, JPush, Getui …)
 //!   with retries and back-off.
 //!
-//! Each channel has its own bounded queue and a cap on requests in flight, so a slow or dead
+//! Each channel has its own bounded queues and caps on requests in flight, so a slow or dead
 //! push service delays neither the WebSocket (which never waits for this crate) nor the other
 //! channel; a full queue fails the message at once (recorded, counted) rather than growing.
+//! Within a channel, offers have a queue and slots of their own, apart from stand-downs and
+//! cancels: a wave of offers never waits for slots held by the previous incident's
+//! stand-downs while a slow push service takes its time to answer them.
 //! Every step is a [`DeliveryRecord`] in the store (queued, sent, delivered when the app
 //! confirms, failed with the reason), shown on the dispatcher's board and counted in
 //! `aednet_notify_messages_total{channel,state}`.
@@ -69,9 +72,10 @@ pub struct WebPushConfig {
     pub vapid_private_key: Option<String>,
     /// The contact the push service's operators see, `mailto:` or `https:`.
     pub subject: String,
-    /// Push requests in flight at once.
+    /// Push requests in flight at once, for offers and again for stand-downs and cancels.
     pub concurrency: usize,
-    /// Messages waiting for a free slot; beyond it a message fails at once.
+    /// Messages waiting for a free slot (offers, and again the others); beyond it a message
+    /// fails at once.
     pub queue: usize,
     /// Seconds before a push service that does not answer counts as failed.
     pub timeout_s: f64,
@@ -188,6 +192,29 @@ impl Outgoing {
     }
 }
 
+/// A channel's two queues: offers, and stand-downs and cancels; each has its own worker and
+/// `concurrency` slots.
+struct Lanes {
+    offers: mpsc::Sender<Outgoing>,
+    others: mpsc::Sender<Outgoing>,
+}
+
+impl Lanes {
+    fn new(queue: usize) -> (Self, [mpsc::Receiver<Outgoing>; 2]) {
+        let (offers, offers_rx) = mpsc::channel(queue.max(1));
+        let (others, others_rx) = mpsc::channel(queue.max(1));
+        (Self { offers, others }, [offers_rx, others_rx])
+    }
+
+    fn of(&self, msg: &Outgoing) -> &mpsc::Sender<Outgoing> {
+        if msg.key.message == MessageKind::Offer {
+            &self.offers
+        } else {
+            &self.others
+        }
+    }
+}
+
 /// Told of every delivery record written (the dispatcher's board).
 pub type Observer = Arc<dyn Fn(&DeliveryRecord) + Send + Sync>;
 
@@ -203,8 +230,8 @@ pub struct Notifier {
     config: NotifyConfig,
     vapid: Option<Vapid>,
     http: reqwest::Client,
-    push_tx: Option<mpsc::Sender<Outgoing>>,
-    hook_tx: Option<mpsc::Sender<Outgoing>>,
+    push_tx: Option<Lanes>,
+    hook_tx: Option<Lanes>,
     metrics: Metrics,
     observer: std::sync::RwLock<Option<Observer>>,
 }
@@ -274,13 +301,13 @@ impl Notifier {
             .connect_timeout(Duration::from_secs(5))
             .build()?;
         let (push_tx, push_rx) = if vapid.is_some() {
-            let (tx, rx) = mpsc::channel(config.web_push.queue.max(1));
+            let (tx, rx) = Lanes::new(config.web_push.queue);
             (Some(tx), Some(rx))
         } else {
             (None, None)
         };
         let (hook_tx, hook_rx) = if config.webhook.url.is_some() {
-            let (tx, rx) = mpsc::channel(config.webhook.queue.max(1));
+            let (tx, rx) = Lanes::new(config.webhook.queue);
             (Some(tx), Some(rx))
         } else {
             (None, None)
@@ -299,13 +326,13 @@ impl Notifier {
             observer: std::sync::RwLock::new(None),
             config,
         });
-        if let Some(rx) = push_rx {
+        for rx in push_rx.into_iter().flatten() {
             tokio::spawn(
                 me.clone()
                     .worker(rx, me.config.web_push.concurrency, Channel::WebPush),
             );
         }
-        if let Some(rx) = hook_rx {
+        for rx in hook_rx.into_iter().flatten() {
             tokio::spawn(
                 me.clone()
                     .worker(rx, me.config.webhook.concurrency, Channel::Webhook),
@@ -344,9 +371,9 @@ impl Notifier {
             (&self.push_tx, Channel::WebPush),
             (&self.hook_tx, Channel::Webhook),
         ] {
-            let Some(tx) = tx else { continue };
+            let Some(lanes) = tx else { continue };
             let key = msg.key;
-            match tx.try_send(msg.clone()) {
+            match lanes.of(&msg).try_send(msg.clone()) {
                 Ok(()) => self.record(key, channel, DeliveryState::Queued, None, 0),
                 Err(_) => self.record(
                     key,

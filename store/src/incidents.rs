@@ -11,7 +11,9 @@ pub trait IncidentStore: Send + Sync {
     /// Reserves an id for a new incident, stored with `state` and an empty document.
     async fn create_incident(&self, state: &str, at: DateTime<Utc>) -> Result<i64>;
     /// Replaces the document and appends audit entries `(seq, at, entry JSON)`, in one
-    /// transaction. Audit rows are only ever inserted; a seq stored before is a conflict.
+    /// transaction. Audit rows are only ever inserted; a seq stored before is a conflict. An
+    /// entry naming a `rescuer_id` links the incident to that rescuer's own history
+    /// ([`IncidentStore::rescuer_history`]) in the same transaction.
     async fn save_incident(
         &self,
         id: i64,
@@ -23,14 +25,23 @@ pub trait IncidentStore: Send + Sync {
     /// Documents of incidents whose state is not `closed` or `cancelled`.
     async fn open_incidents(&self) -> Result<Vec<String>>;
     async fn incident_audit(&self, id: i64) -> Result<Vec<String>>;
+    /// The documents of the incidents that offered this rescuer something, newest first:
+    /// at most `limit` (1..=100) with an id below `before` (keyset pagination). What of each
+    /// the rescuer may see is the caller's business: a document holds everyone's offers.
+    async fn rescuer_history(
+        &self,
+        rescuer_id: i64,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<String>>;
     /// Retention of personal data: erases the rescuer positions recorded at accept and arrival
     /// (the `position` of audit entries, in the document and the audit log) of incidents
     /// closed or cancelled — last changed — before `closed_before`, and marks them done.
     /// Returns how many audit entries lost a position.
     async fn erase_incident_positions(&self, closed_before: DateTime<Utc>) -> Result<u64>;
     /// Erases the recorded positions of one rescuer (`Some`: deleted now) or of every rescuer
-    /// who no longer exists (`None`), in every incident, open or not. Returns how many audit
-    /// entries lost a position.
+    /// who no longer exists (`None`), in every incident, open or not, and their history links
+    /// ([`IncidentStore::rescuer_history`]). Returns how many audit entries lost a position.
     async fn erase_rescuer_positions(&self, rescuer_id: Option<i64>) -> Result<u64>;
     /// Claims a CAD call id before its incident is made (`cad_calls`): [`CadClaim::Claimed`]
     /// for the first request with this id, else what the first one stored.
@@ -56,6 +67,20 @@ pub enum CadClaim {
         incident_id: Option<i64>,
         body_sha256: String,
     },
+}
+
+/// The rescuers named by audit entries (`"rescuer_id"`), each once: whose history an incident
+/// save extends.
+pub(crate) fn rescuers_in_audit(audit: &[(i64, DateTime<Utc>, String)]) -> Vec<i64> {
+    let mut ids: Vec<i64> = audit
+        .iter()
+        .filter(|(_, _, e)| e.contains("\"rescuer_id\""))
+        .filter_map(|(_, _, e)| serde_json::from_str::<serde_json::Value>(e).ok())
+        .filter_map(|v| v.get("rescuer_id").and_then(serde_json::Value::as_i64))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
 
 /// Whose positions an erasure takes.

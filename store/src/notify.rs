@@ -150,4 +150,7 @@ pub trait NotifyStore: Send + Sync {
     async fn record_delivery(&self, record: &DeliveryRecord) -> Result<()>;
     /// Every delivery record of an incident, by rescuer, message and channel.
     async fn deliveries(&self, incident_id: i64) -> Result<Vec<DeliveryRecord>>;
+    /// Retention: deletes the delivery records of incidents closed or cancelled (last changed)
+    /// before `closed_before`, and those of rescuers who no longer exist. Returns how many went.
+    async fn erase_deliveries(&self, closed_before: DateTime<Utc>) -> Result<u64>;
 }

@@ -209,6 +209,7 @@ delegate!(IncidentStore {
     read fn get_incident(&self, id: i64) -> Result<Option<String>>;
     read fn open_incidents(&self) -> Result<Vec<String>>;
     read fn incident_audit(&self, id: i64) -> Result<Vec<String>>;
+    read fn rescuer_history(&self, rescuer_id: i64, before: Option<i64>, limit: u32) -> Result<Vec<String>>;
     write fn erase_incident_positions(&self, closed_before: DateTime<Utc>) -> Result<u64>;
     write fn erase_rescuer_positions(&self, rescuer_id: Option<i64>) -> Result<u64>;
     write fn claim_cad_call(&self, call_id: &str, body_sha256: &str, at: DateTime<Utc>) -> Result<crate::CadClaim>;
@@ -274,6 +275,7 @@ delegate!(NotifyStore {
     write fn drop_push_endpoint(&self, endpoint: &str) -> Result<bool>;
     write fn record_delivery(&self, record: &crate::DeliveryRecord) -> Result<()>;
     read fn deliveries(&self, incident_id: i64) -> Result<Vec<crate::DeliveryRecord>>;
+    write fn erase_deliveries(&self, closed_before: DateTime<Utc>) -> Result<u64>;
 });
 
 #[async_trait]

@@ -1,7 +1,9 @@
 //! Push subscriptions and delivery records on both backends: a subscription belongs to one
 //! rescuer and goes with them, an endpoint the push service says is gone is dropped, and a
 //! delivery confirmed by the app stays `delivered` whatever a slower channel writes later, and
-//! a late `queued` never replaces a finished send.
+//! a late `queued` never replaces a finished send; each rescuer's history links only the
+//! incidents that offered them something; delivery records expire with their incident and go
+//! with their rescuer.
 //! PostgreSQL comes from `AEDNET_TEST_PG_URL` (default 127.0.0.1:5432); never skipped.
 
 use aednet_core::rescuer::{CertLevel, RescuerData, RescuerInput};
@@ -17,6 +19,8 @@ use common::Fresh;
 both!(
     subscriptions_belong_to_a_rescuer_and_go_with_them,
     delivered_is_final,
+    history_is_each_rescuers_own,
+    deliveries_expire_and_go_with_the_rescuer,
 );
 
 fn rescuer(cert: &str) -> RescuerData {
@@ -153,4 +157,156 @@ async fn delivered_is_final(s: &DynStore) {
     );
     assert_eq!(sd.updated_at, at);
     assert!(s.deliveries(8).await.unwrap().is_empty());
+}
+
+/// An audit entry as the engine writes them (only `rescuer_id` matters to the store).
+fn entry(seq: i64, kind: &str, rescuer_id: i64) -> (i64, chrono::DateTime<Utc>, String) {
+    let at = Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap();
+    (
+        seq,
+        at,
+        format!(
+            r#"{{"at":"2026-11-24T08:00:00Z","kind":"{kind}","offer":{seq},"rescuer_id":{rescuer_id}}}"#
+        ),
+    )
+}
+
+async fn history_is_each_rescuers_own(s: &DynStore) {
+    let a = s.create_rescuer(&rescuer("H-1")).await.unwrap().id;
+    let b = s.create_rescuer(&rescuer("H-2")).await.unwrap().id;
+    let at = Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap();
+    let mut ids = Vec::new();
+    for n in 0..5i64 {
+        let id = s.create_incident("created", at).await.unwrap();
+        // a in every incident, b in the odd ones; a's answer in a later save links nothing new.
+        let mut audit = vec![
+            (
+                1,
+                at,
+                r#"{"at":"2026-11-24T08:00:00Z","kind":"created","lat":1.0,"lon":2.0}"#.to_string(),
+            ),
+            entry(2, "offered", a),
+        ];
+        if n % 2 == 1 {
+            audit.push(entry(3, "offered", b));
+        }
+        s.save_incident(id, "alerting", &format!(r#"{{"n":{n}}}"#), &audit)
+            .await
+            .unwrap();
+        let next = audit.len() as i64 + 1;
+        s.save_incident(
+            id,
+            "closed",
+            &format!(r#"{{"n":{n},"closed":true}}"#),
+            &[entry(next, "declined", a)],
+        )
+        .await
+        .unwrap();
+        ids.push(id);
+    }
+    // Newest first, the last document stored, paged by id.
+    let first = s.rescuer_history(a, None, 3).await.unwrap();
+    assert_eq!(
+        first,
+        vec![
+            r#"{"n":4,"closed":true}"#,
+            r#"{"n":3,"closed":true}"#,
+            r#"{"n":2,"closed":true}"#
+        ]
+    );
+    let rest = s.rescuer_history(a, Some(ids[2]), 3).await.unwrap();
+    assert_eq!(
+        rest,
+        vec![r#"{"n":1,"closed":true}"#, r#"{"n":0,"closed":true}"#]
+    );
+    let of_b = s.rescuer_history(b, None, 100).await.unwrap();
+    assert_eq!(
+        of_b,
+        vec![r#"{"n":3,"closed":true}"#, r#"{"n":1,"closed":true}"#]
+    );
+    // Nobody else's: a rescuer never offered has no history.
+    let c = s.create_rescuer(&rescuer("H-3")).await.unwrap().id;
+    assert!(s.rescuer_history(c, None, 100).await.unwrap().is_empty());
+    // The links go with the rescuer.
+    assert!(s.delete_rescuer(b).await.unwrap());
+    assert!(s.rescuer_history(b, None, 100).await.unwrap().is_empty());
+    assert_eq!(s.rescuer_history(a, None, 100).await.unwrap().len(), 5);
+    // A save racing the deletion links a rescuer who is gone: the sweep drops it.
+    s.save_incident(ids[0], "closed", r#"{"n":0}"#, &[entry(9, "offered", b)])
+        .await
+        .unwrap();
+    assert_eq!(s.rescuer_history(b, None, 100).await.unwrap().len(), 1);
+    s.erase_rescuer_positions(None).await.unwrap();
+    assert!(s.rescuer_history(b, None, 100).await.unwrap().is_empty());
+    assert_eq!(s.rescuer_history(a, None, 100).await.unwrap().len(), 5);
+}
+
+async fn deliveries_expire_and_go_with_the_rescuer(s: &DynStore) {
+    let a = s.create_rescuer(&rescuer("D-1")).await.unwrap().id;
+    let b = s.create_rescuer(&rescuer("D-2")).await.unwrap().id;
+    let at = Utc::now();
+    let closed = s.create_incident("created", at).await.unwrap();
+    s.save_incident(closed, "closed", "{}", &[]).await.unwrap();
+    let open = s.create_incident("created", at).await.unwrap();
+    s.save_incident(open, "alerting", "{}", &[]).await.unwrap();
+    for incident_id in [closed, open] {
+        for rescuer_id in [a, b] {
+            s.record_delivery(&DeliveryRecord {
+                key: MessageKey {
+                    incident_id,
+                    rescuer_id,
+                    message: MessageKind::Offer,
+                    offer_id: 1,
+                },
+                channel: Channel::WebPush,
+                state: DeliveryState::Sent,
+                reason: None,
+                attempts: 1,
+                updated_at: at,
+            })
+            .await
+            .unwrap();
+        }
+    }
+    // Within the retention period: nothing goes.
+    assert_eq!(
+        s.erase_deliveries(at - chrono::Duration::days(1))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(s.deliveries(closed).await.unwrap().len(), 2);
+    // With the rescuer: their records, every incident.
+    assert!(s.delete_rescuer(b).await.unwrap());
+    assert_eq!(s.deliveries(closed).await.unwrap().len(), 1);
+    assert_eq!(s.deliveries(open).await.unwrap().len(), 1);
+    // Past the period: the closed incident's records; the open one keeps its own.
+    let cutoff = at + chrono::Duration::days(1);
+    assert_eq!(s.erase_deliveries(cutoff).await.unwrap(), 1);
+    assert!(s.deliveries(closed).await.unwrap().is_empty());
+    assert_eq!(s.deliveries(open).await.unwrap().len(), 1);
+    // A record written for a rescuer deleted meanwhile (a push finishing late) is swept.
+    s.record_delivery(&DeliveryRecord {
+        key: MessageKey {
+            incident_id: open,
+            rescuer_id: b,
+            message: MessageKind::Cancel,
+            offer_id: 0,
+        },
+        channel: Channel::Webhook,
+        state: DeliveryState::Failed,
+        reason: Some("HTTP 500".into()),
+        attempts: 4,
+        updated_at: at,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        s.erase_deliveries(at - chrono::Duration::days(1))
+            .await
+            .unwrap(),
+        1
+    );
+    let left = s.deliveries(open).await.unwrap();
+    assert_eq!((left.len(), left[0].key.rescuer_id), (1, a));
 }

@@ -90,7 +90,7 @@ export function live(path, { onMessage, onOpen, onState }) {
 /** The shared header: brand, console links, language switch, sign-in state. */
 export function header(active) {
   const links = [["/", "navPublic", "public"], ["/dispatch", "navDispatch", "dispatch"],
-    ["/maintenance", "navMaintenance", "maintenance"], ["/planner", "navPlanner", "planner"]];
+    ["/maintenance", "navMaintenance", "maintenance"], ["/planner", "navPlanner", "planner"], ["/rescuers", "navRescuers", "rescuers"]];
   const nav = h("nav", { "aria-label": "aednet" },
     links.map(([href, key, id]) => h("a", { href, "data-i18n": key, "aria-current": id === active ? "page" : undefined }, t(key))));
   const langBtn = h("button", { type: "button", id: "lang", class: "ghost", "data-i18n": "otherLang", "data-i18n-attr": "aria-label:otherLangLabel",

@@ -4,6 +4,14 @@
 // attribute (placeholders, aria-labels). Functions take arguments for counts and times.
 
 const en = {
+  navRescuers: "Rescuers", rescuersTitle: "Rescuers", more: "More",
+  rescuersHelp: "Certified volunteers. “Enrol phone” issues a responder token for one of them and shows it as a QR code: the rescuer scans it with the phone's camera and the responder app opens signed in.",
+  certRange: (a, b, ok) => `Certificate ${a} to ${b}${ok ? "" : " (not valid today)"}`, onDutyNow: "on duty", offDutyNow: "off duty",
+  enrolPhone: "Enrol phone (QR code)", noRescuers: "No rescuers yet.", enrolTitle: n => `Enrol ${n}'s phone`,
+  enrolSecret: "This QR code is a secret: whoever scans it is signed in as this rescuer. It is shown only once — let only the rescuer scan it, then close this window.",
+  enrolHow: "On the rescuer's phone: open the camera, point it at the code and open the link; the responder app opens signed in (add it to the home screen from the browser's menu).",
+  enrolShowLink: "Show the link instead", enrolRevoke: id => `A lost phone: revoke token #${id} (DELETE /api/v1/tokens/${id}) and enrol again.`,
+  enrolDone: "Done — hide the code", enrolQrAlt: n => `Enrolment QR code for ${n}`,
   // shared
   brand: "aednet", navPublic: "AED map", navDispatch: "Dispatch", navMaintenance: "Maintenance",
   navPlanner: "Planner", otherLang: "中文", otherLangLabel: "Switch to Chinese",
@@ -108,6 +116,14 @@ const en = {
 };
 
 const zh = {
+  navRescuers: "救护员", rescuersTitle: "救护员管理", more: "更多",
+  rescuersHelp: "持证志愿救护员名单。“登记手机”为其签发救护员令牌并显示为二维码：救护员用手机相机扫描后，救护员应用即以其身份登录。",
+  certRange: (a, b, ok) => `证书有效期 ${a} 至 ${b}${ok ? "" : "（今天无效）"}`, onDutyNow: "值班中", offDutyNow: "未值班",
+  enrolPhone: "登记手机（二维码）", noRescuers: "暂无救护员。", enrolTitle: n => `登记 ${n} 的手机`,
+  enrolSecret: "此二维码是密钥：任何扫描者都会以该救护员身份登录。它只显示这一次——请只让救护员本人扫描，扫描后关闭此窗口。",
+  enrolHow: "在救护员的手机上：打开相机对准二维码并打开链接，救护员应用即已登录（可在浏览器菜单中“添加到主屏幕”）。",
+  enrolShowLink: "改为显示链接", enrolRevoke: id => `手机遗失时：撤销令牌 #${id}（DELETE /api/v1/tokens/${id}）后重新登记。`,
+  enrolDone: "完成——隐藏二维码", enrolQrAlt: n => `${n} 的登记二维码`,
   brand: "aednet", navPublic: "AED 地图", navDispatch: "调度台", navMaintenance: "维护看板",
   navPlanner: "规划台", otherLang: "English", otherLangLabel: "切换到英文",
   login: "登录", logout: "退出", loginTitle: "工作人员登录", token: "访问令牌",

@@ -27,7 +27,7 @@ const S = {
     standDown: "无需前往", standDownText: "已有足够的救护员前往。谢谢您！", cancelled: "呼叫已取消", cancelledText: "调度员已取消此次呼叫。谢谢您！",
     back: "返回", history: "我的出勤记录", noHistory: "暂无记录。", accepted: "已接受", declined: "已拒绝", timedOut: "超时", arrivedH: "已到达",
     standDownH: "已撤回", cancelledH: "已取消", offered: "已呼叫", cpr: "心肺复苏", fetch: "取 AED", error: m => `出错：${m}`,
-    address: "地点", retry: "网络中断，正在重试…", closed: "事件已结案", closedText: "调度员已结案。感谢您的救助！", closedH: "已结案", done: "完成",
+    historyOffline: "离线：显示本机保存的记录。", address: "地点", retry: "网络中断，正在重试…", closed: "事件已结案", closedText: "调度员已结案。感谢您的救助！", closedH: "已结案", done: "完成",
   },
   en: {
     connecting: "Connecting…", live: "Online", offline: "Reconnecting…", loading: "Loading…", otherLang: "中文",
@@ -48,7 +48,7 @@ const S = {
     standDown: "Stand down", standDownText: "Enough responders are on the way. Thank you!", cancelled: "Alert cancelled", cancelledText: "The dispatcher cancelled this alert. Thank you!",
     back: "Back", history: "My call-outs", noHistory: "Nothing yet.", accepted: "accepted", declined: "declined", timedOut: "timed out", arrivedH: "arrived",
     standDownH: "stood down", cancelledH: "cancelled", offered: "alerted", cpr: "CPR", fetch: "fetch AED", error: m => `Error: ${m}`,
-    address: "Place", retry: "Connection lost, retrying…", closed: "Incident closed", closedText: "The dispatcher closed the incident. Thank you for helping!", closedH: "closed", done: "Done",
+    historyOffline: "Offline: showing this phone's own record.", address: "Place", retry: "Connection lost, retrying…", closed: "Incident closed", closedText: "The dispatcher closed the incident. Thank you for helping!", closedH: "closed", done: "Done",
   },
 };
 const T = (k, ...a) => { const v = (S[lang()] || S.en)[k] ?? S.en[k] ?? k; return typeof v === "function" ? v(...a) : v; };
@@ -70,6 +70,7 @@ function h(tag, attrs, ...kids) {
 const textEl = s => h("span", {}, s);
 
 let token = localStorage.getItem(TOKEN);
+let historySource = null; // "server" once it answered, "local" when it could not
 let me = null, ws = null, watchId = null, lastSent = 0, lastFix = null, pushState = "off", map = null, timer = null;
 let current = JSON.parse(localStorage.getItem(CURRENT) || "null");
 const save = () => localStorage.setItem(CURRENT, JSON.stringify(current));
@@ -139,7 +140,6 @@ function homeView() {
   const pushLine = h("p", { id: "push-state", class: "muted" },
     pushState === "on" ? T("pushOn") : pushState === "unavailable" ? T("pushUnavailable") : pushState === "server-off" ? T("pushServerOff") : T("pushOff"));
   const pushBtn = pushState === "off" ? h("button", { type: "button", id: "push-btn", onclick: enablePush }, T("enablePush")) : null;
-  const hist = myHistory();
   $("#app").replaceChildren(
     h("section", { class: "card", id: "me" },
       h("h1", {}, me.name),
@@ -149,13 +149,51 @@ function homeView() {
       dutyBtn, err,
       h("p", { id: "loc-state", class: "muted" }, me.on_duty && me.location_consent ? (lastFix ? T("located", lastFix.accuracy) : T("locating")) : ""),
       pushLine, pushBtn),
-    h("section", { class: "card", id: "history" }, h("h2", {}, T("history")),
-      hist.length ? h("ul", { class: "plain" }, hist.map(x => h("li", {},
-        h("strong", {}, `#${x.incident_id}`), " ", x.role === "fetch_aed" ? T("fetch") : T("cpr"), " · ", T(x.outcome), " · ",
-        new Date(x.at).toLocaleString(lang() === "zh" ? "zh-CN" : "en-GB", { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" }),
-        x.address ? h("div", { class: "muted" }, x.address) : null)))
-        : h("p", { class: "muted" }, T("noHistory"))),
+    historyCard(),
     h("p", {}, h("button", { type: "button", class: "ghost", id: "signout", onclick: signOut }, T("signOut"))));
+}
+
+/** The call-outs: the server's record when it answered, this phone's own copy offline. */
+function historyCard() {
+  const hist = myHistory();
+  return h("section", { class: "card", id: "history", "data-source": historySource }, h("h2", {}, T("history")),
+    hist.length ? h("ul", { class: "plain" }, hist.map(x => h("li", { "data-incident": x.incident_id },
+      h("strong", {}, `#${x.incident_id}`), " ", x.role === "fetch_aed" ? T("fetch") : T("cpr"), " · ", T(x.outcome), " · ",
+      new Date(x.at).toLocaleString(lang() === "zh" ? "zh-CN" : "en-GB", { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" }),
+      x.address ? h("div", { class: "muted" }, x.address) : null)))
+      : h("p", { class: "muted" }, T("noHistory")),
+    historySource === "local" ? h("p", { class: "muted", id: "history-offline" }, T("historyOffline")) : null);
+}
+
+/** What became of one of my offers, as the history shows it. */
+function outcomeOf(o, inc) {
+  switch (o.state) {
+    case "offered": return "offered";
+    case "declined": return "declined";
+    case "timed_out": return "timedOut";
+    case "stood_down": return inc.state === "cancelled" ? "cancelledH" : "standDownH";
+    case "arrived": return "arrivedH";
+    default: return inc.state === "closed" ? "closedH" : inc.state === "cancelled" ? "cancelledH" : "accepted";
+  }
+}
+
+/**
+ * My call-outs from the server (GET /api/v1/me/incidents: only my own offers), kept in
+ * localStorage as the offline copy; without the server the phone's own record stays.
+ */
+async function loadHistory() {
+  try {
+    const r = await api("/api/v1/me/incidents?limit=50");
+    const list = r.items.flatMap(i => i.offers.map(o => ({ incident_id: i.incident_id, offer_id: o.offer_id, role: o.role,
+      address: i.address, at: o.offered_at, outcome: outcomeOf(o, i) })));
+    localStorage.setItem(HISTORY, JSON.stringify(list.slice(0, 50)));
+    historySource = "server";
+  } catch (e) {
+    if (e.status === 401) return;
+    historySource = "local";
+  }
+  const card = $("#history");
+  if (card) card.replaceWith(historyCard());
 }
 
 async function signOut() {
@@ -240,6 +278,7 @@ function onMessage(m, via) {
     remember({ ...historyEntry(), outcome: m.type === "cancel" ? "cancelledH" : "standDownH" });
     if (via === "ws") ack(m);
     silence();
+    setTimeout(loadHistory, 500);
   } else if (m.type === "update" && current && current.incident_id === m.incident_id) {
     Object.assign(current, { distance_m: m.distance_m, aed_distance_m: m.aed_distance_m, eta_s: m.eta_s, route: m.route });
     save();
@@ -306,6 +345,7 @@ async function answer(what) {
     save();
     remember({ ...historyEntry(), outcome: c.state === "declined" ? "declined" : c.state === "arrived" ? "arrivedH" : "accepted" });
     silence();
+    loadHistory();
     if (c.state === "declined") { current = null; save(); }
     else if (c.state === "accepted") { lastSent = 0; sendLocation(); }
   } catch (e) {
@@ -435,6 +475,7 @@ async function start() {
   connect();
   startLocation();
   render();
+  loadHistory();
 }
 
 // ---- boot

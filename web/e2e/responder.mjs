@@ -1,6 +1,8 @@
 // The responder app (/responder) in a real browser (Debian's chromium via playwright-core)
 // against the real aednet binary serving the demo city, with Web Push end to end:
-//   - the app signs in with a rescuer token from an enrolment link (#enrol=…), goes on duty
+//   - the admin's rescuer list shows the phone's token as a QR code of the enrolment link
+//     (zh-CN and en, with the warning that it is a secret shown once);
+//   - the app signs in from that link (#enrol=…), goes on duty
 //     with the consent ticked, and shares the browser's (emulated) position over its socket;
 //   - its service worker registers and the app shell works offline;
 //   - the phone goes in the pocket (page closed): the dispatcher's incident makes aednet send
@@ -10,7 +12,8 @@
 //     (ServiceWorker.deliverPushMessage): the worker shows the notification and confirms
 //     receipt, and the dispatcher's board shows the push as delivered to the phone;
 //   - the app opens on the full-screen alert with its countdown; accept → the way with the map,
-//     "arrived" → the board shows it; the dispatcher closes → the stand-down screen;
+//     "arrived" → the board shows it; the dispatcher closes → the stand-down screen, and the
+//     history card shows the server's record (GET /api/v1/me/incidents);
 //   - 360 px screenshots in zh-CN and en go to web/e2e/screenshots/responder-*.png.
 import { chromium } from "playwright-core";
 import { spawn, execFileSync } from "node:child_process";
@@ -131,18 +134,45 @@ const noSideways = async page => {
 let ok = false;
 try {
   // A demo rescuer with a valid certificate, and the place of the arrest 150 m from them.
-  const rescuers = await http("/api/v1/rescuers?limit=200", { token: tokens.admin });
+  const rescuers = await http("/api/v1/rescuers?limit=100", { token: tokens.admin });
   const today = new Date().toISOString().slice(0, 10);
   const r = rescuers.items.find(x => x.cert_expires > today && x.cert_issued <= today);
-  const rt = (await http("/api/v1/tokens", { method: "POST", token: tokens.admin, body: { name: "e2e phone", role: "rescuer", subject_id: r.id } })).token;
+
+  // Enrolment by QR code: the admin's rescuer list issues the phone's token as a QR code of
+  // the enrolment link (shown once, with the warning), in both languages.
+  const adminCtx = await browser.newContext({ locale: "zh-CN", viewport: { width: 1024, height: 900 } });
+  const admin = watch(await adminCtx.newPage());
+  await admin.goto(base + "/rescuers");
+  await admin.waitForSelector("dialog#login[open]");
+  await admin.fill("#token", tokens.admin);
+  await admin.click("#login-submit");
+  await admin.click(`li[data-rescuer="${r.id}"] button.enrol`);
+  await admin.waitForSelector("dialog#enrol[open] img#enrol-qr");
+  await admin.waitForFunction(() => document.querySelector("#enrol-qr").naturalWidth > 100, null, { timeout: 5000 });
+  assert.match(await admin.locator("#enrol .call").textContent(), /密钥.*只显示这一次/);
+  const enrolUrl = await admin.locator("#enrol-qr").getAttribute("data-url");
+  assert.ok(enrolUrl.startsWith(`${base}/responder#enrol=aed_`), enrolUrl);
+  await admin.locator("dialog#enrol").screenshot({ path: join(shots, "rescuers-enrol-zh.png") });
+  await admin.click("#enrol-done");
+  await admin.waitForSelector("dialog#enrol", { state: "detached" });
+  await admin.click("#lang");
+  await admin.click(`li[data-rescuer="${r.id}"] button.enrol`);
+  await admin.waitForSelector("dialog#enrol[open] img#enrol-qr");
+  assert.match(await admin.locator("#enrol .call").textContent(), /secret.*shown only once/);
+  await admin.locator("dialog#enrol").screenshot({ path: join(shots, "rescuers-enrol-en.png") });
+  const spare = await admin.locator("#enrol-qr").getAttribute("data-url");
+  assert.notEqual(spare, enrolUrl, "a new token each time");
+  await admin.click("#enrol-done");
+  await adminCtx.close();
+  const rt = new URL(enrolUrl).hash.slice("#enrol=".length);
   await http("/api/v1/me/duty", { method: "PUT", token: rt, body: { on_duty: false, location_consent: false } });
   const spot = { lat: 28.962, lon: 118.872 };
   const ctx = await browser.newContext({ locale: "zh-CN", viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true,
     permissions: ["geolocation", "notifications"], geolocation: { latitude: spot.lat + 0.00135, longitude: spot.lon, accuracy: 12 } });
   let page = watch(await ctx.newPage());
 
-  // Enrolment link → signed in; the link's token leaves the address bar.
-  await page.goto(`${base}/responder#enrol=${encodeURIComponent(rt)}`);
+  // The phone opens the link in the QR code → signed in; the token leaves the address bar.
+  await page.goto(enrolUrl);
   await page.waitForSelector("#duty-btn");
   assert.equal(new URL(page.url()).hash, "", "the token is not left in the URL");
   assert.match(await page.locator("#me h1").textContent(), new RegExp(r.name));
@@ -264,7 +294,11 @@ try {
   await page.waitForSelector("#ended[data-type=closed]", { timeout: 10000 });
   await page.screenshot({ path: join(shots, "responder-ended-en-360.png") });
   await page.click("#back-btn");
-  await page.waitForSelector(`#history li:has-text("#${inc.id}")`);
+  // The history card is the server's record of this rescuer's own call-outs.
+  await page.waitForSelector(`#history[data-source=server] li[data-incident="${inc.id}"]`);
+  const mineOnServer = await http("/api/v1/me/incidents", { token: rt });
+  assert.ok(mineOnServer.items.every(i => i.offers.length >= 1 && !("rescuer_id" in i.offers[0])), JSON.stringify(mineOnServer));
+  assert.equal(mineOnServer.items[0].incident_id, inc.id);
   await page.screenshot({ path: join(shots, "responder-home-en-360.png"), fullPage: true });
 
   // A second incident while the app is open: the offer comes over the socket (confirmed, so

@@ -1,7 +1,7 @@
 //! The consoles as static assets embedded in the binary: the public AED map at `/`, the
 //! dispatcher console at `/dispatch`, the maintenance board at `/maintenance`, the planner at
-//! `/planner`, and the responder app (an installable PWA with its service worker and manifest)
-//! at `/responder`. Plain ES modules (no build step, no CDN) sharing `assets/common.js` (zh-CN/en
+//! `/planner`, the admin's rescuer list with QR enrolment at `/rescuers`, and the responder app
+//! (an installable PWA with its service worker and manifest) at `/responder`. Plain ES modules (no build step, no CDN) sharing `assets/common.js` (zh-CN/en
 //! strings, login with a role token kept in `sessionStorage`, API and WebSocket helpers, the
 //! Leaflet map over the street basemap, `assets/basemap.js`) with Leaflet, MapLibre GL JS and
 //! its Leaflet binding vendored by `scripts/vendor-web.sh` and `scripts/vendor-maplibre.sh`.
@@ -43,6 +43,8 @@ static ASSETS: &[Asset] = &[
     asset!("dispatch.html", HTML),
     asset!("maintenance.html", HTML),
     asset!("planner.html", HTML),
+    asset!("rescuers.html", HTML),
+    asset!("rescuers.js", JS),
     asset!("responder.html", HTML),
     asset!("responder.js", JS),
     asset!("responder.css", CSS),
@@ -125,6 +127,10 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/planner",
             get(|h: HeaderMap| async move { serve("planner.html", &h) }),
+        )
+        .route(
+            "/rescuers",
+            get(|h: HeaderMap| async move { serve("rescuers.html", &h) }),
         )
         // The responder app; its service worker and manifest sit at the root so their scope
         // covers `/responder`.

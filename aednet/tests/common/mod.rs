@@ -31,6 +31,8 @@ pub struct TestServer {
     pub tokens: std::collections::HashMap<Role, String>,
     /// The database URL (for tests that look at what was stored).
     pub url: String,
+    /// The server's dispatch engine (tests drive its jobs, e.g. retention, at a chosen time).
+    pub engine: Arc<aednet_dispatch::Engine>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
     pg_db: Option<String>,
@@ -195,7 +197,7 @@ impl TestServer {
             .expect("start the notifier");
             engine.set_notifier(n);
         }
-        let app = aednet::cli::app(state.clone(), &limits, gw, engine);
+        let app = aednet::cli::app(state.clone(), &limits, gw, engine.clone());
         let mapp = aednet_api::metrics_router(state);
         tokio::spawn(async move {
             let (mtx, mrx) = tokio::sync::oneshot::channel::<()>();
@@ -218,6 +220,7 @@ impl TestServer {
             state: app_state,
             tokens,
             url: db_url,
+            engine,
             shutdown: Some(tx),
             _dir: dir,
             pg_db,

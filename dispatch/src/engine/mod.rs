@@ -98,6 +98,9 @@ pub struct Engine {
     /// `aednet_retention_erased_total`: recorded rescuer positions erased (retention period
     /// over, or the rescuer deleted).
     retention_erased: prometheus::IntCounter,
+    /// `aednet_retention_deliveries_erased_total`: delivery records deleted (retention period
+    /// over, or the rescuer deleted).
+    deliveries_erased: prometheus::IntCounter,
     /// Who owns which incident; every lease is granted on a single node.
     leases: Arc<dyn Leases>,
     /// The other nodes (from the state): pushes and board frames reach them too, open
@@ -148,11 +151,20 @@ impl Engine {
             "Rescuer positions recorded in incidents erased (retention period over, or the rescuer deleted)",
         )
         .expect("static metric");
+        let deliveries_erased = prometheus::IntCounter::new(
+            "aednet_retention_deliveries_erased_total",
+            "Delivery records deleted (retention period over, or the rescuer deleted)",
+        )
+        .expect("static metric");
         // A second engine on the same registry (the simulator's) keeps the first's metric.
         let _ = state
             .metrics
             .registry
             .register(Box::new(retention_erased.clone()));
+        let _ = state
+            .metrics
+            .registry
+            .register(Box::new(deliveries_erased.clone()));
         let _ = state
             .metrics
             .registry
@@ -167,6 +179,7 @@ impl Engine {
             offer_seconds,
             persist_retries,
             retention_erased,
+            deliveries_erased,
             retries: Mutex::new(HashMap::new()),
             leases,
             peers: state.peers.clone(),

@@ -1,7 +1,10 @@
 //! Retention of personal data: the rescuer positions recorded at accept and arrival in an
 //! incident's record are erased `position_retention_days` after it closes (an hourly job,
 //! counted in `aednet_retention_erased_total`), and at once when the rescuer is deleted
-//! (from this node's open incidents and from the store).
+//! (from this node's open incidents and from the store). The same job deletes the delivery
+//! records of incidents closed `delivery_retention_days` before, and those of deleted rescuers
+//! (`aednet_retention_deliveries_erased_total`); history links of deleted rescuers go with
+//! their positions. Push subscriptions go with the rescuer (the database's cascade).
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
@@ -34,7 +37,20 @@ impl Engine {
                 "recorded rescuer positions erased"
             );
         }
+        self.erase_expired_deliveries(now).await?;
         Ok(old + orphaned)
+    }
+
+    /// Deletes the delivery records of incidents closed more than `delivery_retention_days`
+    /// before `now`, and of rescuers who no longer exist; returns how many went.
+    pub async fn erase_expired_deliveries(&self, now: DateTime<Utc>) -> Result<u64, EngineError> {
+        let cutoff = now - Duration::days(i64::from(self.policy.delivery_retention_days));
+        let n = self.state.store.erase_deliveries(cutoff).await?;
+        self.deliveries_erased.inc_by(n);
+        if n > 0 {
+            tracing::info!(records = n, "delivery records erased");
+        }
+        Ok(n)
     }
 
     /// A rescuer was deleted: their recorded positions leave this node's open incidents (so a

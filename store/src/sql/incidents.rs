@@ -4,7 +4,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{db_err, plain, PgStore, SqliteStore};
-use crate::incidents::{erase_in_doc, erase_in_entry, CadClaim, IncidentStore, Whose};
+use crate::incidents::{
+    erase_in_doc, erase_in_entry, rescuers_in_audit, CadClaim, IncidentStore, Whose,
+};
 use crate::{Result, StoreError};
 
 macro_rules! impl_incident_store {
@@ -92,8 +94,33 @@ macro_rules! impl_incident_store {
                         .await
                         .map_err(|e| db_err(e, Some("audit")))?;
                 }
+                for rescuer in rescuers_in_audit(audit) {
+                    sqlx::query(
+                        "INSERT INTO rescuer_incidents (rescuer_id, incident_id) VALUES ($1, $2) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(rescuer)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(plain)?;
+                }
                 tx.commit().await.map_err(plain)?;
                 Ok(())
+            }
+
+            async fn rescuer_history(&self, rescuer_id: i64, before: Option<i64>, limit: u32) -> Result<Vec<String>> {
+                let rows: Vec<(String,)> = sqlx::query_as(
+                    "SELECT i.doc FROM rescuer_incidents r JOIN incidents i ON i.id = r.incident_id \
+                     WHERE r.rescuer_id = $1 AND r.incident_id < $2 ORDER BY r.incident_id DESC LIMIT $3",
+                )
+                .bind(rescuer_id)
+                .bind(before.unwrap_or(i64::MAX))
+                .bind(i64::from(limit.clamp(1, 100)))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(plain)?;
+                Ok(rows.into_iter().map(|r| r.0).collect())
             }
 
             async fn get_incident(&self, id: i64) -> Result<Option<String>> {
@@ -153,6 +180,16 @@ macro_rules! impl_incident_store {
             }
 
             async fn erase_rescuer_positions(&self, rescuer_id: Option<i64>) -> Result<u64> {
+                // Their history links go too (the rescuer is gone, or going).
+                match rescuer_id {
+                    Some(r) => sqlx::query("DELETE FROM rescuer_incidents WHERE rescuer_id = $1").bind(r),
+                    None => sqlx::query(
+                        "DELETE FROM rescuer_incidents WHERE rescuer_id NOT IN (SELECT id FROM rescuers)",
+                    ),
+                }
+                .execute(&self.pool)
+                .await
+                .map_err(plain)?;
                 let whose = match rescuer_id {
                     Some(r) => Whose::Rescuer(r),
                     None => {

@@ -168,6 +168,29 @@ macro_rules! impl_notify {
                 .map(DeliveryRecord::try_from)
                 .collect()
             }
+
+            #[tracing::instrument(skip(self))]
+            async fn erase_deliveries(&self, closed_before: DateTime<Utc>) -> Result<u64> {
+                let mut tx = self.pool.begin().await.map_err(plain)?;
+                let expired = sqlx::query(
+                    "DELETE FROM deliveries WHERE incident_id IN (SELECT id FROM incidents \
+                     WHERE state IN ('closed', 'cancelled') AND updated_at < $1)",
+                )
+                .bind(closed_before)
+                .execute(&mut *tx)
+                .await
+                .map_err(plain)?
+                .rows_affected();
+                let orphaned = sqlx::query(
+                    "DELETE FROM deliveries WHERE rescuer_id NOT IN (SELECT id FROM rescuers)",
+                )
+                .execute(&mut *tx)
+                .await
+                .map_err(plain)?
+                .rows_affected();
+                tx.commit().await.map_err(plain)?;
+                Ok(expired + orphaned)
+            }
         }
     };
 }

@@ -126,8 +126,19 @@ macro_rules! impl_rescuer_store {
             }
 
             #[tracing::instrument(skip(self))]
+            /// With the rescuer go their push subscriptions (cascade), their delivery records
+            /// and their history links; recorded positions are erased by the dispatch engine.
             async fn delete_rescuer(&self, id: i64) -> Result<bool> {
-                let r = sqlx::query("DELETE FROM rescuers WHERE id = $1").bind(id).execute(&self.pool).await.map_err(plain)?;
+                let mut tx = self.pool.begin().await.map_err(plain)?;
+                let r = sqlx::query("DELETE FROM rescuers WHERE id = $1").bind(id).execute(&mut *tx).await.map_err(plain)?;
+                for table in ["deliveries", "rescuer_incidents"] {
+                    sqlx::query(&format!("DELETE FROM {table} WHERE rescuer_id = $1"))
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(plain)?;
+                }
+                tx.commit().await.map_err(plain)?;
                 Ok(r.rows_affected() > 0)
             }
 
