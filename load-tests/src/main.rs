@@ -125,6 +125,12 @@ enum Command {
         /// An OSM extract imported again and again; without it a generated CSV.
         #[arg(long)]
         pbf: Option<PathBuf>,
+        /// Where the caller's query is measured: the caller lane or the main listener.
+        #[arg(long, value_enum, default_value = "lane")]
+        port: aednet_load_tests::isolation::Port,
+        /// Run the load generators at normal priority instead of niced (19).
+        #[arg(long)]
+        normal_generators: bool,
         #[arg(long, default_value = "target/load-tests")]
         dir: PathBuf,
     },
@@ -199,6 +205,8 @@ async fn main() -> anyhow::Result<()> {
             devices,
             device_rate,
             pbf,
+            port,
+            normal_generators,
             dir,
         } => {
             use aednet_load_tests::isolation;
@@ -211,6 +219,8 @@ async fn main() -> anyhow::Result<()> {
                 devices,
                 device_rate,
                 pbf,
+                port,
+                niced: !normal_generators,
             };
             let r = isolation::run(&o, &dir).await?;
             println!();
