@@ -54,6 +54,9 @@ pub struct Options {
     pub port: Port,
     /// Whether the load generators' threads are niced (19).
     pub niced: bool,
+    /// The layout before the caller lane (for comparisons): the measuring client and every
+    /// generator on this process's one runtime, at normal priority.
+    pub shared_runtime: bool,
 }
 
 #[derive(Debug)]
@@ -156,6 +159,7 @@ pub async fn run(o: &Options, dir: &std::path::Path) -> anyhow::Result<Report> {
     let phase = Duration::from_secs(o.seconds);
     // Warm-up, then the caller's query alone.
     let alone = measure(
+        o.shared_runtime,
         &measured,
         &open_at,
         &queries,
@@ -167,19 +171,23 @@ pub async fn run(o: &Options, dir: &std::path::Path) -> anyhow::Result<Report> {
     let rss_alone_kib = rss_kib(pid);
 
     // Everything else at once, on the generators' runtime.
-    let niced = o.niced;
-    let generators = Generators(Some(
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .thread_name("load-generator")
-            .on_thread_start(move || {
-                if niced && !aednet_api::background::lower_priority() {
-                    eprintln!("a load generator thread could not be niced");
-                }
-            })
-            .build()?,
-    ));
+    let niced = o.niced && !o.shared_runtime;
+    let generators = Generators(if o.shared_runtime {
+        None
+    } else {
+        Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .thread_name("load-generator")
+                .on_thread_start(move || {
+                    if niced && !aednet_api::background::lower_priority() {
+                        eprintln!("a load generator thread could not be niced");
+                    }
+                })
+                .build()?,
+        )
+    });
     let gen = generators.handle();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
@@ -355,6 +363,7 @@ pub async fn run(o: &Options, dir: &std::path::Path) -> anyhow::Result<Report> {
         gen.spawn(async move { crate::devices::simulate(&[base], &[pid], &devices, &sim).await });
     // One second of warm-up on the measuring thread's fresh connections, then the phase.
     let loaded = measure(
+        o.shared_runtime,
         &measured,
         &open_at,
         &queries,
@@ -393,14 +402,14 @@ pub async fn run(o: &Options, dir: &std::path::Path) -> anyhow::Result<Report> {
 
 /// The load generators' runtime, shut down without waiting when dropped (also on an early
 /// return: a runtime may not be dropped the ordinary way inside another one).
+/// `None`: on the calling runtime (`--shared-runtime`).
 struct Generators(Option<tokio::runtime::Runtime>);
 
 impl Generators {
     fn handle(&self) -> tokio::runtime::Handle {
         self.0
             .as_ref()
-            .map(|rt| rt.handle().clone())
-            .expect("running")
+            .map_or_else(tokio::runtime::Handle::current, |rt| rt.handle().clone())
     }
 }
 
@@ -414,8 +423,10 @@ impl Drop for Generators {
 
 /// The caller's query, `warm` then `phase` at `rate`, on a thread with a runtime, a client and
 /// connections of its own: nothing the load generators do can delay the measuring client
-/// itself (in the field they are other machines).
+/// itself (in the field they are other machines). With `shared`, on the calling runtime
+/// instead, as before the caller lane.
 async fn measure(
+    shared: bool,
     base: &str,
     open_at: &str,
     queries: &Arc<Vec<LatLon>>,
@@ -424,24 +435,31 @@ async fn measure(
     phase: Duration,
 ) -> anyhow::Result<Outcome> {
     let (base, open_at, queries) = (base.to_string(), open_at.to_string(), queries.clone());
+    let run = move |client: reqwest::Client| async move {
+        let target = Arc::new(Target::Nodes {
+            client,
+            bases: vec![base],
+            open_at,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        });
+        let _ = open_loop(target.clone(), queries.clone(), 5, rate, warm, 64).await;
+        open_loop(target, queries, 5, rate, phase, 64).await
+    };
+    if shared {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .build()?;
+        return Ok(run(client).await);
+    }
     let thread = std::thread::Builder::new().name("measure".into()).spawn(
         move || -> anyhow::Result<Outcome> {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(async move {
-                let client = reqwest::Client::builder()
-                    .pool_max_idle_per_host(64)
-                    .build()?;
-                let target = Arc::new(Target::Nodes {
-                    client,
-                    bases: vec![base],
-                    open_at,
-                    next: std::sync::atomic::AtomicUsize::new(0),
-                });
-                let _ = open_loop(target.clone(), queries.clone(), 5, rate, warm, 64).await;
-                Ok(open_loop(target, queries, 5, rate, phase, 64).await)
-            })
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .build()?;
+            Ok(rt.block_on(run(client)))
         },
     )?;
     tokio::task::spawn_blocking(move || thread.join())
@@ -473,7 +491,9 @@ pub fn table(o: &Options, r: &Report) -> String {
             Port::Lane => "caller lane (its own listener and thread)",
             Port::Main => "main listener",
         },
-        if o.niced {
+        if o.shared_runtime {
+            "and the measuring client on one runtime at normal priority (the layout before)"
+        } else if o.niced {
             "niced (19)"
         } else {
             "at normal priority"

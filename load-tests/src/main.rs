@@ -131,6 +131,10 @@ enum Command {
         /// Run the load generators at normal priority instead of niced (19).
         #[arg(long)]
         normal_generators: bool,
+        /// The layout before the caller lane, for comparisons: the measuring client and the
+        /// generators on one runtime at normal priority.
+        #[arg(long)]
+        shared_runtime: bool,
         #[arg(long, default_value = "target/load-tests")]
         dir: PathBuf,
     },
@@ -207,6 +211,7 @@ async fn main() -> anyhow::Result<()> {
             pbf,
             port,
             normal_generators,
+            shared_runtime,
             dir,
         } => {
             use aednet_load_tests::isolation;
@@ -221,6 +226,7 @@ async fn main() -> anyhow::Result<()> {
                 pbf,
                 port,
                 niced: !normal_generators,
+                shared_runtime,
             };
             let r = isolation::run(&o, &dir).await?;
             println!();
