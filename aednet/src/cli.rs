@@ -5,16 +5,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use aednet_api::AppState;
-use aednet_core::event::LocalBus;
-use aednet_core::{Role, SystemClock};
+use aednet_core::Role;
 use aednet_store::DynStore;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use tokio::net::TcpListener;
 
 use crate::config::{redact_url, Config, LogFormat, Overrides};
+pub use crate::server::{app, serve};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -151,6 +149,10 @@ pub struct ServeArgs {
     /// Prometheus metrics address (default 127.0.0.1:9090).
     #[arg(long)]
     pub metrics_listen: Option<SocketAddr>,
+    /// The caller lane: the nearest queries alone on this address, on a thread of their own
+    /// (off by default).
+    #[arg(long)]
+    pub caller_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -274,6 +276,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(a) = &serve_args {
         overrides.listen = a.listen;
         overrides.metrics_listen = a.metrics_listen;
+        overrides.caller_listen = a.caller_listen;
     }
     if matches!(cli.command, Command::Demo(_))
         && overrides.database_url.is_none()
@@ -576,248 +579,6 @@ pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
     aednet_store::connect(&config.database_url)
         .await
         .with_context(|| format!("opening database {}", redact_url(&config.database_url)))
-}
-
-/// Builds the full application router over `state`.
-/// Every router, merged: the registry API, the caller and rescuer API, the web consoles.
-pub fn app(
-    mut state: AppState,
-    public: &aednet_mobile_api::PublicLimits,
-    gateway: Arc<aednet_device_gateway::Gateway>,
-    dispatch: Arc<aednet_dispatch::Engine>,
-) -> axum::Router {
-    let eligibility = Arc::new(aednet_mobile_api::rescuer::Eligibility::new(
-        &state.limits.config,
-    ));
-    eligibility.start(&state);
-    // Accepted responders' moves become live distance/ETA frames.
-    eligibility.observe(dispatch.clone());
-    use utoipa::OpenApi;
-    let mut extra = aednet_mobile_api::ApiDoc::openapi();
-    extra.merge(aednet_device_gateway::ApiDoc::openapi());
-    extra.merge(aednet_dispatch::http::ApiDoc::openapi());
-    extra.merge(aednet_api::coverage::ApiDoc::openapi());
-    // The live coverage map loads in the background and follows the bus from here on; its
-    // handlers wait for the first load. A bad population grid was reported by `serve` already.
-    let coverage = aednet_api::coverage::Coverage::new(&state, state.coverage.clone())
-        .unwrap_or_else(|e| {
-            tracing::error!(error = %e, "coverage: population grid ignored");
-            let config = aednet_api::coverage::CoverageConfig {
-                population_grid: None,
-                ..state.coverage.clone()
-            };
-            aednet_api::coverage::Coverage::new(&state, config)
-                .expect("coverage config validated at load")
-        });
-    coverage.start();
-    let tiles = aednet_api::tiles::start(&state);
-    state.openapi = Arc::new(aednet_api::openapi::document(Some(extra)));
-    aednet_api::finish(
-        aednet_api::routes()
-            .merge(aednet_mobile_api::router(public, eligibility.clone()))
-            .merge(aednet_device_gateway::router(gateway))
-            .merge(aednet_dispatch::router(dispatch, eligibility))
-            .merge(aednet_api::coverage::router(coverage, public))
-            .merge(aednet_api::tiles::router(tiles))
-            .merge(aednet_web::router()),
-        state,
-    )
-}
-
-pub async fn serve(config: Config, store: DynStore) -> anyhow::Result<()> {
-    // Several nodes: the bus and the other nodes over NATS, incident leases on PostgreSQL.
-    let cluster = match &config.cluster.nats_url {
-        Some(url) => Some(
-            aednet_cluster::Cluster::connect(&config.cluster)
-                .await
-                .with_context(|| format!("connecting to NATS at {}", redact_url(url)))?,
-        ),
-        None => None,
-    };
-    let bus: Arc<dyn aednet_core::EventBus> = match &cluster {
-        Some(c) => c.bus.clone(),
-        None => Arc::new(LocalBus::default()),
-    };
-    let mut state = AppState::new(store, bus, Arc::new(SystemClock));
-    state.limits = Arc::new(aednet_api::limits::Limits::new(config.limits));
-    state.background = Arc::new(aednet_api::background::Background::new(
-        config.limits.background_threads,
-        config.limits.background_low_priority,
-    ));
-    if let Some(c) = &cluster {
-        tracing::info!(node = %c.node_id, prefix = %config.cluster.prefix, "cluster mode");
-        state.peers = Some(c.peers.clone());
-        spawn_cluster_metrics(&state, c);
-    }
-    state.walk = config.walk;
-    // The walking network loads in the background; until it is in, walks are straight lines.
-    aednet_api::artifacts::follow_into(
-        &state,
-        state.walk_graph.clone(),
-        aednet_api::state::decode_walk_graph,
-    );
-    // Address search: the map's index and the address register, loaded in the background.
-    state.geocode.start(&state);
-    state.cad = Arc::new(config.cad.clone());
-    state.coverage = config.coverage.clone();
-    if let Some(path) = &config.coverage.population_grid {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading coverage.population_grid {}", path.display()))?;
-        aednet_api::coverage::read_population_csv(&text)
-            .map_err(anyhow::Error::msg)
-            .with_context(|| format!("coverage.population_grid {}", path.display()))?;
-    }
-    // Callers are served from memory: load every AED and station before accepting requests.
-    aednet_api::geo_sync::start(&state).await?;
-    let gateway = aednet_device_gateway::Gateway::new(state.clone(), config.gateway.clone());
-    gateway.start().await?;
-    // Open incidents resume with their timers.
-    let dispatch = match &cluster {
-        Some(c) => {
-            let leases = aednet_cluster::PgLeases::connect(
-                &config.database_url,
-                &c.node_id,
-                std::time::Duration::from_millis(config.cluster.lease_heartbeat_ms),
-            )
-            .await
-            .context("opening the incident lease session on PostgreSQL")?;
-            aednet_dispatch::Engine::with_leases(state.clone(), config.dispatch.clone(), leases)
-        }
-        None => aednet_dispatch::Engine::new(state.clone(), config.dispatch.clone()),
-    };
-    dispatch.start().await?;
-    // Offers, stand-downs and cancels the socket did not confirm go out by push and webhook.
-    let notifier = aednet_notify::Notifier::start(
-        state.store.clone(),
-        config.notify.clone(),
-        &state.metrics.registry,
-    )
-    .context("[notify]")?;
-    if let Some(k) = notifier.vapid_public_key() {
-        tracing::info!(vapid_public_key = k, "web push on");
-    }
-    dispatch.set_notifier(notifier);
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
-    let metrics_listener = TcpListener::bind(config.metrics_listen)
-        .await
-        .with_context(|| format!("binding {}", config.metrics_listen))?;
-    let addr = listener.local_addr()?;
-    let maddr = metrics_listener.local_addr()?;
-    let stop = shutdown_signal();
-    // Tests and scripts read this line to learn the ports chosen for `--listen …:0`.
-    println!("aednet listening on http://{addr} (metrics on http://{maddr}/metrics)");
-    tracing::info!(%addr, metrics = %maddr, backend = ?state.store.backend(), "serving");
-
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let metrics_app = aednet_api::metrics_router(state.clone());
-    let mut mrx = rx.clone();
-    let metrics_task = tokio::spawn(aednet_api::serve(
-        metrics_listener,
-        metrics_app,
-        async move {
-            let _ = mrx.changed().await;
-        },
-    ));
-    let mut arx = rx;
-    let api = aednet_api::serve(
-        listener,
-        app(state, &config.public, gateway.clone(), dispatch),
-        async move {
-            let _ = arx.changed().await;
-        },
-    );
-    let signal = async move {
-        stop.await;
-        tracing::info!("shutting down: finishing in-flight requests");
-        let _ = tx.send(true);
-    };
-    let (res, ()) = tokio::join!(api, signal);
-    // Device sockets close (1001) and the coalesced last-seen state is written: a graceful
-    // stop loses nothing a device was told.
-    gateway.shutdown().await;
-    if let Some(c) = &cluster {
-        // Events of the last requests still queued for the stream go out before exiting.
-        if !c.bus.flush(std::time::Duration::from_secs(5)).await {
-            tracing::warn!("some events were not published to the stream before shutdown");
-        }
-    }
-    res?;
-    metrics_task.await??;
-    Ok(())
-}
-
-/// `aednet_cluster_*`: the event stream as this node sees it, copied every 5 s.
-fn spawn_cluster_metrics(state: &AppState, cluster: &aednet_cluster::Cluster) {
-    let gauge = |name: &str, help: &str| {
-        let g = prometheus::IntGauge::new(name, help).expect("static metric");
-        let _ = state.metrics.registry.register(Box::new(g.clone()));
-        g
-    };
-    let connected = gauge(
-        "aednet_cluster_nats_connected",
-        "1 while this node's NATS link to the other nodes is up",
-    );
-    let published = gauge(
-        "aednet_cluster_events_published",
-        "Events this node stored in the stream (acknowledged)",
-    );
-    let failed = gauge(
-        "aednet_cluster_events_publish_failed",
-        "Events this node gave up publishing (the store has them; others repair or resync)",
-    );
-    let received = gauge(
-        "aednet_cluster_events_received",
-        "Other nodes' events applied on this node",
-    );
-    let resyncs = gauge(
-        "aednet_cluster_resyncs",
-        "Full reloads because events were missed for good",
-    );
-    let bus = cluster.bus.clone();
-    let peers = cluster.peers.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
-        loop {
-            tick.tick().await;
-            let s = bus.stats();
-            let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-            connected.set(i64::from(aednet_core::Peers::connected(peers.as_ref())));
-            published.set(n(s.published));
-            failed.set(n(s.publish_failed));
-            received.set(n(s.received));
-            resyncs.set(n(s.resyncs));
-        }
-    });
-}
-
-/// Registers the SIGINT and SIGTERM handlers now and returns a future that completes on the
-/// first of them. Registering before the address is announced matters: a supervisor or test that
-/// reads the announcement and at once sends SIGTERM must get a graceful shutdown, not the
-/// default action (immediate exit).
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let term = signal(SignalKind::terminate());
-        let int = signal(SignalKind::interrupt());
-        async move {
-            match (term, int) {
-                (Ok(mut term), Ok(mut int)) => {
-                    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-                }
-                _ => {
-                    tracing::warn!("cannot install signal handlers; stop with SIGKILL");
-                    std::future::pending::<()>().await;
-                }
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    async {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 fn progress_bar() -> ProgressBar {

@@ -18,6 +18,11 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Prometheus `/metrics` listener, kept off the public port.
     pub metrics_listen: SocketAddr,
+    /// The caller lane: when set, the caller's nearest queries (`/api/v1/aeds/nearest`,
+    /// `/api/v1/stations/nearest`) are also served here, alone, by a thread of their own
+    /// (see [`crate::server::CallerLane`]); a reverse proxy routes those paths to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_listen: Option<SocketAddr>,
     /// `pretty` (default) or `json` log lines on stderr.
     pub log_format: LogFormat,
     /// A tracing filter, e.g. `info` or `aednet=debug,sqlx=warn`; `RUST_LOG` overrides it.
@@ -58,6 +63,7 @@ impl Default for Config {
             database_url: "sqlite://aednet-data/aednet.db".into(),
             listen: "127.0.0.1:8080".parse().expect("static address"),
             metrics_listen: "127.0.0.1:9090".parse().expect("static address"),
+            caller_listen: None,
             log_format: LogFormat::Pretty,
             log_level: "info,sqlx=warn".into(),
             walk: aednet_geoindex::WalkModel::default(),
@@ -79,6 +85,7 @@ impl std::fmt::Debug for Config {
             .field("database_url", &redact_url(&self.database_url))
             .field("listen", &self.listen)
             .field("metrics_listen", &self.metrics_listen)
+            .field("caller_listen", &self.caller_listen)
             .field("log_format", &self.log_format)
             .field("log_level", &self.log_level)
             .field("walk", &self.walk)
@@ -121,6 +128,8 @@ pub struct Overrides {
     pub listen: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caller_listen: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
 }

@@ -6,4 +6,5 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod plan;
+pub mod server;
 pub mod simulate;

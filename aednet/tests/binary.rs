@@ -193,6 +193,177 @@ async fn token_create_prints_a_working_secret_once() {
     assert!(terminate(r).success());
 }
 
+/// `--caller-listen`: the caller's nearest queries on a listener of their own, answered by a
+/// dedicated thread (`aednet-caller`) exactly as on the main listener; nothing else is served
+/// there (registry, dispatch, sockets: JSON 404), the main listener keeps every route, and
+/// SIGTERM stops both cleanly.
+#[tokio::test(flavor = "multi_thread")]
+async fn caller_lane_serves_only_the_nearest_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("lane.db").display());
+    let out = bin()
+        .args([
+            "--database-url",
+            &db,
+            "token",
+            "create",
+            "--role",
+            "admin",
+            "--name",
+            "ops",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let admin = String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .find(|w| w.starts_with("aed_"))
+        .unwrap()
+        .to_string();
+    let r = start(
+        dir.path(),
+        &[
+            "--database-url",
+            &db,
+            "serve",
+            "--caller-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let lane = r
+        .stdout
+        .iter()
+        .find_map(|l| l.strip_prefix("aednet caller lane on "))
+        .unwrap_or_else(|| panic!("no caller lane announced: {:?}", r.stdout))
+        .trim()
+        .to_string();
+    assert_ne!(lane, r.base);
+    // Its own thread in the process.
+    let pid = r.child.id();
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|c| c.trim().to_string())
+        .collect();
+    assert!(threads.iter().any(|t| t == "aednet-caller"), "{threads:?}");
+
+    let client = reqwest::Client::new();
+    let mut created = Vec::new();
+    for (i, (lat, lon)) in [
+        (28.9700, 118.8700),
+        (28.9712, 118.8705),
+        (28.9690, 118.8721),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let resp = client
+            .post(format!("{}/api/v1/aeds", r.base))
+            .bearer_auth(&admin)
+            .json(
+                &serde_json::json!({"lat": lat, "lon": lon, "name": format!("AED {i}"),
+                "access": "yes", "opening_hours": "24/7"}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 201);
+        let a: Value = resp.json().await.unwrap();
+        created.push(a["id"].as_i64().unwrap());
+    }
+    let nearest = |base: &str| format!("{base}/api/v1/aeds/nearest?lat=28.9701&lon=118.8701&k=3");
+    // The index follows the bus: wait until the main listener sees all three.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let on_main = loop {
+        let v: Value = client
+            .get(nearest(&r.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["results"].as_array().map_or(0, Vec::len) == 3 {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "{v}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let resp = client.get(nearest(&lane)).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let on_lane: Value = resp.json().await.unwrap();
+    let ids = |v: &Value| -> Vec<i64> {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(ids(&on_lane), ids(&on_main), "{on_lane}");
+    assert_eq!(ids(&on_lane)[0], created[0], "{on_lane}");
+    // Bad input is refused the same way (422/400 naming the field).
+    let bad: Value = client
+        .get(format!("{lane}/api/v1/aeds/nearest?lat=95&lon=118.87"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(bad["field"], "lat", "{bad}");
+    let stations = client
+        .get(format!(
+            "{lane}/api/v1/stations/nearest?lat=28.97&lon=118.87"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stations.status().as_u16(), 200);
+    let health = client.get(format!("{lane}/healthz")).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    // Nothing else: not the registry (even with a token), not dispatch, not sockets, not the
+    // consoles or metrics.
+    for path in [
+        "/api/v1/aeds?limit=5",
+        "/api/v1/incidents",
+        "/api/v1/coverage",
+        "/ws/rescuer",
+        "/readyz",
+        "/metrics",
+        "/",
+    ] {
+        let resp = client
+            .get(format!("{lane}{path}"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 404, "{path} on the caller lane");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "not_found", "{path}: {body}");
+    }
+    let post = client
+        .post(format!("{lane}/api/v1/aeds"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"lat": 28.97, "lon": 118.87, "name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status().as_u16(), 404);
+    // The main listener still has them.
+    let list = client
+        .get(format!("{}/api/v1/aeds?limit=5", r.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.status().as_u16(), 200);
+    assert!(terminate(r).success());
+    // Both listeners are closed.
+    assert!(client.get(nearest(&lane)).send().await.is_err());
+}
+
 /// Every YAML document under `deploy/` (compose, Kubernetes, Prometheus) must parse.
 fn deploy_yaml(rel: &str) -> Vec<yaml_rust2::Yaml> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

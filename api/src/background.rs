@@ -113,8 +113,8 @@ impl Default for Background {
 }
 
 /// Lowers the calling thread to the lowest normal priority (nice 19 on Linux); `false` when
-/// the system refuses.
-fn lower_priority() -> bool {
+/// the system refuses. (Also used by `load-tests isolation` for its load generators.)
+pub fn lower_priority() -> bool {
     thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min).is_ok()
 }
 

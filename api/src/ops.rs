@@ -10,10 +10,14 @@ use serde_json::json;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
+    health_router()
         .route("/readyz", get(readyz))
         .route("/api/openapi.json", get(openapi))
+}
+
+/// `/healthz` alone (the caller lane's health check for a proxy or load balancer).
+pub fn health_router() -> Router<AppState> {
+    Router::new().route("/healthz", get(healthz))
 }
 
 /// The process is up.

@@ -3,7 +3,9 @@
 //! One dedicated connection (not a pool: advisory locks belong to a session, and a pool would
 //! hand the lock's session to someone else) holds every lease of this node. When that session
 //! ends, for whatever reason, PostgreSQL frees all its locks at once, which is exactly how a dead
-//! node hands its incidents over.
+//! node hands its incidents over. A live node whose session broke (PostgreSQL restarting) takes
+//! its leases again on the next session before anything else, so its incidents stay with it
+//! unless another node was quicker.
 
 use std::collections::HashSet;
 use std::str::FromStr;
@@ -30,6 +32,9 @@ pub struct PgLeases {
     options: PgConnectOptions,
     conn: tokio::sync::Mutex<Option<PgConnection>>,
     held: Mutex<HashSet<i64>>,
+    /// What was held when the session last broke: taken again first thing on the next
+    /// session, before the other nodes can see those incidents as orphans.
+    wanted: Mutex<HashSet<i64>>,
     lost: watch::Sender<u64>,
     heartbeat: Duration,
     heartbeat_task: Mutex<Option<AbortHandle>>,
@@ -74,6 +79,7 @@ impl PgLeases {
             options,
             conn: tokio::sync::Mutex::new(Some(conn)),
             held: Mutex::new(HashSet::new()),
+            wanted: Mutex::new(HashSet::new()),
             lost: watch::channel(0).0,
             heartbeat,
             heartbeat_task: Mutex::new(None),
@@ -106,6 +112,10 @@ impl PgLeases {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn wanted_set(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
+        self.wanted.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn query_timeout(&self) -> Duration {
         self.heartbeat.max(Duration::from_secs(1))
     }
@@ -114,11 +124,61 @@ impl PgLeases {
     fn lose(&self, conn: &mut Option<PgConnection>, why: &str) {
         *conn = None;
         let held = std::mem::take(&mut *self.held_set());
+        self.wanted_set().extend(held.iter().copied());
         self.lost.send_modify(|n| *n += 1);
         tracing::warn!(
             node = %self.node_id, held = held.len(), reason = why,
             "lease session lost; its incidents must be taken again"
         );
+    }
+
+    /// On a new session, before anyone else can use it: takes again the leases the broken
+    /// one held (those another node took meanwhile stay theirs). Returns how many. On an
+    /// error nothing changes (the session is dropped, and with it whatever it locked).
+    async fn retake(&self, c: &mut PgConnection) -> Result<usize, sqlx::Error> {
+        let ids: Vec<i64> = self.wanted_set().iter().copied().collect();
+        let mut got = Vec::new();
+        for id in ids {
+            let Ok(key) = lease_key(id) else { continue };
+            let locked = tokio::time::timeout(
+                self.query_timeout(),
+                sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1, $2)")
+                    .bind(LEASE_NAMESPACE)
+                    .bind(key)
+                    .fetch_one(&mut *c),
+            )
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)??;
+            if locked {
+                got.push((id, key));
+            }
+        }
+        // Released (their incident closed) while the session was down: not wanted now.
+        let unwanted: Vec<(i64, i32)> = {
+            let wanted = self.wanted_set();
+            got.iter()
+                .copied()
+                .filter(|(id, _)| !wanted.contains(id))
+                .collect()
+        };
+        for (_, key) in &unwanted {
+            sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1, $2)")
+                .bind(LEASE_NAMESPACE)
+                .bind(*key)
+                .fetch_one(&mut *c)
+                .await?;
+        }
+        let mut held = self.held_set();
+        held.extend(
+            got.iter()
+                .filter(|g| !unwanted.contains(g))
+                .map(|(id, _)| *id),
+        );
+        let n = held.len();
+        drop(held);
+        // Those another node holds now are not asked for again.
+        self.wanted_set().clear();
+        Ok(n)
     }
 }
 
@@ -175,11 +235,18 @@ async fn heartbeat_loop(leases: Weak<PgLeases>) {
         } else {
             // Opened without holding the session lock, so that `try_acquire` fails at once
             // while PostgreSQL is unreachable instead of waiting for the connect timeout.
-            match open(&this.options, this.heartbeat).await {
-                Ok(c) => {
+            let reopened = match open(&this.options, this.heartbeat).await {
+                Ok(mut c) => match this.retake(&mut c).await {
+                    Ok(n) => Ok((c, n)),
+                    Err(e) => Err(anyhow::anyhow!("taking the leases again: {e}")),
+                },
+                Err(e) => Err(e),
+            };
+            match reopened {
+                Ok((c, retaken)) => {
                     *this.conn.lock().await = Some(c);
                     backoff = Duration::from_millis(100);
-                    tracing::info!(node = %this.node_id, "lease session reopened");
+                    tracing::info!(node = %this.node_id, retaken, "lease session reopened");
                     this.heartbeat
                 }
                 Err(e) => {
@@ -241,6 +308,7 @@ impl Leases for PgLeases {
         let Ok(key) = lease_key(incident_id) else {
             return;
         };
+        self.wanted_set().remove(&incident_id);
         let mut conn = self.conn.lock().await;
         if !self.held_set().contains(&incident_id) {
             return;

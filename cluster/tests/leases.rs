@@ -79,11 +79,18 @@ async fn leases_are_exclusive_and_a_dead_session_hands_them_over() {
         Err(PeerError::Transport(m)) if m.contains(&big.to_string())
     ));
 
-    // B's session dies (as when its node is killed): A gets the lease within seconds, and B
-    // learns that it lost everything.
+    // B's session dies while B lives on (PostgreSQL restarted, a network blip), and new
+    // sessions are refused for a while: B learns that it lost everything, and its leases are
+    // free for others meanwhile — A takes 5.
+    assert_eq!(b.try_acquire(8).await, Ok(true));
     let mut b_lost = b.lost();
     let lost_before = *b_lost.borrow_and_update();
     let mut admin = PgConnection::connect(&admin_url()).await.unwrap();
+    let allow = |on: bool| format!(r#"ALTER DATABASE "{db}" ALLOW_CONNECTIONS {on}"#);
+    sqlx::query(&allow(false))
+        .execute(&mut admin)
+        .await
+        .unwrap();
     let terminated: Vec<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
     )
@@ -106,13 +113,24 @@ async fn leases_are_exclusive_and_a_dead_session_hands_them_over() {
     .expect("B's lost() changes")
     .unwrap();
     assert!(b.held().is_empty(), "B forgot its leases: {:?}", b.held());
+    assert!(
+        b.try_acquire(6).await.is_err(),
+        "nothing is granted without a session"
+    );
+    // B's incident 8 closes while it is cut off: that lease is not wanted back.
+    b.release(8).await;
 
-    // B comes back on a new session and competes normally again.
-    eventually(Duration::from_secs(10), "B reopens its session", || async {
-        b.try_acquire(6).await == Ok(true)
+    // Sessions are allowed again: B's new session first takes back what it had and nobody
+    // took (7), not what A took meanwhile (5), nor what it released (8).
+    sqlx::query(&allow(true)).execute(&mut admin).await.unwrap();
+    eventually(Duration::from_secs(10), "B takes 7 back", || async {
+        b.held() == vec![7]
     })
     .await;
     assert_eq!(b.try_acquire(5).await, Ok(false));
+    assert_eq!(a.try_acquire(8).await, Ok(true));
+    a.release(8).await;
+    assert_eq!(b.try_acquire(6).await, Ok(true));
     assert_eq!(b.try_acquire(7).await, Ok(true));
 
     // A node that goes away (its connection closes) frees its leases too.

@@ -85,7 +85,8 @@ pub trait Leases: Send + Sync + std::fmt::Debug {
     async fn try_acquire(&self, incident_id: i64) -> Result<bool, PeerError>;
     async fn release(&self, incident_id: i64);
     /// Changes when this node may have lost every lease it held (its lease session broke):
-    /// the holder must forget its incidents and acquire them again.
+    /// the holder must acquire them again before it writes (`try_acquire` fails while the
+    /// session is down, and answers `Ok(false)` for one another node took meanwhile).
     fn lost(&self) -> watch::Receiver<u64>;
 }
 

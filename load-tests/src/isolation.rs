@@ -8,12 +8,21 @@
 //! concurrency bound are all exercised; after a 429/503/422 they wait 50 ms, not the
 //! `Retry-After`), an OSM import runs over HTTP again and again, rescuers report 1 000
 //! positions per second, and devices send telemetry whose acks must keep flowing.
+//!
+//! The server runs with a caller lane (`caller_listen`) and the query is measured there unless
+//! `--port main`. The measuring client has a thread, a runtime and connections of its own; the
+//! load generators run on another runtime whose threads are niced (19) unless `--generators
+//! normal`. In the field the hammering clients, phones and devices are other machines, and what
+//! they cost is the server's work, not their own: here they share the server's cores, and the
+//! niced generators are what keeps their own CPU from being counted as the server's latency.
+//! The table says which was measured and how many location reports were really sent.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aednet_core::{LatLon, Role};
+use anyhow::Context as _;
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 use rand::{Rng, SeedableRng};
@@ -21,6 +30,15 @@ use rand::{Rng, SeedableRng};
 use crate::devices::{rss_kib, SimOptions, SimReport};
 use crate::drive::{open_loop, Outcome};
 use crate::targets::{self, Target};
+
+/// Where the caller's query is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Port {
+    /// The caller lane (`caller_listen`): the nearest queries alone, on their own thread.
+    Lane,
+    /// The main listener, shared with everything else.
+    Main,
+}
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -33,6 +51,12 @@ pub struct Options {
     pub device_rate: f64,
     /// An OSM extract to import again and again (idempotent); a generated CSV without it.
     pub pbf: Option<std::path::PathBuf>,
+    pub port: Port,
+    /// Whether the load generators' threads are niced (19).
+    pub niced: bool,
+    /// The layout before the caller lane (for comparisons): the measuring client and every
+    /// generator on this process's one runtime, at normal priority.
+    pub shared_runtime: bool,
 }
 
 #[derive(Debug)]
@@ -46,6 +70,8 @@ pub struct Report {
     pub import_ms: Vec<u64>,
     pub locations_ok: u64,
     pub locations_err: u64,
+    /// How long the location generator ran (reports sent per second = (ok + err) / this).
+    pub location_seconds: f64,
     /// The first refused location report: its status and body.
     pub location_first_error: Option<String>,
     pub location_hist: Histogram<u64>,
@@ -106,18 +132,18 @@ pub async fn run(o: &Options, dir: &std::path::Path) -> anyhow::Result<Report> {
         import_body.0.len() / 1024
     );
 
-    let (base, child) = targets::spawn_aednet(&url).await?;
+    let lane_env = [(
+        "AEDNET_CALLER_LISTEN".to_string(),
+        "127.0.0.1:0".to_string(),
+    )];
+    let (base, lane, child) = targets::spawn_aednet_lanes(&url, &lane_env).await?;
     let pid = child.id().unwrap_or_default();
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(256)
-        .build()?;
-    let target = Arc::new(Target::Aednet {
-        client: client.clone(),
-        base: base.clone(),
-        open_at: chrono::Utc::now().to_rfc3339().replace('+', "%2B"),
-        child,
-        network: false,
-    });
+    let measured = match o.port {
+        Port::Lane => lane.context("the server announced no caller lane")?,
+        Port::Main => base.clone(),
+    };
+    eprintln!("measuring the caller's query on {measured} ({:?})", o.port);
+    let open_at = chrono::Utc::now().to_rfc3339().replace('+', "%2B");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     let queries: Arc<Vec<LatLon>> = Arc::new(
         (0..10_000)
@@ -132,27 +158,40 @@ pub async fn run(o: &Options, dir: &std::path::Path) -> anyhow::Result<Report> {
     );
     let phase = Duration::from_secs(o.seconds);
     // Warm-up, then the caller's query alone.
-    let _ = open_loop(
-        target.clone(),
-        queries.clone(),
-        5,
+    let alone = measure(
+        o.shared_runtime,
+        &measured,
+        &open_at,
+        &queries,
         o.nearest_rate,
         Duration::from_secs(2),
-        64,
-    )
-    .await;
-    let alone = open_loop(
-        target.clone(),
-        queries.clone(),
-        5,
-        o.nearest_rate,
         phase,
-        64,
     )
-    .await;
+    .await?;
     let rss_alone_kib = rss_kib(pid);
 
-    // Everything else at once.
+    // Everything else at once, on the generators' runtime.
+    let niced = o.niced && !o.shared_runtime;
+    let generators = Generators(if o.shared_runtime {
+        None
+    } else {
+        Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .thread_name("load-generator")
+                .on_thread_start(move || {
+                    if niced && !aednet_api::background::lower_priority() {
+                        eprintln!("a load generator thread could not be niced");
+                    }
+                })
+                .build()?,
+        )
+    });
+    let gen = generators.handle();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let coverage: Arc<[AtomicU64; 5]> = Arc::new(Default::default());
     let mut background = Vec::new();
@@ -160,7 +199,7 @@ pub async fn run(o: &Options, dir: &std::path::Path) -> anyhow::Result<Report> {
         let (client, base, stop, coverage) =
             (client.clone(), base.clone(), stop.clone(), coverage.clone());
         let district = districts[i % districts.len().max(1)];
-        background.push(tokio::spawn(async move {
+        background.push(gen.spawn(async move {
             let url = if i % 2 == 0 {
                 format!("{base}/api/v1/coverage?res=10")
             } else {
@@ -211,7 +250,7 @@ pub async fn run(o: &Options, dir: &std::path::Path) -> anyhow::Result<Report> {
             admin.clone(),
         );
         let (body, format) = import_body;
-        background.push(tokio::spawn(async move {
+        background.push(gen.spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
                 let r = client
@@ -240,13 +279,15 @@ pub async fn run(o: &Options, dir: &std::path::Path) -> anyhow::Result<Report> {
     let location_hist = Arc::new(Mutex::new(histogram()));
     let (loc_ok, loc_err) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let location_first_error: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let location_ran = Arc::new(Mutex::new(0.0f64));
     {
         let (client, base, stop) = (client.clone(), base.clone(), stop.clone());
         let (hist, ok, err) = (location_hist.clone(), loc_ok.clone(), loc_err.clone());
         let first_err = location_first_error.clone();
+        let ran = location_ran.clone();
         let tokens = Arc::new(rescuers);
         let rate = o.location_rate;
-        background.push(tokio::spawn(async move {
+        background.push(gen.spawn(async move {
             let start = Instant::now();
             let mut i = 0u64;
             let url = Arc::new(format!("{base}/api/v1/me/location"));
@@ -297,12 +338,13 @@ pub async fn run(o: &Options, dir: &std::path::Path) -> anyhow::Result<Report> {
                 });
                 i += 1;
             }
+            *ran.lock() = start.elapsed().as_secs_f64();
         }));
     }
     let rss_max = Arc::new(AtomicU64::new(0));
     {
         let (stop, rss_max) = (stop.clone(), rss_max.clone());
-        background.push(tokio::spawn(async move {
+        background.push(gen.spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 rss_max.fetch_max(rss_kib(pid), Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -313,31 +355,34 @@ pub async fn run(o: &Options, dir: &std::path::Path) -> anyhow::Result<Report> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let sim = SimOptions {
         devices: devices.len(),
-        seconds: o.seconds,
+        seconds: o.seconds + 1,
         rate: o.device_rate,
         fault_every: 0,
     };
-    let bases = [base.clone()];
-    let pids = [pid];
-    let (loaded, devices) = tokio::join!(
-        open_loop(
-            target.clone(),
-            queries.clone(),
-            5,
-            o.nearest_rate,
-            phase,
-            64
-        ),
-        crate::devices::simulate(&bases, &pids, &devices, &sim)
-    );
+    let device_sim =
+        gen.spawn(async move { crate::devices::simulate(&[base], &[pid], &devices, &sim).await });
+    // One second of warm-up on the measuring thread's fresh connections, then the phase.
+    let loaded = measure(
+        o.shared_runtime,
+        &measured,
+        &open_at,
+        &queries,
+        o.nearest_rate,
+        Duration::from_secs(1),
+        phase,
+    )
+    .await?;
+    let devices = device_sim.await?;
     stop.store(true, Ordering::Relaxed);
     for t in background {
         let _ = t.await;
     }
+    drop(generators);
     let coverage = [0, 1, 2, 3, 4].map(|i| coverage[i].load(Ordering::Relaxed));
     let location_first_error = location_first_error.lock().clone();
     let import_ms = import_ms.lock().clone();
     let location_hist = location_hist.lock().clone();
+    let location_seconds = *location_ran.lock();
     Ok(Report {
         alone,
         loaded,
@@ -346,12 +391,80 @@ pub async fn run(o: &Options, dir: &std::path::Path) -> anyhow::Result<Report> {
         import_ms,
         locations_ok: loc_ok.load(Ordering::Relaxed),
         locations_err: loc_err.load(Ordering::Relaxed),
+        location_seconds,
         location_first_error,
         location_hist,
         devices: devices?,
         rss_alone_kib,
         rss_max_kib: rss_max.load(Ordering::Relaxed),
     })
+}
+
+/// The load generators' runtime, shut down without waiting when dropped (also on an early
+/// return: a runtime may not be dropped the ordinary way inside another one).
+/// `None`: on the calling runtime (`--shared-runtime`).
+struct Generators(Option<tokio::runtime::Runtime>);
+
+impl Generators {
+    fn handle(&self) -> tokio::runtime::Handle {
+        self.0
+            .as_ref()
+            .map_or_else(tokio::runtime::Handle::current, |rt| rt.handle().clone())
+    }
+}
+
+impl Drop for Generators {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// The caller's query, `warm` then `phase` at `rate`, on a thread with a runtime, a client and
+/// connections of its own: nothing the load generators do can delay the measuring client
+/// itself (in the field they are other machines). With `shared`, on the calling runtime
+/// instead, as before the caller lane.
+async fn measure(
+    shared: bool,
+    base: &str,
+    open_at: &str,
+    queries: &Arc<Vec<LatLon>>,
+    rate: f64,
+    warm: Duration,
+    phase: Duration,
+) -> anyhow::Result<Outcome> {
+    let (base, open_at, queries) = (base.to_string(), open_at.to_string(), queries.clone());
+    let run = move |client: reqwest::Client| async move {
+        let target = Arc::new(Target::Nodes {
+            client,
+            bases: vec![base],
+            open_at,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        });
+        let _ = open_loop(target.clone(), queries.clone(), 5, rate, warm, 64).await;
+        open_loop(target, queries, 5, rate, phase, 64).await
+    };
+    if shared {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .build()?;
+        return Ok(run(client).await);
+    }
+    let thread = std::thread::Builder::new().name("measure".into()).spawn(
+        move || -> anyhow::Result<Outcome> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .build()?;
+            Ok(rt.block_on(run(client)))
+        },
+    )?;
+    tokio::task::spawn_blocking(move || thread.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the measuring thread panicked"))?
 }
 
 /// `n` AEDs near the city's, as a municipal CSV list would have them.
@@ -372,6 +485,20 @@ fn synthetic_csv(places: &[LatLon], n: usize) -> String {
 pub fn table(o: &Options, r: &Report) -> String {
     let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     let mut s = String::new();
+    s.push_str(&format!(
+        "caller's query measured on the {}; load generators {}\n\n",
+        match o.port {
+            Port::Lane => "caller lane (its own listener and thread)",
+            Port::Main => "main listener",
+        },
+        if o.shared_runtime {
+            "and the measuring client on one runtime at normal priority (the layout before)"
+        } else if o.niced {
+            "niced (19)"
+        } else {
+            "at normal priority"
+        }
+    ));
     s.push_str("| phase | nearest req/s | p50 ms | p99 ms | p99.9 ms | max ms | errors |\n");
     s.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
     for (name, x) in [("alone", &r.alone), ("under load", &r.loaded)] {
@@ -395,7 +522,7 @@ pub fn table(o: &Options, r: &Report) -> String {
     let d = &r.devices;
     s.push_str(&format!(
         "\nmeanwhile over {} s: coverage ({} clients, res 10) 200: {}, 200 stale: {}, 429: {}, 503: {}, other: {}; \
-         imports finished: {imports}; locations ({:.0}/s offered) 204: {}, errors: {}, p99 {:.2} ms; \
+         imports finished: {imports}; locations ({:.0}/s offered, {:.0}/s sent) 204: {}, errors: {}, p99 {:.2} ms; \
          devices {} × {:.0}/s: {} acked of {} sent ({:.0}/s), ack p50 {:.2} ms, p99 {:.2} ms, errors {}; \
          server RSS {} MiB alone, {} MiB max under load\n",
         o.seconds,
@@ -406,6 +533,7 @@ pub fn table(o: &Options, r: &Report) -> String {
         r.coverage[3],
         r.coverage[4],
         o.location_rate,
+        (r.locations_ok + r.locations_err) as f64 / r.location_seconds.max(0.001),
         r.locations_ok,
         r.locations_err,
         ms(&r.location_hist, 0.99),

@@ -148,6 +148,16 @@ enum Command {
         /// An OSM extract imported again and again; without it a generated CSV.
         #[arg(long)]
         pbf: Option<PathBuf>,
+        /// Where the caller's query is measured: the caller lane or the main listener.
+        #[arg(long, value_enum, default_value = "lane")]
+        port: aednet_load_tests::isolation::Port,
+        /// Run the load generators at normal priority instead of niced (19).
+        #[arg(long)]
+        normal_generators: bool,
+        /// The layout before the caller lane, for comparisons: the measuring client and the
+        /// generators on one runtime at normal priority.
+        #[arg(long)]
+        shared_runtime: bool,
         #[arg(long, default_value = "target/load-tests")]
         dir: PathBuf,
     },
@@ -222,6 +232,9 @@ async fn main() -> anyhow::Result<()> {
             devices,
             device_rate,
             pbf,
+            port,
+            normal_generators,
+            shared_runtime,
             dir,
         } => {
             use aednet_load_tests::isolation;
@@ -234,6 +247,9 @@ async fn main() -> anyhow::Result<()> {
                 devices,
                 device_rate,
                 pbf,
+                port,
+                niced: !normal_generators,
+                shared_runtime,
             };
             let r = isolation::run(&o, &dir).await?;
             println!();

@@ -300,6 +300,16 @@ pub async fn spawn_aednet_env(
     url: &str,
     env: &[(String, String)],
 ) -> anyhow::Result<(String, tokio::process::Child)> {
+    let (base, _, child) = spawn_aednet_lanes(url, env).await?;
+    Ok((base, child))
+}
+
+/// [`spawn_aednet_env`], also returning the caller lane's address when the server announced
+/// one (`AEDNET_CALLER_LISTEN` in `env`).
+pub async fn spawn_aednet_lanes(
+    url: &str,
+    env: &[(String, String)],
+) -> anyhow::Result<(String, Option<String>, tokio::process::Child)> {
     let exe = std::env::current_exe()?;
     let mut child = tokio::process::Command::new(exe)
         .arg("serve-aednet")
@@ -312,11 +322,15 @@ pub async fn spawn_aednet_env(
     let stdout = child.stdout.take().context("child stdout")?;
     let mut lines = tokio::io::BufReader::new(stdout).lines();
     let t = Instant::now();
+    let mut lane = None;
     let base = loop {
         let line = lines
             .next_line()
             .await?
             .context("aednet exited before listening")?;
+        if let Some(rest) = line.strip_prefix("aednet caller lane on ") {
+            lane = Some(rest.trim().to_string());
+        }
         if let Some(rest) = line.strip_prefix("aednet listening on ") {
             break rest
                 .split_whitespace()
@@ -330,7 +344,7 @@ pub async fn spawn_aednet_env(
         t.elapsed().as_secs_f64()
     );
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok((base, child))
+    Ok((base, lane, child))
 }
 
 /// Loads the network into a PostGIS table (kept between runs, keyed by size and seed).

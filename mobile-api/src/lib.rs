@@ -22,14 +22,7 @@ pub use aednet_api::rate_limit::{PublicLimits, RateLimiter};
 
 /// The caller routes, rate limited per client, and the rescuer's own routes.
 pub fn router(limits: &PublicLimits, eligibility: Arc<rescuer::Eligibility>) -> Router<AppState> {
-    let limiter = Arc::new(RateLimiter::new(limits));
-    let public = Router::new()
-        .route("/api/v1/aeds/nearest", get(nearest::nearest_aeds))
-        .route("/api/v1/stations/nearest", get(nearest::nearest_stations))
-        .route_layer(axum::middleware::from_fn_with_state(
-            limiter,
-            rate_limit::enforce,
-        ));
+    let public = caller_routes(Arc::new(RateLimiter::new(limits)));
     let rescuers = Router::new()
         .route("/api/v1/me/duty", axum::routing::put(rescuer::set_duty))
         .route("/api/v1/me/rescuer", get(rescuer::my_record))
@@ -39,6 +32,18 @@ pub fn router(limits: &PublicLimits, eligibility: Arc<rescuer::Eligibility>) -> 
         )
         .layer(axum::Extension(eligibility));
     public.merge(rescuers)
+}
+
+/// The caller's queries (nearest AEDs, nearest stations) behind `limiter`: on the main
+/// listener, and alone on the caller lane when one is configured.
+pub fn caller_routes(limiter: Arc<RateLimiter>) -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/aeds/nearest", get(nearest::nearest_aeds))
+        .route("/api/v1/stations/nearest", get(nearest::nearest_stations))
+        .route_layer(axum::middleware::from_fn_with_state(
+            limiter,
+            rate_limit::enforce,
+        ))
 }
 
 #[derive(OpenApi)]

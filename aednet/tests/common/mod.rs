@@ -374,14 +374,16 @@ pub struct Running {
 }
 
 /// Starts the real binary, `aednet <args> --listen 127.0.0.1:0 --metrics-listen
-/// 127.0.0.1:0`, in `dir` with `env` (and without any `AEDNET_DATABASE_URL` of the test's
-/// own environment unless `env` names one), and waits (with a deadline) for the line announcing the chosen ports.
-/// The child is waited for by [`terminate`] or a test's own kill.
+/// 127.0.0.1:0`, in `dir` with `env` (and without any `AEDNET_DATABASE_URL` or
+/// `AEDNET_CLUSTER__NATS_URL` of the test's own environment unless `env` names one), and
+/// waits (with a deadline) for the line announcing the chosen ports. The child is waited for
+/// by [`terminate`] or a test's own kill.
 #[allow(clippy::zombie_processes)]
 pub fn start_aednet(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Running {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_aednet"))
         .args(args)
         .env_remove("AEDNET_DATABASE_URL")
+        .env_remove("AEDNET_CLUSTER__NATS_URL")
         .envs(env.iter().copied())
         .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
         .current_dir(dir)
@@ -411,4 +413,19 @@ impl Drop for Running {
 /// SIGTERM: graceful shutdown, which must end the process with success.
 pub fn terminate(mut r: Running) -> std::process::ExitStatus {
     sigterm_and_wait(&mut r.child)
+}
+
+/// The value of an unlabelled metric on a `/metrics` URL (`None` when absent or unreachable).
+pub async fn metric(client: &reqwest::Client, metrics_url: &str, name: &str) -> Option<f64> {
+    let text = client
+        .get(metrics_url)
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
 }

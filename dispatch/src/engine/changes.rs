@@ -73,6 +73,9 @@ impl Engine {
         } else {
             "stand_down"
         };
+        let id = next.id;
+        // On a cluster only the lease holder may write (see [`Engine::hold_lease`]).
+        self.hold_lease(id).await?;
         let mut msgs = Vec::new();
         if fx.need_more && next.state.is_open() {
             msgs = match self.next_wave(&mut next, now).await {
@@ -84,21 +87,25 @@ impl Engine {
                 }
             };
         }
-        let id = next.id;
         if let Err(e) = self.persist(slot, next).await {
             self.sync_commitments(&slot.incident);
-            if self.peers.is_some() {
-                // Another node may own it now (a save with audit entries it already stored is
-                // refused): drop this copy; the store's is adopted again if nobody holds it.
-                self.forget(id).await;
-            } else if matches!(
+            if matches!(
                 e,
                 EngineError::Store(aednet_store::StoreError::Conflict { .. })
             ) {
                 // The store already has entries this copy thinks are new: an earlier save
-                // committed but its answer was lost. The store's copy is the truth.
-                self.reload(slot).await;
+                // committed but its answer was lost, or (on a cluster) another node wrote
+                // them. The store's copy is the truth: one node reloads it; a node of a
+                // cluster drops its copy, and the store's is adopted again if nobody holds it.
+                if self.peers.is_some() {
+                    self.forget(id).await;
+                } else {
+                    self.reload(slot).await;
+                }
             }
+            // Any other failure (the database unreachable, restarting, busy, full) proves
+            // nothing about ownership: the incident stays as it was with its timer, the
+            // time-out is tried again with back-off and the API answers 503.
             return Err(e);
         }
         self.sync_commitments(&slot.incident);

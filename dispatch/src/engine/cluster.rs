@@ -79,6 +79,8 @@ pub(super) enum Take {
 const ROUTE_PATIENCE: StdDuration = StdDuration::from_secs(6);
 /// How often a node of a cluster looks for open incidents nobody holds.
 const ADOPT_EVERY: StdDuration = StdDuration::from_secs(1);
+/// Longest wait between two tries to take back the leases of a broken lease session.
+const REGAIN_MAX: StdDuration = StdDuration::from_secs(2);
 
 impl Engine {
     /// Takes an open incident over from the store if nobody holds its lease (its node died):
@@ -114,9 +116,121 @@ impl Engine {
         Ok(Take::Mine)
     }
 
-    /// Forgets an incident this node may no longer own (its lease session broke, or a save
+    /// On a cluster, makes sure this node still holds incident `id`'s lease before it writes
+    /// a change: held (the usual case, answered from memory), taken back after the lease
+    /// session broke, or — when another node holds it now — forgotten here, with 503 to
+    /// whoever asked. While the lease session is down (PostgreSQL unreachable) nothing is
+    /// proven either way: the change fails with 503 and changes nothing, and the incident
+    /// stays here with its timer, tried again with back-off like any failed write.
+    pub(super) async fn hold_lease(&self, id: i64) -> Result<(), EngineError> {
+        if self.peers.is_none() {
+            return Ok(());
+        }
+        match self.leases.try_acquire(id).await {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                tracing::warn!(
+                    incident = id,
+                    "another node holds the incident's lease now; forgotten here"
+                );
+                self.forget(id).await;
+                Err(EngineError::Unavailable(format!(
+                    "incident {id} moved to another node; try again"
+                )))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// After the lease session broke (PostgreSQL restarting, or unreachable from this node):
+    /// this node's incidents stay in memory with their timers, marked unleased, until the
+    /// session is back. Then each lease is taken again (the session re-takes the ones it
+    /// had first thing, see `aednet_cluster::PgLeases`), and the incident is checked against
+    /// the store; one another node took meanwhile is forgotten here. Tries back off from
+    /// [`super::timers::RETRY_FIRST`] to [`REGAIN_MAX`].
+    async fn regain_leases(&self) {
+        let mut wait = super::timers::RETRY_FIRST;
+        loop {
+            let ids: Vec<i64> = self.unleased.lock().iter().copied().collect();
+            if ids.is_empty() {
+                return;
+            }
+            for id in ids {
+                if self.slot(id).is_none() {
+                    self.unleased.lock().remove(&id);
+                    continue;
+                }
+                match self.leases.try_acquire(id).await {
+                    Ok(true) => {
+                        self.unleased.lock().remove(&id);
+                        if self.slot(id).is_none() {
+                            // Closed here meanwhile.
+                            self.leases.release(id).await;
+                        } else {
+                            self.revalidate(id).await;
+                        }
+                    }
+                    Ok(false) => {
+                        tracing::warn!(
+                            incident = id,
+                            "another node took the incident while the lease session was down"
+                        );
+                        self.forget(id).await;
+                    }
+                    // Still down: the rest would fail the same way.
+                    Err(_) => break,
+                }
+            }
+            if self.unleased.lock().is_empty() {
+                tracing::info!("incident leases taken again");
+                return;
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(REGAIN_MAX);
+        }
+    }
+
+    /// An incident whose lease was taken again: still open as stored, and not changed by
+    /// another node in between (else the store's copy replaces this one).
+    async fn revalidate(&self, id: i64) {
+        let Some(s) = self.slot(id) else { return };
+        let mut slot = s.lock().await;
+        let stored = match self.state.store.get_incident(id).await {
+            Ok(doc) => doc.and_then(|d| serde_json::from_str::<Incident>(&d).ok()),
+            // The fence on the audit's sequence still stops a stale write.
+            Err(e) => {
+                tracing::warn!(error = %e, incident = id, "checking a re-taken incident");
+                return;
+            }
+        };
+        match stored {
+            Some(inc) if inc.state.is_open() => {
+                if inc.audit.len() > slot.saved {
+                    tracing::warn!(
+                        incident = id,
+                        "incident changed elsewhere while its lease was lost; reloaded"
+                    );
+                    slot.saved = inc.audit.len();
+                    slot.incident = inc;
+                    self.sync_commitments(&slot.incident);
+                    self.schedule(&slot.incident);
+                }
+            }
+            _ => {
+                drop(slot);
+                tracing::warn!(
+                    incident = id,
+                    "incident closed elsewhere while its lease was lost"
+                );
+                self.forget(id).await;
+            }
+        }
+    }
+
+    /// Forgets an incident this node no longer owns (another node holds its lease, or a save
     /// was refused): the adopter task takes it again from the store if nobody else did.
     pub(super) async fn forget(&self, id: i64) {
+        self.unleased.lock().remove(&id);
         self.open.lock().remove(&id);
         self.deadlines.lock().retain(|(_, i)| *i != id);
         self.retries.lock().remove(&id);
@@ -200,8 +314,9 @@ impl Engine {
                 }
             });
         }
-        // Losing the lease session means losing every lease: forget them all and adopt
-        // again whatever nobody else took meanwhile.
+        // Losing the lease session means every lease may be gone. Nobody else can take one
+        // while PostgreSQL is unreachable, so the incidents stay here, their timers running
+        // (writes fail and back off), and their leases are taken back once it answers.
         let mut lost = self.leases.lost();
         let me = self.clone();
         tokio::spawn(async move {
@@ -209,11 +324,17 @@ impl Engine {
                 let ids: Vec<i64> = me.open.lock().keys().copied().collect();
                 tracing::warn!(
                     incidents = ids.len(),
-                    "incident leases lost; re-acquiring from the store"
+                    "incident leases lost with their session; kept here until it is back"
                 );
-                for id in ids {
-                    me.forget(id).await;
-                }
+                me.unleased.lock().extend(ids);
+                me.regain.notify_one();
+            }
+        });
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                me.regain.notified().await;
+                me.regain_leases().await;
             }
         });
         // Incidents whose node died: adopted within about a second of their lease lapsing.

@@ -109,6 +109,10 @@ pub struct Engine {
     peers: Option<Arc<dyn Peers>>,
     /// One take-over at a time on this node.
     taking: AsyncMutex<()>,
+    /// Incidents kept here whose lease went with a broken lease session, to be taken back.
+    unleased: Mutex<HashSet<i64>>,
+    /// Wakes the task that takes them back.
+    regain: Notify,
     /// The channels beyond the socket (Web Push, webhook), when the binary set them up.
     notifier: parking_lot::RwLock<Option<Arc<aednet_notify::Notifier>>>,
     /// This engine, for the delayed fall-back checks its pushes spawn.
@@ -184,6 +188,8 @@ impl Engine {
             leases,
             peers: state.peers.clone(),
             taking: AsyncMutex::new(()),
+            unleased: Mutex::new(HashSet::new()),
+            regain: Notify::new(),
             state,
             policy,
             open: Mutex::new(HashMap::new()),

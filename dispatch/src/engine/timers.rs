@@ -80,8 +80,8 @@ impl Engine {
                     tracing::warn!(error = %e, incident = id, attempt, retry_in_ms = wait.as_millis() as u64,
                         "handling offer time-outs failed; the incident is unchanged and tried again");
                     self.persist_retries.inc();
-                    // Still ours (a cluster node forgets an incident whose save failed): keep
-                    // its timer, later.
+                    // Still ours (a node of a cluster forgets an incident only when another
+                    // node proves to own it): keep its timer, later.
                     let ours = self.open.lock().contains_key(&id);
                     let mut d = self.deadlines.lock();
                     d.remove(&(t, id));
