@@ -98,10 +98,14 @@ impl Default for Policy {
             fetchers_per_aed: 3,
             fetch_confidence: 0.9,
             expected_accept: 0.3,
+            // Roles by who can be where first (issue 19): CPR offers to those who can start CPR
+            // within 4 minutes until one accept is 90 % likely (unless they would bring an AED
+            // in time too), fetchers counted only if their AED can be there within 8 minutes,
+            // each rescuer's chance from their own record.
             accept_from_record: true,
             cpr_target_s: 240.0,
-            cpr_confidence: 0.0,
-            aed_target_s: 0.0,
+            cpr_confidence: 0.9,
+            aed_target_s: 480.0,
             reaction_s: 55.0,
             rescuer_speed_mps: 2.3,
             detour_factor: 1.2,

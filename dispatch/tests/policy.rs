@@ -42,11 +42,13 @@ fn instance() -> impl Strategy<Value = (Vec<Candidate>, Vec<AedOption>, Policy)>
                     handling_s: h,
                 })
                 .collect();
+            // The base rules (one CPR group, then fetchers); the CPR-in-time rule below.
             let p = Policy {
                 cpr_direct: cpr,
                 max_fetchers: fetch,
                 max_alerts: cap,
                 fetch_budget_s: budget,
+                cpr_confidence: 0.0,
                 ..Policy::default()
             };
             (rescuers, aeds, p)
@@ -135,6 +137,8 @@ fn fetch_offers_go_out_until_one_acceptance_is_likely_enough() {
         fetchers_per_aed: 10,
         fetch_confidence: 0.9,
         expected_accept: 0.3,
+        cpr_confidence: 0.0,
+        aed_target_s: 0.0,
         ..Policy::default()
     };
     let fetches = |p: &Policy| {
@@ -283,6 +287,7 @@ fn only_fetchers_in_time_count_towards_the_fetch_confidence() {
         expected_accept: 0.3,
         fetch_budget_s: 3600.0,
         cpr_confidence: 0.0,
+        aed_target_s: 0.0,
         ..Policy::default()
     };
     let fetches = |p: &Policy| {
