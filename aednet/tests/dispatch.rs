@@ -44,6 +44,8 @@ async fn flow(db: Db) {
         max_fetchers: 2,
         fetchers_per_aed: 1,
         fetch_confidence: 0.0,
+        // The role layout of the one-CPR rule (the CPR-in-time rule has its own tests).
+        cpr_confidence: 0.0,
         max_alerts: 4,
         min_rescuers: 1,
         min_aeds: 1,

@@ -108,6 +108,8 @@ async fn protocol(db: Db) {
         cpr_direct: 1,
         max_fetchers: 1,
         max_alerts: 3,
+        // The role layout of the one-CPR rule (the CPR-in-time rule has its own tests).
+        cpr_confidence: 0.0,
         min_rescuers: 1,
         min_aeds: 1,
         offer_timeout_s: 120.0,

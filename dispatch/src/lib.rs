@@ -20,7 +20,7 @@ pub mod policy;
 pub mod push_http;
 pub mod travel;
 
-pub use engine::Engine;
+pub use engine::{Engine, PRIOR_OFFERS};
 pub use http::router;
 
 pub use incident::{

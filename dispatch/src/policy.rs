@@ -1,13 +1,23 @@
 //! Who is alerted, and to do what.
 //!
 //! Given the patient's position, the rescuers within the current wave's radius and the usable
-//! AEDs (ready, open, accessible — the caller's filters), [`plan`] returns offers:
+//! AEDs (ready, open, accessible — the caller's filters), [`plan`] returns offers, giving each
+//! rescuer the role in which they can be where they are needed first:
 //!
-//! 1. the `cpr_direct` rescuers who can reach the patient soonest run straight there for CPR;
+//! 1. CPR: the `cpr_direct` rescuers who can reach the patient soonest run straight there; then
+//!    (`cpr_confidence`) more of those who can be at the patient within `cpr_target_s`, nearest
+//!    first, until at least one of them accepting is that likely — except a rescuer who would be
+//!    there in time with an AED too: they fetch it;
 //! 2. then fetchers: repeatedly the (rescuer, AED) pair whose rescuer → AED → patient time is
-//!    smallest among unassigned rescuers and AEDs, while that time is within `fetch_budget_s`
-//!    — so no two fetchers go to one AED, and the AED that can arrive first is taken first;
+//!    smallest among unassigned rescuers and AEDs with room (`fetchers_per_aed`), while that
+//!    time is within `fetch_budget_s`, until at least one accept among the fetchers who can
+//!    bring the AED within `aed_target_s` is `fetch_confidence` likely — so the AED that can
+//!    arrive first is taken first;
 //! 3. remaining rescuers, nearest first, as extra CPR help up to `max_alerts` in all.
+//!
+//! How likely a rescuer is to accept is their own record when the engine has one (accepted
+//! offers over answered or expired ones, shrunk towards `expected_accept`), else
+//! `expected_accept`. "In time" counts `reaction_s` to read the offer and set off.
 //!
 //! Times use the rescuers' moving speed (median volunteer 2.3 m/s in the field studies) over
 //! the street detour factor. Waves widen the radius (AED-Alert: 500 → 750 → 1000 m) until
@@ -42,8 +52,22 @@ pub struct Policy {
     /// least one of them accepts reaches this (at `expected_accept` each); 0: up to
     /// `max_fetchers` whatever the chance.
     pub fetch_confidence: f64,
-    /// The acceptance the plan counts on (field studies: 0.23 PulsePoint – 0.72 SAMBA).
+    /// The acceptance the plan counts on for a rescuer without a record of their own
+    /// (field studies: 0.23 PulsePoint – 0.72 SAMBA), and the prior their record is shrunk to.
     pub expected_accept: f64,
+    /// Count on each rescuer's own record of accepting (the engine's, shrunk towards
+    /// `expected_accept`) rather than `expected_accept` for all.
+    pub accept_from_record: bool,
+    /// The CPR goal: extra CPR offers go to rescuers who can be at the patient within this
+    /// (after `reaction_s`), nearest first, until one accepting is `cpr_confidence` likely.
+    pub cpr_target_s: f64,
+    /// 0: only the `cpr_direct` nearest are sent straight to the patient.
+    pub cpr_confidence: f64,
+    /// The AED goal: only fetchers who can bring the AED within this (after `reaction_s`)
+    /// count towards `fetch_confidence`; 0: every fetcher counts.
+    pub aed_target_s: f64,
+    /// Time to read an offer, answer and set off (the simulator draws 20–90 s).
+    pub reaction_s: f64,
     pub rescuer_speed_mps: f64,
     pub detour_factor: f64,
     /// How long a rescuer has to answer an offer before it goes to the next one.
@@ -77,6 +101,15 @@ impl Default for Policy {
             fetchers_per_aed: 3,
             fetch_confidence: 0.9,
             expected_accept: 0.3,
+            // Roles by who can be where first (issue 19): CPR offers to those who can start CPR
+            // within 4 minutes until one accept is 90 % likely (unless they would bring an AED
+            // in time too), fetchers counted only if their AED can be there within 8 minutes,
+            // each rescuer's chance from their own record.
+            accept_from_record: true,
+            cpr_target_s: 240.0,
+            cpr_confidence: 0.9,
+            aed_target_s: 480.0,
+            reaction_s: 55.0,
             rescuer_speed_mps: 2.3,
             detour_factor: 1.2,
             offer_timeout_s: 90.0,
@@ -109,6 +142,15 @@ impl Policy {
 pub struct Candidate {
     pub rescuer_id: i64,
     pub pos: LatLon,
+    /// This rescuer's own chance of accepting, from their record; `None`: `expected_accept`.
+    pub accept: Option<f64>,
+}
+
+impl Policy {
+    /// The chance a candidate accepts.
+    pub fn accept_of(&self, c: &Candidate) -> f64 {
+        c.accept.unwrap_or(self.expected_accept).clamp(0.0, 1.0)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -148,7 +190,6 @@ pub fn plan_with(
     p: &Policy,
     travel: &dyn Fn(LatLon, LatLon) -> f64,
 ) -> Vec<Offer> {
-    let mut offers = Vec::new();
     let mut by_direct: Vec<(f64, Candidate)> = rescuers
         .iter()
         .map(|c| (travel(c.pos, patient), *c))
@@ -158,67 +199,107 @@ pub fn plan_with(
             .then(a.1.rescuer_id.cmp(&b.1.rescuer_id))
     });
     let cap = p.max_alerts;
-    // 1. CPR straight away, nearest first.
-    let direct = p.cpr_direct.min(cap).min(by_direct.len());
-    for (t, c) in &by_direct[..direct] {
-        offers.push(Offer {
-            rescuer_id: c.rescuer_id,
-            role: OfferRole::Cpr,
-            eta_s: *t,
-        });
-    }
-    let rest: Vec<(f64, Candidate)> = by_direct[direct..].to_vec();
-    // 2. Fetchers: smallest rescuer → AED → patient first; each rescuer and AED used once.
+    // Every (rescuer, AED) pair within the fetch budget, fastest first.
+    let to_patient: Vec<f64> = aeds.iter().map(|a| travel(a.pos, patient)).collect();
     let mut pairs: Vec<(f64, usize, usize)> = Vec::new();
-    for (ri, (_, c)) in rest.iter().enumerate() {
+    for (ri, (_, c)) in by_direct.iter().enumerate() {
         for (ai, a) in aeds.iter().enumerate() {
-            let t = travel(c.pos, a.pos) + a.handling_s + travel(a.pos, patient);
+            let t = travel(c.pos, a.pos) + a.handling_s + to_patient[ai];
             if t <= p.fetch_budget_s {
                 pairs.push((t, ri, ai));
             }
         }
     }
     pairs.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
-    let mut rescuer_used = vec![false; rest.len()];
+    let mut best_fetch = vec![f64::INFINITY; by_direct.len()];
+    for &(t, ri, _) in &pairs {
+        best_fetch[ri] = best_fetch[ri].min(t);
+    }
+    // Role per rescuer (index into by_direct): Some(None) CPR, Some(Some((AED, time))) fetch.
+    let mut role: Vec<Option<Option<(usize, f64)>>> = vec![None; by_direct.len()];
+    let mut order: Vec<usize> = Vec::new();
+    // 1. CPR straight away, nearest first.
+    let direct = p.cpr_direct.min(cap).min(by_direct.len());
+    let cpr_in = (p.cpr_target_s - p.reaction_s).max(0.0);
+    // The chance that nobody in time for CPR accepts, so far.
+    let mut no_cpr = 1.0;
+    for ri in 0..direct {
+        role[ri] = Some(None);
+        order.push(ri);
+        if by_direct[ri].0 <= cpr_in {
+            no_cpr *= 1.0 - p.accept_of(&by_direct[ri].1);
+        }
+    }
+    if p.cpr_confidence > 0.0 {
+        for ri in direct..by_direct.len() {
+            if order.len() >= cap || 1.0 - no_cpr >= p.cpr_confidence {
+                break;
+            }
+            if by_direct[ri].0 > cpr_in {
+                break;
+            }
+            // With an AED in time as well: better a fetcher (step 2).
+            if best_fetch[ri] <= cpr_in {
+                continue;
+            }
+            role[ri] = Some(None);
+            order.push(ri);
+            no_cpr *= 1.0 - p.accept_of(&by_direct[ri].1);
+        }
+    }
+    // 2. Fetchers: smallest rescuer → AED → patient first, up to `fetchers_per_aed` per AED.
+    let aed_in = (p.aed_target_s - p.reaction_s).max(0.0);
     let mut aed_used = vec![0usize; aeds.len()];
     let per_aed = p.fetchers_per_aed.max(1);
     let mut fetchers = 0;
-    // The chance that no fetch offer made so far is accepted.
+    // The chance that no fetch offer (in time) made so far is accepted.
     let mut none = 1.0;
-    for (t, ri, ai) in pairs {
-        if fetchers >= p.max_fetchers || offers.len() >= cap {
+    for &(t, ri, ai) in &pairs {
+        if fetchers >= p.max_fetchers || order.len() >= cap {
             break;
         }
         if p.fetch_confidence > 0.0 && 1.0 - none >= p.fetch_confidence {
             break;
         }
-        if rescuer_used[ri] || aed_used[ai] >= per_aed {
+        if role[ri].is_some() || aed_used[ai] >= per_aed {
             continue;
         }
-        rescuer_used[ri] = true;
+        role[ri] = Some(Some((ai, t)));
+        order.push(ri);
         aed_used[ai] += 1;
         fetchers += 1;
-        none *= 1.0 - p.expected_accept.clamp(0.0, 1.0);
-        offers.push(Offer {
-            rescuer_id: rest[ri].1.rescuer_id,
-            role: OfferRole::FetchAed {
-                aed_id: aeds[ai].aed_id,
-            },
-            eta_s: t,
-        });
+        if p.aed_target_s <= 0.0 || t <= aed_in {
+            none *= 1.0 - p.accept_of(&by_direct[ri].1);
+        }
     }
     // 3. The rest as extra CPR help, nearest first, up to the cap.
-    for (ri, (t, c)) in rest.iter().enumerate() {
-        if offers.len() >= cap {
+    for ri in 0..by_direct.len() {
+        if order.len() >= cap {
             break;
         }
-        if !rescuer_used[ri] {
-            offers.push(Offer {
-                rescuer_id: c.rescuer_id,
-                role: OfferRole::Cpr,
-                eta_s: *t,
-            });
+        if role[ri].is_none() {
+            role[ri] = Some(None);
+            order.push(ri);
         }
     }
-    offers
+    order
+        .into_iter()
+        .map(|ri| {
+            let (t, c) = by_direct[ri];
+            match role[ri] {
+                Some(Some((ai, eta_s))) => Offer {
+                    rescuer_id: c.rescuer_id,
+                    role: OfferRole::FetchAed {
+                        aed_id: aeds[ai].aed_id,
+                    },
+                    eta_s,
+                },
+                _ => Offer {
+                    rescuer_id: c.rescuer_id,
+                    role: OfferRole::Cpr,
+                    eta_s: t,
+                },
+            }
+        })
+        .collect()
 }

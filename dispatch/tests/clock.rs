@@ -134,3 +134,60 @@ async fn a_deadline_inside_a_millisecond_neither_fires_early_nor_spins() {
     let inc = engine.get(inc.id).await.unwrap();
     assert_eq!(inc.offers[0].state, OfferState::TimedOut);
 }
+
+/// The plan counts on each rescuer's own record: accepts over offers answered or expired,
+/// shrunk towards `expected_accept` as if it were `PRIOR_OFFERS` offers more.
+#[tokio::test]
+async fn each_rescuers_acceptance_is_learned_from_their_answers() {
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 25, 2, 0, 0).unwrap();
+    let clock = Arc::new(ManualClock::new(t0));
+    let store = aednet_store::connect("sqlite::memory:").await.unwrap();
+    let state = AppState::new(store, Arc::new(LocalBus::default()), clock.clone());
+    let patient = LatLon {
+        lat: 28.97,
+        lon: 118.87,
+    };
+    for i in 1..=3i64 {
+        let pos = LatLon {
+            lat: 28.97 + 0.0009 * i as f64,
+            lon: 118.87,
+        };
+        state.geo.rescuer_moved(i, pos, t0);
+    }
+    let policy = Policy {
+        waves_m: vec![1000.0],
+        min_rescuers: 1,
+        min_aeds: 0,
+        cpr_direct: 3,
+        max_fetchers: 0,
+        max_alerts: 3,
+        expected_accept: 0.3,
+        offer_timeout_s: 90.0,
+        ..Policy::default()
+    };
+    let engine = Engine::new(state.clone(), policy);
+    assert_eq!(engine.acceptance(1), None, "no record yet");
+    let inc = engine.create(patient, None, None).await.unwrap();
+    let offer = |r: i64| inc.offers.iter().find(|o| o.rescuer_id == r).unwrap().id;
+    clock.set(t0 + Duration::seconds(30));
+    engine
+        .answer(inc.id, offer(1), 1, aednet_dispatch::Answer::Accept)
+        .await
+        .unwrap();
+    engine
+        .answer(inc.id, offer(2), 2, aednet_dispatch::Answer::Decline)
+        .await
+        .unwrap();
+    let t1 = t0 + Duration::seconds(90);
+    clock.set(t1);
+    engine.fire_due(t1).await;
+    let k = aednet_dispatch::PRIOR_OFFERS;
+    let close = |a: Option<f64>, b: f64| (a.unwrap() - b).abs() < 1e-12;
+    assert!(close(engine.acceptance(1), (1.0 + k * 0.3) / (1.0 + k)));
+    assert!(close(engine.acceptance(2), (k * 0.3) / (1.0 + k)));
+    assert!(
+        close(engine.acceptance(3), (k * 0.3) / (1.0 + k)),
+        "a time-out counts as no"
+    );
+    assert!(engine.acceptance(1) > engine.acceptance(2));
+}

@@ -118,9 +118,30 @@ impl Style {
     /// at offer time; HartslagNu's "1/3 direct, 2/3 via an AED if cheap" becomes 3 direct and
     /// fetch offers only within a short 6-minute rescuer → AED → patient budget.
     pub fn policy(self, aednet: &Policy) -> Policy {
+        // Every field spelled out, none from `Policy::default()`: the other services' rules
+        // must not change when aednet's defaults do (they once did — its per-AED fetchers and
+        // acceptance target reached these rows unnoticed). One fetcher per AED, no acceptance
+        // target and no learned acceptance: the services' published rules have none.
         let base = Policy {
+            waves_m: vec![1000.0],
+            min_rescuers: 0,
+            min_aeds: 0,
+            cpr_direct: 1,
+            max_fetchers: 0,
+            max_alerts: 1,
+            fetch_budget_s: 10.0 * 60.0,
+            fetchers_per_aed: 1,
+            fetch_confidence: 0.0,
+            expected_accept: 0.3,
+            accept_from_record: false,
+            cpr_target_s: 240.0,
+            cpr_confidence: 0.0,
+            aed_target_s: 0.0,
+            reaction_s: 55.0,
+            rescuer_speed_mps: 2.3,
+            detour_factor: 1.2,
             offer_timeout_s: PEER_TIMEOUT_S,
-            ..Policy::default()
+            position_retention_days: 30,
         };
         match self {
             Style::Aednet => aednet.clone(),

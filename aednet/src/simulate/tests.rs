@@ -208,3 +208,33 @@ async fn a_database_city_is_simulated_like_the_demo() {
     let bytes = std::fs::read(&png).unwrap();
     assert_eq!(&bytes[1..4], b"PNG");
 }
+
+#[test]
+fn the_other_services_rules_do_not_follow_aednets_knobs() {
+    // aednet's policy with every knob moved: the other rows stay as their services publish.
+    let tuned = Policy {
+        fetchers_per_aed: 5,
+        fetch_confidence: 0.99,
+        cpr_confidence: 0.9,
+        aed_target_s: 480.0,
+        accept_from_record: true,
+        expected_accept: 0.5,
+        max_alerts: 40,
+        ..Policy::default()
+    };
+    for style in [Style::GoodSam, Style::HeartRunner, Style::HartslagNu] {
+        let p = style.policy(&tuned);
+        assert_eq!(p, style.policy(&Policy::default()), "{style:?}");
+        assert_eq!(p.fetchers_per_aed, 1, "{style:?}: one fetcher per AED");
+        assert_eq!(
+            p.fetch_confidence, 0.0,
+            "{style:?}: every fetch role filled"
+        );
+        assert_eq!(p.cpr_confidence, 0.0, "{style:?}");
+        assert!(!p.accept_from_record, "{style:?}");
+    }
+    assert_eq!(Style::Aednet.policy(&tuned), tuned);
+    // HeartRunner-style: the nearest to CPR, the other 19 each to a different AED.
+    let hr = Style::HeartRunner.policy(&tuned);
+    assert_eq!((hr.cpr_direct, hr.max_fetchers, hr.max_alerts), (1, 19, 20));
+}

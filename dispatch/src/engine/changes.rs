@@ -50,6 +50,7 @@ impl Engine {
             json!({"type": "incident", "incident_id": inc.id, "state": inc.state, "events": new})
                 .to_string(),
         );
+        self.note_answers(&inc.audit[slot.saved..]);
         slot.saved = inc.audit.len();
         slot.incident = next;
         Ok(())

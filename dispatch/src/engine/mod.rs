@@ -59,6 +59,9 @@ pub struct Answered {
     pub cabinet_code: Option<String>,
 }
 
+/// How much the policy's `expected_accept` weighs against a rescuer's own record, in offers.
+pub const PRIOR_OFFERS: f64 = 4.0;
+
 /// Why pending offers are stood down while the incident stays open.
 const ENOUGH_RESPONDERS: &str = "enough responders are on the way";
 
@@ -95,6 +98,9 @@ pub struct Engine {
     persist_retries: prometheus::IntCounter,
     /// Incident → failed tries of its time-outs in a row, for the back-off.
     retries: Mutex<HashMap<i64, u32>>,
+    /// Rescuer → (offers answered or expired, offers accepted) in incidents this node stored
+    /// since it started: the plan counts on each rescuer's own acceptance ([`Engine::acceptance`]).
+    record: Mutex<HashMap<i64, (u32, u32)>>,
     /// `aednet_retention_erased_total`: recorded rescuer positions erased (retention period
     /// over, or the rescuer deleted).
     retention_erased: prometheus::IntCounter,
@@ -185,6 +191,7 @@ impl Engine {
             retention_erased,
             deliveries_erased,
             retries: Mutex::new(HashMap::new()),
+            record: Mutex::new(HashMap::new()),
             leases,
             peers: state.peers.clone(),
             taking: AsyncMutex::new(()),
@@ -205,6 +212,32 @@ impl Engine {
 
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// A rescuer's own chance of accepting from their record: accepts over offers answered or
+    /// expired, shrunk towards the policy's `expected_accept` as if it were [`PRIOR_OFFERS`]
+    /// offers more (a rescuer with no record gets `None`: the policy's figure).
+    pub fn acceptance(&self, rescuer_id: i64) -> Option<f64> {
+        let (n, yes) = self.record.lock().get(&rescuer_id).copied()?;
+        let prior = self.policy.expected_accept.clamp(0.0, 1.0);
+        Some((f64::from(yes) + PRIOR_OFFERS * prior) / (f64::from(n) + PRIOR_OFFERS))
+    }
+
+    /// Counts the answers and time-outs among newly stored audit entries.
+    fn note_answers(&self, entries: &[crate::incident::AuditEntry]) {
+        use crate::incident::AuditEvent;
+        let mut record = self.record.lock();
+        for e in entries {
+            let (rescuer, accepted) = match &e.event {
+                AuditEvent::Accepted { rescuer_id, .. } => (*rescuer_id, true),
+                AuditEvent::Declined { rescuer_id, .. }
+                | AuditEvent::TimedOut { rescuer_id, .. } => (*rescuer_id, false),
+                _ => continue,
+            };
+            let r = record.entry(rescuer).or_insert((0, 0));
+            r.0 = r.0.saturating_add(1);
+            r.1 = r.1.saturating_add(u32::from(accepted));
+        }
     }
 
     /// Loads open incidents (their timers resume) and starts the timer task and the retention

@@ -77,6 +77,11 @@ impl Engine {
             .map(|n| Candidate {
                 rescuer_id: n.id,
                 pos: n.fix.pos,
+                accept: if self.policy.accept_from_record {
+                    self.acceptance(n.id)
+                } else {
+                    None
+                },
             })
             .collect();
         // AEDs a little beyond the radius can still be on a rescuer's way.
