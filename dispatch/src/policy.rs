@@ -101,14 +101,16 @@ impl Default for Policy {
             fetchers_per_aed: 3,
             fetch_confidence: 0.9,
             expected_accept: 0.3,
-            // Roles by who can be where first (issue 19): CPR offers to those who can start CPR
-            // within 4 minutes until one accept is 90 % likely (unless they would bring an AED
-            // in time too), fetchers counted only if their AED can be there within 8 minutes,
-            // each rescuer's chance from their own record.
-            accept_from_record: true,
+            // Roles by who can be where first (issue 19) are OFF by default: on Liechtenstein
+            // they changed no outcome in the simulator, and the demo city has not been
+            // re-measured with them. To try them: `cpr_confidence = 0.9` (CPR offers to those
+            // who can start CPR within `cpr_target_s` until one accept is that likely),
+            // `aed_target_s = 480` (fetchers counted only if their AED can be there in time),
+            // `accept_from_record = true` (each rescuer's chance from their own record).
+            accept_from_record: false,
             cpr_target_s: 240.0,
-            cpr_confidence: 0.9,
-            aed_target_s: 480.0,
+            cpr_confidence: 0.0,
+            aed_target_s: 0.0,
             reaction_s: 55.0,
             rescuer_speed_mps: 2.3,
             detour_factor: 1.2,
