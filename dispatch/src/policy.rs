@@ -275,12 +275,12 @@ pub fn plan_with(
         }
     }
     // 3. The rest as extra CPR help, nearest first, up to the cap.
-    for ri in 0..by_direct.len() {
+    for (ri, r) in role.iter_mut().enumerate() {
         if order.len() >= cap {
             break;
         }
-        if role[ri].is_none() {
-            role[ri] = Some(None);
+        if r.is_none() {
+            *r = Some(None);
             order.push(ri);
         }
     }

@@ -142,6 +142,7 @@ impl Style {
             detour_factor: 1.2,
             offer_timeout_s: PEER_TIMEOUT_S,
             position_retention_days: 30,
+            delivery_retention_days: 30,
         };
         match self {
             Style::Aednet => aednet.clone(),
