@@ -417,7 +417,6 @@ async fn own_history(db: Db) {
         .await
         .unwrap()
         .is_empty());
-    let _ = id3;
     s.stop().await;
 }
 
