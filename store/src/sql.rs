@@ -80,8 +80,17 @@ pub async fn connect(url: &str) -> Result<DynStore> {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(if memory { 1 } else { 8 })
+        let mut pool = SqlitePoolOptions::new().max_connections(if memory { 1 } else { 8 });
+        if memory {
+            // The database lives in its one connection: the pool must never retire it (sqlx
+            // closes connections after 30 min of life or 10 min idle by default, and a long
+            // `simulate` run then found "no such table" on a fresh, empty database).
+            pool = pool
+                .min_connections(1)
+                .max_lifetime(None)
+                .idle_timeout(None);
+        }
+        let pool = pool
             // A write that failed mid-transaction (a full disk: SQLite may roll back by itself,
             // and the ROLLBACK that follows then fails) can leave a connection its driver
             // believes inside a transaction; reused, its next transaction would only open a
