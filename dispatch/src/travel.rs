@@ -1,9 +1,11 @@
 //! Rescuers' travel times on the walking network, for [`crate::policy::plan_with`]: one search
-//! from the patient (to every rescuer and AED) and one from each AED (to every rescuer), each
-//! cut off at the fetch budget's distance, so a wave with 200 rescuers and 50 AEDs costs 51
-//! bounded searches rather than 10 000 walks. A place off the network, on a part of it the
-//! other end does not reach, or farther than the cutoff keeps the straight-line model (the
-//! latter at least the cutoff's time).
+//! from the patient (to every rescuer and AED) cut off at the fetch budget's distance, and one
+//! from each AED (to every rescuer) cut off at what is left of the budget after the AED's own
+//! walk to the patient (a rescuer farther than that could not bring it within the budget; an
+//! AED the patient's search did not reach gets no search at all), so a wave with 200 rescuers
+//! and 50 AEDs costs at most 51 bounded searches rather than 10 000 walks. A place off the
+//! network, on a part of it the other end does not reach, or farther than the cutoff keeps the
+//! straight-line model (the latter at least the cutoff's time).
 
 use std::collections::HashMap;
 
@@ -29,6 +31,11 @@ pub struct NetworkTravel {
     speed_mps: f64,
     detour_factor: f64,
     cutoff_m: f64,
+    /// AEDs searched from with a shorter cutoff than `cutoff_m` (what is left of the budget
+    /// after their walk to the patient): an unmeasured walk from one is at least that long.
+    short_cutoff: HashMap<Key, f64>,
+    /// The patient, searched from with the whole cutoff (walks to it keep `cutoff_m`).
+    patient: Key,
 }
 
 impl NetworkTravel {
@@ -47,6 +54,8 @@ impl NetworkTravel {
             speed_mps: p.rescuer_speed_mps,
             detour_factor: p.detour_factor,
             cutoff_m,
+            short_cutoff: HashMap::new(),
+            patient: key(patient),
         };
         let snap = |pos: LatLon| graph.snap(pos, opts).map(|s| (pos, s));
         let rescuer_snaps: Vec<(LatLon, Snap)> =
@@ -62,21 +71,38 @@ impl NetworkTravel {
         let Some(from_patient) = from_patient else {
             // The patient is off the network: only rescuer → AED legs can use it.
             for a in &aed_snaps {
-                me.measure(graph, a, &rescuer_snaps);
+                me.measure(graph, a, &rescuer_snaps, cutoff_m);
             }
             return me;
         };
         let mut targets = rescuer_snaps.clone();
         targets.extend(aed_snaps.iter().copied());
-        me.measure(graph, &from_patient, &targets);
+        me.measure(graph, &from_patient, &targets, cutoff_m);
         for a in &aed_snaps {
-            me.measure(graph, a, &rescuer_snaps);
+            // A rescuer → AED walk longer than the budget left after AED → patient can make
+            // no fetch within the budget: search no farther (none at all for an AED the
+            // patient's search did not reach on the same part of the network).
+            // (Its walk to the patient as the plan will count it: measured, at least the
+            // cutoff when connected but not reached, or straight across parts that do not meet.)
+            let left = cutoff_m - me.travel_s(a.0, patient) * me.speed_mps;
+            if left < cutoff_m {
+                me.short_cutoff.insert(key(a.0), left.max(0.0));
+            }
+            if left > 0.0 {
+                me.measure(graph, a, &rescuer_snaps, left);
+            }
         }
         me
     }
 
-    fn measure(&mut self, graph: &Graph, from: &(LatLon, Snap), to: &[(LatLon, Snap)]) {
-        let limit_cm = ((self.cutoff_m - from.1.off_m).max(0.0) * 100.0) as u32;
+    fn measure(
+        &mut self,
+        graph: &Graph,
+        from: &(LatLon, Snap),
+        to: &[(LatLon, Snap)],
+        cutoff_m: f64,
+    ) {
+        let limit_cm = ((cutoff_m - from.1.off_m).max(0.0) * 100.0) as u32;
         aednet_routing::with_scratch(|scratch| {
             let mut search = Search::new(graph, scratch, &from.1);
             search.settle_within(limit_cm);
@@ -100,10 +126,20 @@ impl NetworkTravel {
             (self.component.get(&key(a)), self.component.get(&key(b))),
             (Some(x), Some(y)) if x == y
         );
-        // Connected but not measured: farther than the cutoff, so at least that. Otherwise
-        // (off the network, or on parts that do not meet) the straight-line model.
+        // Connected but not measured: farther than the cutoff of the search that would have
+        // found it, so at least that. Otherwise (off the network, or on parts that do not
+        // meet) the straight-line model.
         let m = if connected {
-            straight.max(self.cutoff_m)
+            let ends = [key(a), key(b)];
+            let to_patient = ends.contains(&self.patient);
+            let cutoff = ends
+                .iter()
+                .filter(|_| !to_patient)
+                .filter_map(|k| self.short_cutoff.get(k))
+                // More than the short cutoff (the search settled everything up to it), so a
+                // fetch through that AED stays over the budget, never exactly on it.
+                .fold(self.cutoff_m, |c, s| c.min(*s + 0.01));
+            straight.max(cutoff)
         } else {
             straight
         };
