@@ -393,7 +393,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 )?
             };
             let world = Arc::new(world);
-            println!("{}", crate::simulate::describe(&world));
+            eprintln!("{}", crate::simulate::describe(&world));
             let results = crate::simulate::run(&o, world.clone()).await?;
             let summary = crate::simulate::summary(&o, &results);
             print!("{}", crate::simulate::table(&o, &world, &results, &summary));

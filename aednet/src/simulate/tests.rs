@@ -238,3 +238,101 @@ fn the_other_services_rules_do_not_follow_aednets_knobs() {
     let hr = Style::HeartRunner.policy(&tuned);
     assert_eq!((hr.cpr_direct, hr.max_fetchers, hr.max_alerts), (1, 19, 20));
 }
+
+#[test]
+fn people_known_only_as_totals_live_where_the_streets_meet() {
+    use aednet_coverage::{grid::cell_at, Grid, PopulationPoint};
+    // Two res-9 cells ~1.5 km apart, each standing for 500 people spread evenly; the first
+    // has a crossroads (one junction of four ways), the second only a lane through it.
+    let res = aednet_coverage::resolution(9).unwrap();
+    let a = LatLon {
+        lat: 47.1400,
+        lon: 9.5200,
+    };
+    let b = LatLon {
+        lat: 47.1535,
+        lon: 9.5200,
+    };
+    let grid = Grid::from_points(
+        &[
+            PopulationPoint {
+                pos: a,
+                population: 500.0,
+            },
+            PopulationPoint {
+                pos: b,
+                population: 500.0,
+            },
+        ],
+        res,
+    );
+    assert_eq!(grid.len(), 2);
+    let e7 = |p: LatLon, dy: f64, dx: f64| {
+        (
+            ((p.lat + dy) * 1e7).round() as i32,
+            ((p.lon + dx) * 1e7).round() as i32,
+        )
+    };
+    let d = 0.0004;
+    let coords = vec![
+        e7(a, 0.0, 0.0),
+        e7(a, d, 0.0),
+        e7(a, -d, 0.0),
+        e7(a, 0.0, d),
+        e7(a, 0.0, -d),
+        e7(a, -d, d),
+        e7(b, -d, 0.0),
+        e7(b, 0.0, 0.0),
+        e7(b, d, 0.0),
+    ];
+    let edge = |a: u32, b: u32| aednet_routing::Edge {
+        a,
+        b,
+        cost_cm: 1000,
+    };
+    let g = aednet_routing::Graph::from_parts(
+        coords,
+        vec![
+            edge(0, 1),
+            edge(0, 2),
+            edge(0, 3),
+            edge(0, 4),
+            edge(3, 5),
+            edge(2, 5),
+            edge(6, 7),
+            edge(7, 8),
+        ],
+    );
+    let mut cells: Vec<world::Cell> = grid
+        .cells
+        .iter()
+        .map(|c| world::Cell {
+            pos: c.center,
+            side_m: c.cell.area_m2().sqrt(),
+            population: c.population,
+            district: 0,
+        })
+        .collect();
+    let k_a = grid.index_of(cell_at(a, res).unwrap()).unwrap() as usize;
+    let k_b = 1 - k_a;
+    assert_eq!(
+        world::spread_by_streets(&mut cells, &[true, true], &grid, &g),
+        1
+    );
+    assert!((cells[k_a].population - 1000.0).abs() < 1e-9, "{cells:?}");
+    assert_eq!(cells[k_b].population, 0.0);
+
+    // A cell with its own grid figure is left as it is.
+    let mut kept: Vec<world::Cell> = cells
+        .iter()
+        .map(|c| world::Cell {
+            population: 500.0,
+            ..*c
+        })
+        .collect();
+    assert_eq!(
+        world::spread_by_streets(&mut kept, &[false, false], &grid, &g),
+        0
+    );
+    assert!(kept.iter().all(|c| c.population == 500.0));
+}

@@ -346,7 +346,7 @@ impl World {
     pub async fn from_store(
         store: &dyn aednet_store::Store,
         config: &aednet_api::coverage::CoverageConfig,
-        name: String,
+        mut name: String,
         rate: Option<f64>,
         seed: u64,
     ) -> anyhow::Result<World> {
@@ -406,10 +406,6 @@ impl World {
                 rescuers_per_1000: 0.0,
             });
         }
-        // Cells nobody lives in still count for the area, not for arrests or rescuers.
-        if !cells_all_empty(&grid) {
-            cells.retain(|c| c.population > 0.0);
-        }
         let graph = match store
             .get_artifact(aednet_store::artifacts::kind::WALK_GRAPH)
             .await?
@@ -419,12 +415,79 @@ impl World {
             )),
             None => None,
         };
+        if let Some(g) = &graph {
+            let spread: Vec<bool> = grid
+                .cells
+                .iter()
+                .map(|c| {
+                    c.district.is_some_and(|d| {
+                        grid.sources.get(&d) == Some(&aednet_coverage::PopulationSource::District)
+                    })
+                })
+                .collect();
+            if spread_by_streets(&mut cells, &spread, &grid, g) > 0 {
+                name.push_str(" (people without a grid placed by street junctions)");
+            }
+        }
+        // Cells nobody lives in still count for the area, not for arrests or rescuers.
+        if !cells_all_empty(&cells) {
+            cells.retain(|c| c.population > 0.0);
+        }
         World::assemble(name, net.entries, graph, cells, districts, rate, seed)
     }
 }
 
-fn cells_all_empty(grid: &aednet_coverage::Grid) -> bool {
-    grid.cells.iter().all(|c| c.population <= 0.0)
+fn cells_all_empty(cells: &[Cell]) -> bool {
+    cells.iter().all(|c| c.population <= 0.0)
+}
+
+/// Where a district's people are known only as its total (no population grid), they live
+/// where its streets are, not evenly over forests and mountainsides: each such district's
+/// people are spread over its cells in proportion to the walking network's junctions there
+/// (nodes where three or more ways meet; street-junction density is a common proxy for where
+/// people live). A district with no junction at all keeps the even spread. Totals per district
+/// are unchanged. `spread[k]`: cell `k` (the grid's order) holds an evenly spread population.
+pub(super) fn spread_by_streets(
+    cells: &mut [Cell],
+    spread: &[bool],
+    grid: &aednet_coverage::Grid,
+    graph: &aednet_routing::Graph,
+) -> usize {
+    let mut degree = vec![0u8; graph.node_count()];
+    for e in graph.edges() {
+        for v in [e.a, e.b] {
+            degree[v as usize] = degree[v as usize].saturating_add(1);
+        }
+    }
+    let mut junctions = vec![0.0f64; cells.len()];
+    for (v, d) in degree.iter().enumerate() {
+        if *d < 3 {
+            continue;
+        }
+        let Some(k) = aednet_coverage::grid::cell_at(graph.pos(v as u32), grid.res)
+            .and_then(|c| grid.index_of(c))
+        else {
+            continue;
+        };
+        junctions[k as usize] += 1.0;
+    }
+    // Per district: its people and its junctions over the evenly spread cells.
+    let mut totals: HashMap<usize, (f64, f64)> = HashMap::new();
+    for (k, c) in cells.iter().enumerate() {
+        if spread[k] {
+            let t = totals.entry(c.district).or_default();
+            t.0 += c.population;
+            t.1 += junctions[k];
+        }
+    }
+    for (k, c) in cells.iter_mut().enumerate() {
+        if let Some(&(people, j)) = totals.get(&c.district).filter(|_| spread[k]) {
+            if j > 0.0 {
+                c.population = people * junctions[k] / j;
+            }
+        }
+    }
+    totals.values().filter(|t| t.1 > 0.0).count()
 }
 
 fn per_1000(target: Option<i64>, population: Option<i64>) -> Option<f64> {
