@@ -388,6 +388,8 @@ async fn walking_network_over_http(s: &TestServer) {
     assert_eq!(st, 200, "{plain}");
     assert_eq!(plain["walk"], "straight_line");
     assert_eq!(plain["walk_note"], "no_network");
+    let (_, ready) = send(s.get("/readyz", None)).await;
+    assert!(ready["walk_network"].is_null(), "{ready}");
     assert_eq!(
         plain["results"][0]["route"]["coordinates"]
             .as_array()
@@ -408,6 +410,14 @@ async fn walking_network_over_http(s: &TestServer) {
         info: a.info,
         value: graph,
     });
+    // Readiness says which network serves (a load test waits for it before measuring).
+    let (st, ready) = send(s.get("/readyz", None)).await;
+    assert_eq!(st, 200);
+    assert_eq!(ready["walk_network"]["version"], info.version, "{ready}");
+    assert!(
+        ready["walk_network"]["nodes"].as_u64().unwrap() > 1000,
+        "{ready}"
+    );
     let (st, net) = send(s.get(q, None)).await;
     assert_eq!(st, 200, "{net}");
     assert_eq!(net["walk"], "network", "{net:#}");

@@ -27,11 +27,21 @@ async fn healthz() -> Json<serde_json::Value> {
 
 /// The process can serve: its database answers. On a cluster the body also says whether the
 /// link to the other nodes is up; a node without it still serves callers, devices and its own
-/// sockets from the store, so it stays ready (the link comes back by itself).
+/// sockets from the store, so it stays ready (the link comes back by itself). `walk_network`
+/// gives the loaded walking network's version (`null` while none is loaded: answers use the
+/// straight-line model meanwhile, so the node is ready either way).
 async fn readyz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
         Ok(()) => {
-            let mut body = json!({"status": "ready", "backend": state.store.backend()});
+            let walk = state
+                .walk_graph
+                .get()
+                .map(|g| json!({"version": g.info.version, "nodes": g.value.node_count()}));
+            let mut body = json!({
+                "status": "ready",
+                "backend": state.store.backend(),
+                "walk_network": walk,
+            });
             if let Some(p) = &state.peers {
                 body["cluster"] = json!({"node": p.node_id(), "nats_connected": p.connected()});
             }

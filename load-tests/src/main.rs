@@ -571,11 +571,12 @@ async fn main() -> anyhow::Result<()> {
                 )
                 .await;
                 eprintln!(
-                    "{}: {:.0} req/s closed loop; at {:.0} req/s open loop p99 {:.2} ms",
+                    "{}: {:.0} req/s closed loop; at {:.0} req/s open loop p99 {:.2} ms; {} answers walked on the network",
                     target.name(),
                     closed.rps(),
                     rate,
-                    open.ms(0.99)
+                    open.ms(0.99),
+                    target.walked()
                 );
                 let name = target.name();
                 if let Ok(t) = Arc::try_unwrap(target) {

@@ -22,6 +22,8 @@ pub enum Target {
         child: tokio::process::Child,
         /// Serving with a walking network (answers re-ranked by walking time).
         network: bool,
+        /// Answers whose walks were measured on the walking network (`walk: network`).
+        walked: std::sync::atomic::AtomicU64,
     },
     /// Several aednet nodes over one database (`load-tests cluster`): queries go round-robin.
     Nodes {
@@ -57,8 +59,15 @@ impl Target {
                 client,
                 base,
                 open_at,
+                walked,
                 ..
-            } => nearest_count(client, base, open_at, at, k).await,
+            } => {
+                let (count, on_network) = nearest_count(client, base, open_at, at, k).await?;
+                if on_network {
+                    walked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                Ok(count)
+            }
             Target::Nodes {
                 client,
                 bases,
@@ -66,7 +75,7 @@ impl Target {
                 next,
             } => {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % bases.len();
-                nearest_count(client, &bases[i], open_at, at, k).await
+                Ok(nearest_count(client, &bases[i], open_at, at, k).await?.0)
             }
             Target::Postgis { pool, how } => {
                 let rows: Vec<(i64, f64)> = sqlx::query_as(POSTGIS_QUERY)
@@ -119,6 +128,14 @@ impl Target {
         }
     }
 
+    /// Answers walked on the walking network so far (aednet targets; 0 for the others).
+    pub fn walked(&self) -> u64 {
+        match self {
+            Target::Aednet { walked, .. } => walked.load(std::sync::atomic::Ordering::Relaxed),
+            _ => 0,
+        }
+    }
+
     pub async fn shutdown(self) {
         if let Target::Aednet { mut child, .. } = self {
             let _ = child.kill().await;
@@ -133,7 +150,7 @@ async fn nearest_count(
     open_at: &str,
     at: aednet_core::LatLon,
     k: usize,
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<(usize, bool)> {
     let url = format!(
         "{base}/api/v1/aeds/nearest?lat={}&lon={}&k={k}&open_at={open_at}&max_distance_m={MAX_DISTANCE_M}",
         at.lat, at.lon
@@ -145,8 +162,51 @@ async fn nearest_count(
     #[derive(serde::Deserialize)]
     struct Count {
         count: usize,
+        walk: Option<String>,
     }
-    Ok(resp.json::<Count>().await?.count)
+    let c = resp.json::<Count>().await?;
+    Ok((c.count, c.walk.as_deref() == Some("network")))
+}
+
+/// Waits until a freshly started server is quiet: its walking network decoded (when `network`)
+/// and its live coverage map built on it, so the measurement does not share the cores with
+/// start-up work (a 10^6-AED map and a 2.8 M-node graph take a while to load).
+pub async fn wait_settled(
+    client: &reqwest::Client,
+    base: &str,
+    metrics_url: &str,
+    network: bool,
+) -> anyhow::Result<()> {
+    let t = Instant::now();
+    let label = if network { "network" } else { "straight_line" };
+    let wanted = format!("aednet_coverage_map_builds_total{{walk=\"{label}\"}}");
+    loop {
+        let ready: serde_json::Value = client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await?
+            .json()
+            .await
+            .unwrap_or_default();
+        let graph_ok = !network || !ready["walk_network"].is_null();
+        let metrics = client.get(metrics_url).send().await?.text().await?;
+        let built = metrics
+            .lines()
+            .filter_map(|l| l.strip_prefix(wanted.as_str()))
+            .any(|v| v.trim().parse::<f64>().is_ok_and(|n| n >= 1.0));
+        if graph_ok && built {
+            eprintln!(
+                "aednet: settled after {:.1} s (walking network {}, coverage map built)",
+                t.elapsed().as_secs_f64(),
+                if network { "loaded" } else { "not used" }
+            );
+            return Ok(());
+        }
+        if t.elapsed() > std::time::Duration::from_secs(1800) {
+            bail!("aednet did not settle in 30 min (walking network loaded: {graph_ok}, coverage map on {label} built: {built})");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }
 
 const POSTGIS_QUERY: &str = "\
@@ -275,16 +335,24 @@ async fn aednet_with(
             );
         }
     }
-    let (base, child) = spawn_aednet(&url).await?;
+    let Spawned {
+        base,
+        metrics,
+        child,
+        ..
+    } = spawn_aednet_full(&url, &[]).await?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency * 2)
         .build()?;
+    let metrics = metrics.context("aednet did not say where its metrics are")?;
+    wait_settled(&client, &base, &metrics, network).await?;
     Ok(Target::Aednet {
         client,
         base,
         open_at: workload::query_time().to_rfc3339().replace('+', "%2B"),
         child,
         network,
+        walked: std::sync::atomic::AtomicU64::new(0),
     })
 }
 
@@ -310,6 +378,22 @@ pub async fn spawn_aednet_lanes(
     url: &str,
     env: &[(String, String)],
 ) -> anyhow::Result<(String, Option<String>, tokio::process::Child)> {
+    let s = spawn_aednet_full(url, env).await?;
+    Ok((s.base, s.lane, s.child))
+}
+
+/// A served child process and the addresses it announced.
+pub struct Spawned {
+    pub base: String,
+    /// The caller lane, when configured.
+    pub lane: Option<String>,
+    /// The metrics listener's `/metrics` URL, when announced.
+    pub metrics: Option<String>,
+    pub child: tokio::process::Child,
+}
+
+/// Starts `aednet serve` on `url` with extra environment and reads what it announced.
+pub async fn spawn_aednet_full(url: &str, env: &[(String, String)]) -> anyhow::Result<Spawned> {
     let exe = std::env::current_exe()?;
     let mut child = tokio::process::Command::new(exe)
         .arg("serve-aednet")
@@ -323,7 +407,7 @@ pub async fn spawn_aednet_lanes(
     let mut lines = tokio::io::BufReader::new(stdout).lines();
     let t = Instant::now();
     let mut lane = None;
-    let base = loop {
+    let (base, metrics) = loop {
         let line = lines
             .next_line()
             .await?
@@ -332,11 +416,18 @@ pub async fn spawn_aednet_lanes(
             lane = Some(rest.trim().to_string());
         }
         if let Some(rest) = line.strip_prefix("aednet listening on ") {
-            break rest
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_string();
+            // "http://host:port (metrics on http://host:port/metrics)"
+            let metrics = rest
+                .split("metrics on ")
+                .nth(1)
+                .map(|m| m.trim_end_matches(')').trim().to_string());
+            break (
+                rest.split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+                metrics,
+            );
         }
     };
     eprintln!(
@@ -344,7 +435,12 @@ pub async fn spawn_aednet_lanes(
         t.elapsed().as_secs_f64()
     );
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok((base, lane, child))
+    Ok(Spawned {
+        base,
+        lane,
+        metrics,
+        child,
+    })
 }
 
 /// Loads the network into a PostGIS table (kept between runs, keyed by size and seed).

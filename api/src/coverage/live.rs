@@ -48,6 +48,9 @@ pub struct Coverage {
     /// `aednet_coverage_population_share`: the live map's covered share (population-weighted,
     /// or of cells without population), for the coverage-drop alert.
     share_gauge: prometheus::Gauge,
+    /// `aednet_coverage_map_builds_total{walk}`: full rebuilds of the live map, by the walk
+    /// model they used (a load test waits for the one on the walking network before measuring).
+    builds: prometheus::IntCounterVec,
     /// Finished public answers by parameters and [`Self::answers_version`], and the slots
     /// for computing them (`[coverage] max_concurrent`).
     answers: Answers,
@@ -96,8 +99,18 @@ impl Coverage {
             .metrics
             .registry
             .register(Box::new(answer_counter.clone()));
+        let builds = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "aednet_coverage_map_builds_total",
+                "Full rebuilds of the live coverage map (start-up, new walking network, districts, imports), by walk model",
+            ),
+            &["walk"],
+        )
+        .expect("static metric");
+        let _ = state.metrics.registry.register(Box::new(builds.clone()));
         Ok(Arc::new(Self {
             share_gauge,
+            builds,
             answers: Answers::new(
                 AnswerCache::new(
                     config.cache_entries,
@@ -224,7 +237,12 @@ impl Coverage {
             ms = started.elapsed().as_millis() as u64,
             "coverage map built"
         );
+        let walk = match live.map.walk_used() {
+            WalkKind::Network => "network",
+            WalkKind::StraightLine => "straight_line",
+        };
         let summary = summary_json(&live.map, None, self.config.res);
+        self.builds.with_label_values(&[walk]).inc();
         self.share_gauge
             .set(summary["share"].as_f64().unwrap_or(0.0));
         *self.live.write() = Some(live);
