@@ -215,6 +215,9 @@ impl Lanes {
     }
 }
 
+/// Delivery records written concurrently at most (see [`Notifier`]'s `record_slots`).
+const RECORD_WRITERS: usize = 2;
+
 /// Told of every delivery record written (the dispatcher's board).
 pub type Observer = Arc<dyn Fn(&DeliveryRecord) + Send + Sync>;
 
@@ -234,6 +237,10 @@ pub struct Notifier {
     hook_tx: Option<Lanes>,
     metrics: Metrics,
     observer: std::sync::RwLock<Option<Observer>>,
+    /// Delivery records written at once: a wave's dozens of records must not take every
+    /// pooled database connection (SQLite writes one at a time anyway) while the push workers
+    /// wait for one to read subscriptions.
+    record_slots: Semaphore,
 }
 
 impl std::fmt::Debug for Notifier {
@@ -324,6 +331,7 @@ impl Notifier {
                 removed,
             },
             observer: std::sync::RwLock::new(None),
+            record_slots: Semaphore::new(RECORD_WRITERS),
             config,
         });
         for rx in push_rx.into_iter().flatten() {
@@ -433,7 +441,11 @@ impl Notifier {
             attempts,
             updated_at: Utc::now(),
         };
-        if let Err(e) = self.store.record_delivery(&rec).await {
+        // (The semaphore is never closed; `ok()` only keeps the permit for the write.)
+        let slot = self.record_slots.acquire().await.ok();
+        let written = self.store.record_delivery(&rec).await;
+        drop(slot);
+        if let Err(e) = written {
             tracing::warn!(error = %e, incident_id = key.incident_id, channel = channel.as_str(),
                 "delivery record not written");
         }
@@ -473,8 +485,9 @@ impl Notifier {
                     .seconds
                     .with_label_values(&[channel.as_str()])
                     .observe(started.elapsed().as_secs_f64());
-                me.write(msg.key, channel, state, reason, attempts).await;
+                // The slot is free once the push service answered; the record follows.
                 drop(permit);
+                me.write(msg.key, channel, state, reason, attempts).await;
             });
         }
     }
