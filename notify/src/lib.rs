@@ -215,9 +215,6 @@ impl Lanes {
     }
 }
 
-/// Delivery records written concurrently at most (see [`Notifier`]'s `record_slots`).
-const RECORD_WRITERS: usize = 2;
-
 /// Told of every delivery record written (the dispatcher's board).
 pub type Observer = Arc<dyn Fn(&DeliveryRecord) + Send + Sync>;
 
@@ -237,10 +234,6 @@ pub struct Notifier {
     hook_tx: Option<Lanes>,
     metrics: Metrics,
     observer: std::sync::RwLock<Option<Observer>>,
-    /// Delivery records written at once: a wave's dozens of records must not take every
-    /// pooled database connection (SQLite writes one at a time anyway) while the push workers
-    /// wait for one to read subscriptions.
-    record_slots: Semaphore,
 }
 
 impl std::fmt::Debug for Notifier {
@@ -331,7 +324,6 @@ impl Notifier {
                 removed,
             },
             observer: std::sync::RwLock::new(None),
-            record_slots: Semaphore::new(RECORD_WRITERS),
             config,
         });
         for rx in push_rx.into_iter().flatten() {
@@ -441,11 +433,7 @@ impl Notifier {
             attempts,
             updated_at: Utc::now(),
         };
-        // (The semaphore is never closed; `ok()` only keeps the permit for the write.)
-        let slot = self.record_slots.acquire().await.ok();
-        let written = self.store.record_delivery(&rec).await;
-        drop(slot);
-        if let Err(e) = written {
+        if let Err(e) = self.store.record_delivery(&rec).await {
             tracing::warn!(error = %e, incident_id = key.incident_id, channel = channel.as_str(),
                 "delivery record not written");
         }
@@ -485,9 +473,8 @@ impl Notifier {
                     .seconds
                     .with_label_values(&[channel.as_str()])
                     .observe(started.elapsed().as_secs_f64());
-                // The slot is free once the push service answered; the record follows.
-                drop(permit);
                 me.write(msg.key, channel, state, reason, attempts).await;
+                drop(permit);
             });
         }
     }
