@@ -31,8 +31,8 @@ pub struct NetworkTravel {
     speed_mps: f64,
     detour_factor: f64,
     cutoff_m: f64,
-    /// AEDs searched from with a shorter cutoff than `cutoff_m` (what is left of the budget
-    /// after their walk to the patient): an unmeasured walk from one is at least that long.
+    /// Each AED's own search cutoff (what is left of the budget after its walk to the
+    /// patient): an unmeasured walk from one is longer than that.
     short_cutoff: HashMap<Key, f64>,
     /// The patient, searched from with the whole cutoff (walks to it keep `cutoff_m`).
     patient: Key,
@@ -79,15 +79,12 @@ impl NetworkTravel {
         targets.extend(aed_snaps.iter().copied());
         me.measure(graph, &from_patient, &targets, cutoff_m);
         for a in &aed_snaps {
-            // A rescuer → AED walk longer than the budget left after AED → patient can make
-            // no fetch within the budget: search no farther (none at all for an AED the
-            // patient's search did not reach on the same part of the network).
-            // (Its walk to the patient as the plan will count it: measured, at least the
-            // cutoff when connected but not reached, or straight across parts that do not meet.)
-            let left = cutoff_m - me.travel_s(a.0, patient) * me.speed_mps;
-            if left < cutoff_m {
-                me.short_cutoff.insert(key(a.0), left.max(0.0));
-            }
+            // A rescuer → AED walk longer than the budget left after AED → patient (as the
+            // plan counts it: measured, at least the cutoff when connected but not reached,
+            // or straight across parts that do not meet) can make no fetch within the budget:
+            // search no farther, and not at all when nothing is left.
+            let left = cutoff_m - me.travel_m(a.0, patient);
+            me.short_cutoff.insert(key(a.0), left.max(0.0));
             if left > 0.0 {
                 me.measure(graph, a, &rescuer_snaps, left);
             }
@@ -118,8 +115,13 @@ impl NetworkTravel {
 
     /// Seconds from `a` to `b` (both among the places measured, or the straight-line model).
     pub fn travel_s(&self, a: LatLon, b: LatLon) -> f64 {
+        self.travel_m(a, b) / self.speed_mps
+    }
+
+    /// Metres from `a` to `b`, as [`Self::travel_s`] counts them.
+    fn travel_m(&self, a: LatLon, b: LatLon) -> f64 {
         if let Some(m) = self.walks.get(&(key(a), key(b))) {
-            return m / self.speed_mps;
+            return *m;
         }
         let straight = a.distance_m(&b) * self.detour_factor;
         let connected = matches!(
@@ -129,7 +131,7 @@ impl NetworkTravel {
         // Connected but not measured: farther than the cutoff of the search that would have
         // found it, so at least that. Otherwise (off the network, or on parts that do not
         // meet) the straight-line model.
-        let m = if connected {
+        if connected {
             let ends = [key(a), key(b)];
             let to_patient = ends.contains(&self.patient);
             let cutoff = ends
@@ -142,8 +144,7 @@ impl NetworkTravel {
             straight.max(cutoff)
         } else {
             straight
-        };
-        m / self.speed_mps
+        }
     }
 
     /// Walks measured on the network (both orders counted once).

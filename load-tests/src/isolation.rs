@@ -136,7 +136,9 @@ pub async fn run(o: &Options, dir: &std::path::Path) -> anyhow::Result<Report> {
         "AEDNET_CALLER_LISTEN".to_string(),
         "127.0.0.1:0".to_string(),
     )];
-    let (base, lane, child) = targets::spawn_aednet_lanes(&url, &lane_env).await?;
+    let targets::Spawned {
+        base, lane, child, ..
+    } = targets::spawn_aednet_full(&url, &lane_env).await?;
     let pid = child.id().unwrap_or_default();
     let measured = match o.port {
         Port::Lane => lane.context("the server announced no caller lane")?,

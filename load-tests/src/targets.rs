@@ -368,24 +368,14 @@ pub async fn spawn_aednet_env(
     url: &str,
     env: &[(String, String)],
 ) -> anyhow::Result<(String, tokio::process::Child)> {
-    let (base, _, child) = spawn_aednet_lanes(url, env).await?;
+    let Spawned { base, child, .. } = spawn_aednet_full(url, env).await?;
     Ok((base, child))
-}
-
-/// [`spawn_aednet_env`], also returning the caller lane's address when the server announced
-/// one (`AEDNET_CALLER_LISTEN` in `env`).
-pub async fn spawn_aednet_lanes(
-    url: &str,
-    env: &[(String, String)],
-) -> anyhow::Result<(String, Option<String>, tokio::process::Child)> {
-    let s = spawn_aednet_full(url, env).await?;
-    Ok((s.base, s.lane, s.child))
 }
 
 /// A served child process and the addresses it announced.
 pub struct Spawned {
     pub base: String,
-    /// The caller lane, when configured.
+    /// The caller lane, when the server announced one (`AEDNET_CALLER_LISTEN` in `env`).
     pub lane: Option<String>,
     /// The metrics listener's `/metrics` URL, when announced.
     pub metrics: Option<String>,
