@@ -162,7 +162,7 @@ pub(crate) async fn my_incidents(
     let more = docs.len() > limit as usize;
     let mut items = Vec::with_capacity(docs.len().min(limit as usize));
     for doc in docs.iter().take(limit as usize) {
-        let Ok(stored) = serde_json::from_str::<Incident>(doc) else {
+        let Ok(stored) = crate::engine::read_stored(&state.store, doc).await else {
             continue;
         };
         // An open incident this node owns is newer in memory than in the store.

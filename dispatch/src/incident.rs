@@ -179,6 +179,9 @@ pub struct Incident {
     /// Accepted helpers wanted; once reached, pending offers are stood down.
     pub wanted: usize,
     pub offers: Vec<OfferRecord>,
+    /// Never empty in memory (an incident starts with `created`); left out of the stored
+    /// document, whose trail is rows of its own (see [`crate::engine::read_stored`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub audit: Vec<AuditEntry>,
     /// Where the call came from when not typed in the console: a CAD hand-over.
     #[serde(default, skip_serializing_if = "Option::is_none")]

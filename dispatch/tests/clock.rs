@@ -11,34 +11,15 @@ use aednet_core::{LatLon, ManualClock};
 use aednet_dispatch::{Engine, OfferState, Policy};
 use chrono::{Duration, TimeZone, Utc};
 
+mod common;
+
 #[tokio::test]
 async fn deadlines_fire_only_when_the_clock_says_so() {
     let t0 = Utc.with_ymd_and_hms(2026, 11, 25, 2, 0, 0).unwrap();
-    let clock = Arc::new(ManualClock::new(t0));
-    let store = aednet_store::connect("sqlite::memory:").await.unwrap();
-    let state = AppState::new(store, Arc::new(LocalBus::default()), clock.clone());
-    let patient = LatLon {
-        lat: 28.97,
-        lon: 118.87,
-    };
     // Three rescuers north of the patient at 100, 200, 300 m.
-    for i in 1..=3i64 {
-        let pos = LatLon {
-            lat: 28.97 + 0.0009 * i as f64,
-            lon: 118.87,
-        };
-        state.geo.rescuer_moved(i, pos, t0);
-    }
-    let policy = Policy {
-        waves_m: vec![1000.0],
-        min_rescuers: 1,
-        min_aeds: 0,
-        cpr_direct: 2,
-        max_fetchers: 0,
-        max_alerts: 2,
-        offer_timeout_s: 90.0,
-        ..Policy::default()
-    };
+    let (state, clock) = common::world(t0, 3).await;
+    let patient = common::PATIENT;
+    let policy = common::two_at_a_time();
     let engine = Engine::new(state.clone(), policy);
     let inc = engine.create(patient, None, None).await.unwrap();
     let first: Vec<i64> = inc.offers.iter().map(|o| o.rescuer_id).collect();

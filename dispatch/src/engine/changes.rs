@@ -12,7 +12,15 @@ use crate::incident::{Answer, DispatchError, Effects, Incident, OfferState, Outc
 impl Engine {
     /// Stores `next` (the document and the audit entries the store does not have yet) and only
     /// then makes it the engine's copy: a failed write leaves the slot as it was.
-    pub(super) async fn persist(&self, slot: &mut Slot, next: Incident) -> Result<(), EngineError> {
+    pub(super) async fn persist(
+        &self,
+        slot: &mut Slot,
+        mut next: Incident,
+    ) -> Result<(), EngineError> {
+        // The document leaves the trail out: its entries are rows (see [`super::read_stored`]).
+        let trail = std::mem::take(&mut next.audit);
+        let doc = serde_json::to_string(&next).unwrap_or_default();
+        next.audit = trail;
         let inc = &next;
         let state = serde_json::to_value(inc.state)
             .ok()
@@ -29,7 +37,6 @@ impl Engine {
                 )
             })
             .collect();
-        let doc = serde_json::to_string(inc).unwrap_or_default();
         self.state
             .store
             .save_incident(inc.id, &state, &doc, &audit)
@@ -125,7 +132,7 @@ impl Engine {
     async fn reload(&self, slot: &mut Slot) {
         let id = slot.incident.id;
         let stored = match self.state.store.get_incident(id).await {
-            Ok(Some(doc)) => serde_json::from_str::<Incident>(&doc).ok(),
+            Ok(Some(doc)) => super::read_stored(&self.state.store, &doc).await.ok(),
             _ => None,
         };
         if let Some(inc) = stored.filter(|i| i.audit.len() >= slot.saved) {

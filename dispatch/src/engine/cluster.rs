@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, Mutex as AsyncMutex};
 
 use super::{stand_down_frame, Engine, EngineError, Slot, ENOUGH_RESPONDERS};
-use crate::incident::{Answer, DispatchError, Incident, OfferState, Outcome};
+use crate::incident::{Answer, DispatchError, OfferState, Outcome};
 use std::sync::Arc;
 
 impl EngineError {
@@ -94,8 +94,10 @@ impl Engine {
         if !self.leases.try_acquire(id).await? {
             return Ok(Take::Elsewhere);
         }
-        let doc = self.state.store.get_incident(id).await?;
-        let inc = doc.and_then(|d| serde_json::from_str::<Incident>(&d).ok());
+        let inc = match self.state.store.get_incident(id).await? {
+            Some(d) => super::read_stored(&self.state.store, &d).await.ok(),
+            None => None,
+        };
         let Some(inc) = inc.filter(|i| i.state.is_open()) else {
             self.leases.release(id).await;
             return Ok(Take::NotOpen);
@@ -196,7 +198,8 @@ impl Engine {
         let Some(s) = self.slot(id) else { return };
         let mut slot = s.lock().await;
         let stored = match self.state.store.get_incident(id).await {
-            Ok(doc) => doc.and_then(|d| serde_json::from_str::<Incident>(&d).ok()),
+            Ok(Some(d)) => super::read_stored(&self.state.store, &d).await.ok(),
+            Ok(None) => None,
             // The fence on the audit's sequence still stops a stale write.
             Err(e) => {
                 tracing::warn!(error = %e, incident = id, "checking a re-taken incident");

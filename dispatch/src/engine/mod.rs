@@ -65,6 +65,28 @@ pub const PRIOR_OFFERS: f64 = 4.0;
 /// Why pending offers are stood down while the incident stays open.
 const ENOUGH_RESPONDERS: &str = "enough responders are on the way";
 
+/// An incident as stored. The document carries everything but the audit trail: its entries are
+/// rows of their own, each written once in the save that made it ([`Engine::persist`]), so a
+/// save rewrites a document that does not grow with the trail. They are put back here. A
+/// document written before the split still carries its trail and is used as it is.
+pub(crate) async fn read_stored(
+    store: &aednet_store::DynStore,
+    doc: &str,
+) -> Result<Incident, EngineError> {
+    let corrupt = |e: serde_json::Error| aednet_store::StoreError::Corrupt(e.to_string());
+    let mut inc: Incident = serde_json::from_str(doc).map_err(corrupt)?;
+    if inc.audit.is_empty() {
+        inc.audit = store
+            .incident_audit(inc.id)
+            .await?
+            .iter()
+            .map(|e| serde_json::from_str(e))
+            .collect::<Result<_, _>>()
+            .map_err(corrupt)?;
+    }
+    Ok(inc)
+}
+
 /// A `stand_down` or `cancel` frame for a rescuer's socket.
 fn stand_down_frame(kind: &str, incident_id: i64, reason: &str) -> Value {
     json!({"type": kind, "incident_id": incident_id, "reason": reason})
@@ -272,17 +294,17 @@ impl Engine {
     /// save (their document is still empty).
     async fn stored_open(&self) -> Result<Vec<Incident>, EngineError> {
         let docs = self.state.store.open_incidents().await?;
-        Ok(docs
-            .iter()
-            .filter_map(|doc| match serde_json::from_str::<Incident>(doc) {
-                Ok(i) => Some(i),
-                Err(_) if doc.trim() == "{}" => None,
-                Err(e) => {
+        let mut out = Vec::with_capacity(docs.len());
+        for doc in docs.iter().filter(|d| d.trim() != "{}") {
+            match read_stored(&self.state.store, doc).await {
+                Ok(i) => out.push(i),
+                Err(EngineError::Store(aednet_store::StoreError::Corrupt(e))) => {
                     tracing::error!(error = %e, "unreadable incident document skipped");
-                    None
                 }
-            })
-            .collect())
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     }
 
     fn adopt(&self, incident: Incident) {
@@ -372,8 +394,7 @@ impl Engine {
             .get_incident(id)
             .await?
             .ok_or(EngineError::NotFound)?;
-        serde_json::from_str(&doc)
-            .map_err(|e| EngineError::Store(aednet_store::StoreError::Corrupt(e.to_string())))
+        read_stored(&self.state.store, &doc).await
     }
 
     /// Incidents this node owns.

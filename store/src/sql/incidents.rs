@@ -10,7 +10,7 @@ use crate::incidents::{
 use crate::{Result, StoreError};
 
 macro_rules! impl_incident_store {
-    ($store:ident, $db:ty, $max_params:expr) => {
+    ($store:ident, $db:ty, $max_params:expr, $begin_write:expr) => {
         #[async_trait]
         impl IncidentStore for $store {
             async fn claim_cad_call(&self, call_id: &str, body_sha256: &str, at: DateTime<Utc>) -> Result<CadClaim> {
@@ -84,26 +84,23 @@ macro_rules! impl_incident_store {
                 if n == 0 {
                     return Err(StoreError::Conflict { field: Some("incident_id".into()), message: format!("no incident {id}") });
                 }
-                for (seq, at, entry) in audit {
-                    sqlx::query("INSERT INTO incident_audit (incident_id, seq, at, entry) VALUES ($1, $2, $3, $4)")
-                        .bind(id)
-                        .bind(*seq)
-                        .bind(*at)
-                        .bind(entry)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| db_err(e, Some("audit")))?;
+                // One statement per chunk, not per entry: a save is a handful of round trips
+                // however many entries it appends.
+                for chunk in audit.chunks($max_params / 4) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO incident_audit (incident_id, seq, at, entry) ");
+                    qb.push_values(chunk, |mut b, (seq, at, entry)| {
+                        b.push_bind(id).push_bind(*seq).push_bind(*at).push_bind(entry.as_str());
+                    });
+                    qb.build().execute(&mut *tx).await.map_err(|e| db_err(e, Some("audit")))?;
                 }
-                for rescuer in rescuers_in_audit(audit) {
-                    sqlx::query(
-                        "INSERT INTO rescuer_incidents (rescuer_id, incident_id) VALUES ($1, $2) \
-                         ON CONFLICT DO NOTHING",
-                    )
-                    .bind(rescuer)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(plain)?;
+                let rescuers = rescuers_in_audit(audit);
+                for chunk in rescuers.chunks($max_params / 2) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO rescuer_incidents (rescuer_id, incident_id) ");
+                    qb.push_values(chunk, |mut b, rescuer| {
+                        b.push_bind(*rescuer).push_bind(id);
+                    });
+                    qb.push(" ON CONFLICT DO NOTHING");
+                    qb.build().execute(&mut *tx).await.map_err(plain)?;
                 }
                 tx.commit().await.map_err(plain)?;
                 Ok(())
@@ -163,7 +160,7 @@ macro_rules! impl_incident_store {
                     .await
                     .map_err(plain)?;
                     for (id,) in &ids {
-                        let mut tx = self.pool.begin().await.map_err(plain)?;
+                        let mut tx = self.pool.begin_with($begin_write).await.map_err(plain)?;
                         erased += Self::erase_in(&mut tx, *id, &Whose::Anyone).await?;
                         sqlx::query("UPDATE incidents SET positions_erased_at = $1 WHERE id = $2")
                             .bind(Utc::now())
@@ -200,17 +197,20 @@ macro_rules! impl_incident_store {
                         Whose::NotIn(rows.into_iter().map(|r| r.0).collect())
                     }
                 };
-                // Incidents past retention have no positions left.
+                // Incidents past retention have no positions left. The audit rows hold them
+                // (documents written before the trail left the document may too).
                 let ids: Vec<(i64,)> = sqlx::query_as(
                     "SELECT id FROM incidents WHERE positions_erased_at IS NULL \
-                     AND doc LIKE '%\"position\":%' ORDER BY id",
+                     AND (doc LIKE '%\"position\":%' OR id IN \
+                     (SELECT incident_id FROM incident_audit WHERE entry LIKE '%\"position\":%')) \
+                     ORDER BY id",
                 )
                 .fetch_all(&self.pool)
                 .await
                 .map_err(plain)?;
                 let mut erased = 0;
                 for (id,) in ids {
-                    let mut tx = self.pool.begin().await.map_err(plain)?;
+                    let mut tx = self.pool.begin_with($begin_write).await.map_err(plain)?;
                     erased += Self::erase_in(&mut tx, id, &whose).await?;
                     tx.commit().await.map_err(plain)?;
                 }
@@ -220,7 +220,11 @@ macro_rules! impl_incident_store {
 
         impl $store {
             /// Erases the positions `whose` takes from one incident's document and audit log,
-            /// in `tx`; returns how many audit entries lost one.
+            /// in `tx`; returns how many audit entries lost one. `tx` must have begun as a
+            /// write (`BEGIN IMMEDIATE` on SQLite): it reads, then writes what it read, and a
+            /// deferred transaction whose snapshot another write overtook cannot upgrade
+            /// (`SQLITE_BUSY` at once, no busy wait) — a rescuer's deletion revokes their
+            /// tokens at the same moment, and the erasure failed.
             async fn erase_in(tx: &mut sqlx::Transaction<'_, $db>, id: i64, whose: &Whose) -> Result<u64> {
                 let doc: Option<(String,)> = sqlx::query_as("SELECT doc FROM incidents WHERE id = $1")
                     .bind(id)
@@ -262,5 +266,7 @@ macro_rules! impl_incident_store {
 }
 
 // SQLite's limit on bound parameters per statement is 32,766; PostgreSQL's is 65,535.
-impl_incident_store!(SqliteStore, sqlx::Sqlite, 32_766usize);
-impl_incident_store!(PgStore, sqlx::Postgres, 65_535usize);
+// A transaction that reads and then writes what it read begins as a write: SQLite's
+// `BEGIN IMMEDIATE` takes the write lock first (waiting the busy timeout for it).
+impl_incident_store!(SqliteStore, sqlx::Sqlite, 32_766usize, "BEGIN IMMEDIATE");
+impl_incident_store!(PgStore, sqlx::Postgres, 65_535usize, "BEGIN");
