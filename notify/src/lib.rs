@@ -32,6 +32,9 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, Semaphore};
 
 pub use reqwest::Url;
+
+/// Delivery records stored per transaction at most.
+const RECORD_BATCH: usize = 256;
 pub use webpush::Vapid;
 
 /// `[notify]`: when to fall back from the WebSocket and how to reach the phone then.
@@ -72,7 +75,12 @@ pub struct WebPushConfig {
     pub vapid_private_key: Option<String>,
     /// The contact the push service's operators see, `mailto:` or `https:`.
     pub subject: String,
-    /// Push requests in flight at once, for offers and again for stand-downs and cancels.
+    /// Push requests in flight at once, for offers and again for stand-downs and cancels. A
+    /// slot is held until the push service answers: at 200 ms an answer, 64 slots carried at
+    /// most 320 offers a second, and four incidents' waves of 16 within 200 ms made the next
+    /// wave wait for slots (incident → last push p99 98–137 ms; 256 slots: 35 ms). A request
+    /// in flight is a pending future and, over HTTP/1.1, a socket (HTTP/2 push services, which
+    /// the big ones are, carry them all on one connection).
     pub concurrency: usize,
     /// Messages waiting for a free slot (offers, and again the others); beyond it a message
     /// fails at once.
@@ -89,7 +97,7 @@ impl Default for WebPushConfig {
         Self {
             vapid_private_key: None,
             subject: "mailto:admin@example.invalid".into(),
-            concurrency: 64,
+            concurrency: 256,
             queue: 10_000,
             timeout_s: 10.0,
             allow_http_endpoints: false,
@@ -234,6 +242,9 @@ pub struct Notifier {
     hook_tx: Option<Lanes>,
     metrics: Metrics,
     observer: std::sync::RwLock<Option<Observer>>,
+    /// Records for the writer task ([`Notifier::write_records`]), which stores them in
+    /// batches: a wave's records take the database's write lock once.
+    records: mpsc::UnboundedSender<DeliveryRecord>,
 }
 
 impl std::fmt::Debug for Notifier {
@@ -312,8 +323,10 @@ impl Notifier {
         } else {
             (None, None)
         };
+        let (records, records_rx) = mpsc::unbounded_channel();
         let me = Arc::new(Self {
             store,
+            records,
             vapid,
             http,
             push_tx,
@@ -326,6 +339,11 @@ impl Notifier {
             observer: std::sync::RwLock::new(None),
             config,
         });
+        tokio::spawn(Self::write_records(
+            me.store.clone(),
+            Arc::downgrade(&me),
+            records_rx,
+        ));
         for rx in push_rx.into_iter().flatten() {
             tokio::spawn(
                 me.clone()
@@ -387,7 +405,7 @@ impl Notifier {
     }
 
     /// Writes a delivery record in the background (the caller never waits for the store) and
-    /// counts it.
+    /// counts it once written.
     pub fn record(
         self: &Arc<Self>,
         key: MessageKey,
@@ -396,10 +414,29 @@ impl Notifier {
         reason: Option<String>,
         attempts: i32,
     ) {
-        let me = self.clone();
-        tokio::spawn(async move {
-            me.write(key, channel, state, reason, attempts).await;
-        });
+        self.write(key, channel, state, reason, attempts);
+    }
+
+    /// The writer task: takes whatever records are waiting (up to [`RECORD_BATCH`]), stores
+    /// them in one transaction, in the order they came, then counts them and tells the
+    /// observer. Ends with the notifier.
+    async fn write_records(
+        store: DynStore,
+        me: std::sync::Weak<Self>,
+        mut rx: mpsc::UnboundedReceiver<DeliveryRecord>,
+    ) {
+        let mut batch = Vec::with_capacity(RECORD_BATCH);
+        while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+            if let Err(e) = store.record_deliveries(&batch).await {
+                tracing::warn!(error = %e, records = batch.len(), "delivery records not written");
+            }
+            if let Some(me) = me.upgrade() {
+                for rec in &batch {
+                    me.counted(rec);
+                }
+            }
+            batch.clear();
+        }
     }
 
     /// The app confirmed it has the message (over `channel`).
@@ -417,7 +454,7 @@ impl Notifier {
         Ok(())
     }
 
-    async fn write(
+    fn write(
         &self,
         key: MessageKey,
         channel: Channel,
@@ -433,11 +470,8 @@ impl Notifier {
             attempts,
             updated_at: Utc::now(),
         };
-        if let Err(e) = self.store.record_delivery(&rec).await {
-            tracing::warn!(error = %e, incident_id = key.incident_id, channel = channel.as_str(),
-                "delivery record not written");
-        }
-        self.counted(&rec);
+        // The writer task lives as long as the notifier: this cannot fail while `self` does.
+        let _ = self.records.send(rec);
     }
 
     fn counted(&self, rec: &DeliveryRecord) {
@@ -473,7 +507,7 @@ impl Notifier {
                     .seconds
                     .with_label_values(&[channel.as_str()])
                     .observe(started.elapsed().as_secs_f64());
-                me.write(msg.key, channel, state, reason, attempts).await;
+                me.write(msg.key, channel, state, reason, attempts);
                 drop(permit);
             });
         }

@@ -148,6 +148,9 @@ pub trait NotifyStore: Send + Sync {
     /// `delivered` stays so, and `queued` (written in the background as a message enters a
     /// channel's queue) never replaces the outcome of a send that finished first.
     async fn record_delivery(&self, record: &DeliveryRecord) -> Result<()>;
+    /// [`NotifyStore::record_delivery`] for each, in order, in one transaction: a wave's
+    /// records take the database's write lock once, not once each.
+    async fn record_deliveries(&self, records: &[DeliveryRecord]) -> Result<()>;
     /// Every delivery record of an incident, by rescuer, message and channel.
     async fn deliveries(&self, incident_id: i64) -> Result<Vec<DeliveryRecord>>;
     /// Retention: deletes the delivery records of incidents closed or cancelled (last changed)

@@ -274,6 +274,7 @@ delegate!(NotifyStore {
     read fn push_subscriptions(&self, rescuer_id: i64) -> Result<Vec<crate::PushSubscription>>;
     write fn drop_push_endpoint(&self, endpoint: &str) -> Result<bool>;
     write fn record_delivery(&self, record: &crate::DeliveryRecord) -> Result<()>;
+    write fn record_deliveries(&self, records: &[crate::DeliveryRecord]) -> Result<()>;
     read fn deliveries(&self, incident_id: i64) -> Result<Vec<crate::DeliveryRecord>>;
     write fn erase_deliveries(&self, closed_before: DateTime<Utc>) -> Result<u64>;
 });

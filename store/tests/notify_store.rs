@@ -157,6 +157,36 @@ async fn delivered_is_final(s: &DynStore) {
     );
     assert_eq!(sd.updated_at, at);
     assert!(s.deliveries(8).await.unwrap().is_empty());
+
+    // A batch is the same records in order, in one transaction: a message's "queued" and
+    // its "sent" together end "sent"; a late "queued" and one after "delivered" change nothing.
+    let mut batch: Vec<DeliveryRecord> = [
+        (Channel::WebPush, DeliveryState::Queued),
+        (Channel::WebPush, DeliveryState::Sent),
+        (Channel::WebPush, DeliveryState::Queued),
+        (Channel::Ws, DeliveryState::Sent),
+        (Channel::Ws, DeliveryState::Delivered),
+        (Channel::Ws, DeliveryState::Failed),
+    ]
+    .into_iter()
+    .map(|(c, st)| rec(c, st, None))
+    .collect();
+    for r in &mut batch {
+        r.key.incident_id = 9;
+    }
+    s.record_deliveries(&batch).await.unwrap();
+    let nine = s.deliveries(9).await.unwrap();
+    let states: Vec<(Channel, DeliveryState)> = nine.iter().map(|d| (d.channel, d.state)).collect();
+    assert_eq!(nine.len(), 2, "{nine:?}");
+    assert!(
+        states.contains(&(Channel::WebPush, DeliveryState::Sent)),
+        "{states:?}"
+    );
+    assert!(
+        states.contains(&(Channel::Ws, DeliveryState::Delivered)),
+        "{states:?}"
+    );
+    s.record_deliveries(&[]).await.unwrap();
 }
 
 /// An audit entry as the engine writes them (only `rescuer_id` matters to the store).

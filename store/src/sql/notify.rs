@@ -132,26 +132,36 @@ macro_rules! impl_notify {
             }
 
             async fn record_delivery(&self, d: &DeliveryRecord) -> Result<()> {
-                sqlx::query(
-                    "INSERT INTO deliveries (incident_id, rescuer_id, message, offer_id, channel, state, reason, attempts, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                     ON CONFLICT (incident_id, rescuer_id, message, offer_id, channel) DO UPDATE SET \
-                     state = excluded.state, reason = excluded.reason, attempts = excluded.attempts, \
-                     updated_at = excluded.updated_at WHERE deliveries.state <> 'delivered' \
-                     AND (excluded.state <> 'queued' OR deliveries.state = 'queued')",
-                )
-                .bind(d.key.incident_id)
-                .bind(d.key.rescuer_id)
-                .bind(d.key.message.as_str())
-                .bind(d.key.offer_id)
-                .bind(d.channel.as_str())
-                .bind(d.state.as_str())
-                .bind(d.reason.as_deref())
-                .bind(d.attempts)
-                .bind(d.updated_at)
-                .execute(&self.pool)
-                .await
-                .map_err(plain)?;
+                self.record_deliveries(std::slice::from_ref(d)).await
+            }
+
+            async fn record_deliveries(&self, records: &[DeliveryRecord]) -> Result<()> {
+                let mut tx = self.pool.begin().await.map_err(plain)?;
+                // A statement per record (one multi-row upsert may not touch a row twice,
+                // and a batch can hold a message's `queued` and its `sent`).
+                for d in records {
+                    sqlx::query(
+                        "INSERT INTO deliveries (incident_id, rescuer_id, message, offer_id, channel, state, reason, attempts, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                         ON CONFLICT (incident_id, rescuer_id, message, offer_id, channel) DO UPDATE SET \
+                         state = excluded.state, reason = excluded.reason, attempts = excluded.attempts, \
+                         updated_at = excluded.updated_at WHERE deliveries.state <> 'delivered' \
+                         AND (excluded.state <> 'queued' OR deliveries.state = 'queued')",
+                    )
+                    .bind(d.key.incident_id)
+                    .bind(d.key.rescuer_id)
+                    .bind(d.key.message.as_str())
+                    .bind(d.key.offer_id)
+                    .bind(d.channel.as_str())
+                    .bind(d.state.as_str())
+                    .bind(d.reason.as_deref())
+                    .bind(d.attempts)
+                    .bind(d.updated_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(plain)?;
+                }
+                tx.commit().await.map_err(plain)?;
                 Ok(())
             }
 
