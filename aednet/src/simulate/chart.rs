@@ -66,11 +66,11 @@ fn draw<DB: DrawingBackend>(
     let mut builder = ChartBuilder::on(root);
     builder.margin(20);
     if text {
+        let caption = format!("AED on scene ≤ 4 min (aednet policy), {title}");
+        // Long city lines (a database URL and how people were placed) shrink to fit the width.
+        let size = (1700.0 / caption.chars().count() as f64).clamp(11.0, 22.0);
         builder
-            .caption(
-                format!("AED on scene ≤ 4 min (aednet policy), {title}"),
-                ("sans-serif", 22),
-            )
+            .caption(caption, ("sans-serif", size))
             .x_label_area_size(45)
             .y_label_area_size(60);
     } else {
