@@ -32,10 +32,10 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, Semaphore};
 
 pub use reqwest::Url;
+pub use webpush::Vapid;
 
 /// Delivery records stored per transaction at most.
 const RECORD_BATCH: usize = 256;
-pub use webpush::Vapid;
 
 /// `[notify]`: when to fall back from the WebSocket and how to reach the phone then.
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
@@ -407,14 +407,23 @@ impl Notifier {
     /// Writes a delivery record in the background (the caller never waits for the store) and
     /// counts it once written.
     pub fn record(
-        self: &Arc<Self>,
+        &self,
         key: MessageKey,
         channel: Channel,
         state: DeliveryState,
         reason: Option<String>,
         attempts: i32,
     ) {
-        self.write(key, channel, state, reason, attempts);
+        let rec = DeliveryRecord {
+            key,
+            channel,
+            state,
+            reason,
+            attempts,
+            updated_at: Utc::now(),
+        };
+        // The writer task lives as long as the notifier: this cannot fail while `self` does.
+        let _ = self.records.send(rec);
     }
 
     /// The writer task: takes whatever records are waiting (up to [`RECORD_BATCH`]), stores
@@ -454,26 +463,6 @@ impl Notifier {
         Ok(())
     }
 
-    fn write(
-        &self,
-        key: MessageKey,
-        channel: Channel,
-        state: DeliveryState,
-        reason: Option<String>,
-        attempts: i32,
-    ) {
-        let rec = DeliveryRecord {
-            key,
-            channel,
-            state,
-            reason,
-            attempts,
-            updated_at: Utc::now(),
-        };
-        // The writer task lives as long as the notifier: this cannot fail while `self` does.
-        let _ = self.records.send(rec);
-    }
-
     fn counted(&self, rec: &DeliveryRecord) {
         self.metrics
             .messages
@@ -507,7 +496,7 @@ impl Notifier {
                     .seconds
                     .with_label_values(&[channel.as_str()])
                     .observe(started.elapsed().as_secs_f64());
-                me.write(msg.key, channel, state, reason, attempts);
+                me.record(msg.key, channel, state, reason, attempts);
                 drop(permit);
             });
         }
