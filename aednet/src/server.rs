@@ -239,20 +239,40 @@ impl CallerLane {
     ) -> std::io::Result<CallerLane> {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
+        // Started means serving: the thread reports once its runtime holds the listener (or
+        // why it could not), so the lane is never announced before it exists.
+        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<std::io::Result<()>>(1);
         let thread = std::thread::Builder::new()
             .name("aednet-caller".into())
             .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
+                let started = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .thread_name("aednet-caller")
-                    .build()?;
-                // Registered with this runtime's reactor: readiness wakes this thread, not a
-                // shared worker.
-                rt.block_on(async move {
-                    let listener = TcpListener::from_std(listener)?;
-                    aednet_api::serve(listener, app, shutdown).await
-                })
+                    .build()
+                    .and_then(|rt| {
+                        // Registered with this runtime's reactor: readiness wakes this
+                        // thread, not a shared worker.
+                        let listener = {
+                            let _in = rt.enter();
+                            TcpListener::from_std(listener)?
+                        };
+                        Ok((rt, listener))
+                    });
+                let (rt, listener) = match started {
+                    Ok(s) => {
+                        let _ = ready_tx.send(Ok(()));
+                        s
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(std::io::Error::new(e.kind(), e.to_string())));
+                        return Err(e);
+                    }
+                };
+                rt.block_on(aednet_api::serve(listener, app, shutdown))
             })?;
+        ready_rx.recv().map_err(|_| {
+            std::io::Error::other("the caller lane's thread ended before it started")
+        })??;
         Ok(CallerLane { addr, thread })
     }
 
